@@ -1,0 +1,155 @@
+"""One CLI over the functions the notebooks call: compile, check, bench, tune, ncu, sanitize, report.
+
+    decodekit compile [--arch sm_100a] [KERNEL ...]
+    decodekit check --impl NAME --workloads contest|representative|B1,B3,...
+    decodekit bench --impl NAME... --workloads ... --preset contest|quick|...
+    decodekit tune
+    decodekit ncu --impl NAME --workloads ...
+    decodekit sanitize --impl NAME
+    decodekit report [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _check(args) -> int:
+    import torch
+
+    from decodekit.check import check
+    from decodekit.registry import get
+    from decodekit.workloads import select
+
+    impl = get(args.impl)
+    why = impl.unavailable()
+    if why:
+        print(f"{impl.name}: cannot run here: {why}", file=sys.stderr)
+        return 2
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    failed = 0
+    print(f"{'workload':<10} {'B':>4}  {'result':<6} details")
+    for w in select(args.workloads):
+        for profile in args.profiles.split(","):
+            res = check(impl, w, device=device, profile=profile)
+            failed += not res.passed
+            tag = "pass" if res.passed else "FAIL"
+            detail = "" if res.passed else res.summary()
+            out = res.reports[0] if res.reports else None
+            if res.passed and out is not None:
+                detail = f"{profile}: out rel {out.rel_err:.2e}, state rel {res.reports[1].rel_err:.2e}"
+            print(f"{w.name:<10} {w.batch_size:>4}  {tag:<6} {detail}")
+    print(f"{impl.name}: {'all passed' if not failed else f'{failed} FAILED'}")
+    return 1 if failed else 0
+
+
+def _lazy(module: str, func: str):
+    def run(args) -> int:
+        import importlib
+
+        return importlib.import_module(f"decodekit.{module}").__dict__[func](args)
+
+    return run
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="decodekit", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    c = sub.add_parser("compile", help="compile kernels/ (no GPU needed with --arch)")
+    c.add_argument("kernels", nargs="*")
+    c.add_argument("--arch", action="append", help="sm_90a, sm_100a, ... (repeatable)")
+    c.set_defaults(run=_compile)
+
+    c = sub.add_parser("check", help="check an implementation against the fp64 oracle")
+    c.add_argument("--impl", required=True)
+    c.add_argument("--workloads", default="representative")
+    c.add_argument("--profiles", default="random", help="random,extreme")
+    c.set_defaults(run=_check)
+
+    c = sub.add_parser("bench", help="time implementations; records go to data/results/")
+    c.add_argument("--impl", nargs="+", required=True)
+    c.add_argument("--workloads", default="representative")
+    c.add_argument("--preset", default="quick")
+    c.add_argument("--methods", default=None, help="extra methods: graph-hot,host-dispatch,wall")
+    c.set_defaults(run=_bench)
+
+    c = sub.add_parser("tune", help="tuning sweep of kit variants; writes data/tuning/")
+    c.add_argument("--batch-sizes", default="1,4,8,16,32,48,64")
+    c.add_argument("--preset", default="quick")
+    c.set_defaults(run=_tune)
+
+    c = sub.add_parser("ncu", help="profile under Nsight Compute; exports to data/ncu/")
+    c.add_argument("--impl", required=True)
+    c.add_argument("--workloads", default="representative")
+    c.add_argument("--clock-control", default="base")
+    c.add_argument("--cache-control", default="all")
+    c.set_defaults(run=_ncu)
+
+    c = sub.add_parser("sanitize", help="compute-sanitizer over an implementation")
+    c.add_argument("--impl", required=True)
+    c.add_argument("--batch-sizes", default="1,3,64")
+    c.add_argument("--tools", default="memcheck,racecheck,initcheck,synccheck")
+    c.set_defaults(run=_sanitize)
+
+    c = sub.add_parser("report", help="execute the notebooks headless and export HTML")
+    c.add_argument("--out", default="reports")
+    c.add_argument("--notebooks", nargs="*", default=None)
+    c.add_argument("--impl", default=None)
+    c.add_argument("--workloads", default=None)
+    c.add_argument("--preset", default=None)
+    c.set_defaults(run=_report)
+    return p
+
+
+def _compile(a) -> int:
+    from decodekit.compile import cli_compile
+
+    return cli_compile(a.kernels or None, a.arch)
+
+
+def _bench(a) -> int:
+    from decodekit.sweep import cli_bench
+
+    return cli_bench(a.impl, a.workloads, a.preset, a.methods)
+
+
+def _tune(a) -> int:
+    from decodekit.tuning import cli_tune
+
+    return cli_tune([int(x) for x in a.batch_sizes.split(",")], a.preset)
+
+
+def _ncu(a) -> int:
+    from decodekit.ncu import cli_ncu
+
+    return cli_ncu(a.impl, a.workloads, clock_control=a.clock_control, cache_control=a.cache_control)
+
+
+def _sanitize(a) -> int:
+    from decodekit.sanitize import cli_sanitize
+
+    return cli_sanitize(a.impl, [int(x) for x in a.batch_sizes.split(",")], a.tools.split(","))
+
+
+def _report(a) -> int:
+    from decodekit.report import cli_report
+
+    return cli_report(a.out, a.notebooks, a.impl, a.workloads, a.preset)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except (ValueError, KeyError, RuntimeError, FileNotFoundError) as e:
+        # bad input or a missing tool: one clear line, not a traceback
+        print(f"decodekit {args.cmd}: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
