@@ -32,6 +32,7 @@ class Workload:
     uuid: str
     batch_size: int
     representative: bool = False
+    trace: str | None = None  # JSON of a flashinfer-trace workload's inputs (decodekit.trace)
 
     @property
     def name(self) -> str:
@@ -59,7 +60,8 @@ def load_manifest(path: str | Path = MANIFEST) -> tuple[Workload, ...]:
 
 def select(which: str | Iterable = "representative") -> list[Workload]:
     """Workloads by name: ``contest`` (all 54), ``representative`` (8), a uuid or its prefix,
-    batch sizes ``"B1,B3,17"``, or a list mixing ints, uuids and Workloads."""
+    batch sizes ``"B1,B3,17"``, ``"trace:/path/to/flashinfer-trace"`` (a dataset folder), or a
+    list mixing ints, uuids and Workloads."""
     if isinstance(which, Workload):
         return [which]
     if isinstance(which, int):
@@ -69,6 +71,10 @@ def select(which: str | Iterable = "representative") -> list[Workload]:
             return list(load_manifest())
         if which == "representative":
             return [w for w in load_manifest() if w.representative]
+        if which.startswith("trace:"):
+            from decodekit.trace import load
+
+            return load(which[len("trace:") :])
         parts = [p.strip() for p in which.split(",") if p.strip()]
         if not parts:
             raise SpecError(
@@ -155,6 +161,10 @@ def make_inputs(
     )
     out = {name: t.to(device) for name, t in tensors.items()}
     out["scale"] = None
+    if w.trace is not None:
+        from decodekit.trace import materialize
+
+        out = materialize(w, out, device)
     return out
 
 
