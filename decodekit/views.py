@@ -21,15 +21,48 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 
 RECORD_COLUMNS = (
-    "impl", "uuid", "workload", "batch_size", "method", "latency_us", "mean_us", "p10_us",
-    "p90_us", "min_us", "spread", "noisy", "preset", "status", "bytes", "gbps", "pct_copy",
-    "pct_peak", "gpu", "sm_count", "timestamp", "run_id", "git_commit", "driver", "cuda",
-    "torch", "source_digest",
+    "impl",
+    "uuid",
+    "workload",
+    "batch_size",
+    "method",
+    "latency_us",
+    "mean_us",
+    "p10_us",
+    "p90_us",
+    "min_us",
+    "spread",
+    "noisy",
+    "preset",
+    "status",
+    "bytes",
+    "gbps",
+    "pct_copy",
+    "pct_peak",
+    "gpu",
+    "sm_count",
+    "timestamp",
+    "run_id",
+    "git_commit",
+    "driver",
+    "cuda",
+    "torch",
+    "source_digest",
 )
 NCU_COLUMNS = (
-    "uuid", "batch_size", "kernel", "duration_us", "dram_read_bytes", "dram_write_bytes",
-    "dram_throughput_pct", "achieved_occupancy", "registers_per_thread", "grid_size",
-    "block_size", "pct_of_floor", "impl",
+    "uuid",
+    "batch_size",
+    "kernel",
+    "duration_us",
+    "dram_read_bytes",
+    "dram_write_bytes",
+    "dram_throughput_pct",
+    "achieved_occupancy",
+    "registers_per_thread",
+    "grid_size",
+    "block_size",
+    "pct_of_floor",
+    "impl",
 )
 
 
@@ -57,10 +90,10 @@ def normalize(df: pd.DataFrame) -> pd.DataFrame:
 def load_records(path: str | Path | None = None) -> pd.DataFrame:
     """All records under ``path`` (default ``<data>/results``) as one normalized DataFrame."""
     folder = Path(path) if path is not None else data_dir() / "results"
-    files = sorted(folder.glob("*.jsonl")) if folder.is_dir() else [folder] if folder.exists() else []
-    rows = [
-        json.loads(line) for f in files for line in f.read_text().splitlines() if line.strip()
-    ]
+    files = (
+        sorted(folder.glob("*.jsonl")) if folder.is_dir() else [folder] if folder.exists() else []
+    )
+    rows = [json.loads(line) for f in files for line in f.read_text().splitlines() if line.strip()]
     return normalize(pd.DataFrame(rows)) if rows else normalize(empty_records())
 
 
@@ -117,9 +150,14 @@ def runs(df: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=["run_id", "gpu", "date", "git_commit", "preset", "rows"])
     g = df.groupby(df["run_id"].fillna("?"), sort=False)
     out = g.agg(
-        gpu=("gpu", "first"), date=("timestamp", "max"), git_commit=("git_commit", "first"),
-        driver=("driver", "first"), cuda=("cuda", "first"), torch=("torch", "first"),
-        preset=("preset", "first"), rows=("impl", "size"),
+        gpu=("gpu", "first"),
+        date=("timestamp", "max"),
+        git_commit=("git_commit", "first"),
+        driver=("driver", "first"),
+        cuda=("cuda", "first"),
+        torch=("torch", "first"),
+        preset=("preset", "first"),
+        rows=("impl", "size"),
         methods=("method", lambda s: ", ".join(sorted(set(s.dropna())))),
         impls=("impl", lambda s: ", ".join(sorted(set(s.dropna())))),
     )
