@@ -1,12 +1,12 @@
 """One CLI over the functions the notebooks call: compile, check, bench, tune, ncu, sanitize, report.
 
-    decodekit compile [--arch sm_100a] [KERNEL ...]
-    decodekit check --impl NAME --workloads contest|representative|B1,B3,...
-    decodekit bench --impl NAME... --workloads ... --preset contest|quick|...
-    decodekit tune
-    decodekit ncu --impl NAME --workloads ...
-    decodekit sanitize --impl NAME
-    decodekit report [--out DIR]
+decodekit compile [--arch sm_100a] [KERNEL ...]
+decodekit check --impl NAME --workloads contest|representative|B1,B3,...
+decodekit bench --impl NAME... --workloads ... --preset contest|quick|...
+decodekit tune
+decodekit ncu --impl NAME --workloads ...
+decodekit sanitize --impl NAME
+decodekit report [--out DIR]
 """
 
 from __future__ import annotations
@@ -38,7 +38,9 @@ def _check(args) -> int:
             detail = "" if res.passed else res.summary()
             out = res.reports[0] if res.reports else None
             if res.passed and out is not None:
-                detail = f"{profile}: out rel {out.rel_err:.2e}, state rel {res.reports[1].rel_err:.2e}"
+                detail = (
+                    f"{profile}: out rel {out.rel_err:.2e}, state rel {res.reports[1].rel_err:.2e}"
+                )
             print(f"{w.name:<10} {w.batch_size:>4}  {tag:<6} {detail}")
     print(f"{impl.name}: {'all passed' if not failed else f'{failed} FAILED'}")
     return 1 if failed else 0
@@ -80,6 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--preset", default="quick")
     c.set_defaults(run=_tune)
 
+    c = sub.add_parser("table", help="regenerate the variant table of kernels/README.md")
+    c.add_argument("--print-only", action="store_true")
+    c.set_defaults(run=_table)
+
     c = sub.add_parser("ncu", help="profile under Nsight Compute; exports to data/ncu/")
     c.add_argument("--impl", required=True)
     c.add_argument("--workloads", default="representative")
@@ -106,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _compile(a) -> int:
     from decodekit.compile import cli_compile
 
-    return cli_compile(a.kernels or None, a.arch)
+    return cli_compile(a.kernels or None, ",".join(a.arch) if a.arch else None)
 
 
 def _bench(a) -> int:
@@ -121,10 +127,18 @@ def _tune(a) -> int:
     return cli_tune([int(x) for x in a.batch_sizes.split(",")], a.preset)
 
 
+def _table(a) -> int:
+    from decodekit.kernel_table import cli_table
+
+    return cli_table(write_readme=not a.print_only)
+
+
 def _ncu(a) -> int:
     from decodekit.ncu import cli_ncu
 
-    return cli_ncu(a.impl, a.workloads, clock_control=a.clock_control, cache_control=a.cache_control)
+    return cli_ncu(
+        a.impl, a.workloads, clock_control=a.clock_control, cache_control=a.cache_control
+    )
 
 
 def _sanitize(a) -> int:

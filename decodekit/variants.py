@@ -14,6 +14,7 @@ benches, NCU runs and reports pick it up through :mod:`decodekit.registry`.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 from decodekit.registry import Impl, register
@@ -35,7 +36,9 @@ def variant(
     def factory():
         from decodekit.launch import kernel_impl
 
-        return kernel_impl(source, entry, launch_shape, defines=defines or {})
+        return kernel_impl(
+            source, entry, launch_shape, defines=defines or {}, inplace_ok=inplace_ok, name=name
+        )
 
     return register(
         Impl(
@@ -59,4 +62,134 @@ variant(
     parent=None,
     inplace_ok=True,
     description="one block per (batch, value head), one thread per state row, one-pass math",
+)
+
+
+def split_shape(defines: dict) -> Callable[[int], Shape]:
+    """Launch shape of the row-split kernels (rowsplit, streaming, subwarp, bulk) built with
+    ``defines``: ``B * 8 * SPLIT`` blocks of ``WARPS * 32`` threads, no dynamic shared memory,
+    where a block owns ``WARPS * ROWS_PER_WARP`` rows of one head and ``SPLIT`` blocks share it.
+
+    >>> split_shape({"WARPS": 4, "ROWS_PER_WARP": 8})(2)
+    ((64,), (128,), 0)
+    """
+    warps, rows = int(defines["WARPS"]), int(defines["ROWS_PER_WARP"])
+    if warps < 1 or rows < 1 or 128 % (warps * rows):
+        raise ValueError(
+            f"argument 'defines': WARPS * ROWS_PER_WARP must divide 128, got {warps} * {rows}"
+        )
+    split = 128 // (warps * rows)
+    return lambda B: ((B * 8 * split,), (32 * warps,), 0)
+
+
+def _split_variant(name: str, defines: dict, *, parent: str, description: str) -> Impl:
+    source = f"gdn_decode_{name}.cu"
+    impl = variant(
+        name,
+        source,
+        f"gdn_decode_{name}",
+        split_shape(defines),
+        parent=parent,
+        description=description,
+        defines=defines,
+        inplace_ok=True,
+    )
+    # decodekit.tuning builds the same source with other defines; this gives their shape.
+    impl.meta["shape_for"] = split_shape
+    return impl
+
+
+_split_variant(
+    "rowsplit",
+    {"WARPS": 4, "ROWS_PER_WARP": 4},
+    parent="baseline",
+    description="V rows of a head split over blocks; a warp holds 4 rows in flight with "
+    "16-byte loads and butterfly reductions",
+)
+_split_variant(
+    "streaming",
+    {"WARPS": 4, "ROWS_PER_WARP": 4, "LOAD_HINT": 1, "STORE_HINT": 0},
+    parent="rowsplit",
+    description="rowsplit with evict-first (ld.global.cs) state loads, so dirty new_state "
+    "lines stay in L2",
+)
+_split_variant(
+    "subwarp",
+    {"WARPS": 4, "ROWS_PER_WARP": 8, "LANES_PER_ROW": 8, "LOAD_HINT": 1, "STORE_HINT": 0},
+    parent="streaming",
+    description="streaming with 8 lanes per row: 4 rows per load instruction, 3-step reductions",
+)
+_split_variant(
+    "bulk",
+    {"WARPS": 4, "ROWS_PER_WARP": 8, "STORE_HINT": 0, "BULK_STORE": 0},
+    parent="streaming",
+    description="a warp's 4 KiB of state arrives by one cp.async.bulk (TMA engine) into "
+    "shared memory, completing on an mbarrier",
+)
+
+
+@functools.cache
+def _sm_count() -> int:
+    import torch
+
+    return torch.cuda.get_device_properties(torch.cuda.current_device()).multi_processor_count
+
+
+def persistent_shape(defines: dict, sms: int | None = None) -> Callable[[int], Shape]:
+    """Launch shape of ``gdn_decode_persistent.cu`` built with ``defines``: enough blocks of
+    ``WARPS * 32`` threads for one warp per ``ROWS_PER_WARP``-row tile, at most
+    ``BLOCKS_PER_SM`` per SM (``sms``: SM count, default the current GPU's, read once).
+
+    >>> shape = persistent_shape({"WARPS": 4, "ROWS_PER_WARP": 8, "BLOCKS_PER_SM": 4}, sms=132)
+    >>> shape(64), shape(1)
+    (((528,), (128,), 0), ((32,), (128,), 0))
+    """
+    warps, rows = int(defines["WARPS"]), int(defines["ROWS_PER_WARP"])
+    per_sm = int(defines["BLOCKS_PER_SM"])
+    if warps < 1 or per_sm < 1 or rows < 1 or 128 % rows:
+        raise ValueError(
+            "argument 'defines': ROWS_PER_WARP must divide 128 and WARPS, BLOCKS_PER_SM be "
+            f"positive, got {warps}, {rows}, {per_sm}"
+        )
+
+    def shape(B: int) -> Shape:
+        tiles = B * 8 * (128 // rows)
+        cap = (sms or _sm_count()) * per_sm
+        return ((min(-(-tiles // warps), cap),), (32 * warps,), 0)
+
+    return shape
+
+
+_PERSISTENT = {"WARPS": 4, "ROWS_PER_WARP": 8, "BLOCKS_PER_SM": 4, "LOAD_HINT": 1, "STORE_HINT": 1}
+_persistent = variant(
+    "persistent",
+    "gdn_decode_persistent.cu",
+    "gdn_decode_persistent",
+    persistent_shape(_PERSISTENT),
+    parent="streaming",
+    description="a fixed grid of resident warps walks row tiles, issuing the next tile's "
+    "loads before it reduces and stores the current one",
+    defines=_PERSISTENT,
+    inplace_ok=True,
+)
+_persistent.meta["shape_for"] = persistent_shape
+
+
+def _best_factory():
+    from decodekit.tuning import dispatcher
+
+    return dispatcher()
+
+
+register(
+    Impl(
+        name="best",
+        kind="kernel",
+        description="per batch size, the variant and launch shape that won the tuning sweep "
+        "on this GPU (data/tuning/<gpu>.json), else a built-in default",
+        factory=_best_factory,
+        parent=None,
+        inplace_ok=True,
+        meta={"dispatcher": True, "ncu_kernel": "^gdn_decode_(rowsplit|streaming|subwarp|bulk)$"},
+    )
 )

@@ -12,7 +12,6 @@ view to another data set, which is how tests and reports render a copy without t
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -20,50 +19,18 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# The records schema (decodekit.records) as far as views read it; absent columns become NA.
 RECORD_COLUMNS = (
-    "impl",
-    "uuid",
-    "workload",
-    "batch_size",
-    "method",
-    "latency_us",
-    "mean_us",
-    "p10_us",
-    "p90_us",
-    "min_us",
-    "spread",
-    "noisy",
-    "preset",
-    "status",
-    "bytes",
-    "gbps",
-    "pct_copy",
-    "pct_peak",
-    "gpu",
-    "sm_count",
-    "timestamp",
-    "run_id",
-    "git_commit",
-    "driver",
-    "cuda",
-    "torch",
-    "source_digest",
-)
-NCU_COLUMNS = (
-    "uuid",
-    "batch_size",
-    "kernel",
-    "duration_us",
-    "dram_read_bytes",
-    "dram_write_bytes",
-    "dram_throughput_pct",
-    "achieved_occupancy",
-    "registers_per_thread",
-    "grid_size",
-    "block_size",
-    "pct_of_floor",
-    "impl",
-)
+    "impl", "uuid", "workload", "batch_size", "method", "latency_us", "mean_us", "p10_us",
+    "p90_us", "min_us", "spread", "noisy", "preset", "status", "bytes", "gbps", "pct_copy",
+    "pct_peak", "gpu", "sm_count", "timestamp", "run_id", "git_commit", "driver", "cuda",
+    "torch", "source_digest",
+    "impl_kind",  # "kernel" | "baseline" | "floor" (copy and launch floors, decodekit.floors)
+    "timing",  # floor rows: the timing method the floor was measured with
+)  # fmt: skip
+
+# Preference order for "the kernel's time" when a caller names no method.
+KERNEL_METHODS = ("cupti-cold", "events-cold", "graph-hot", "fib-0.1.2", "wall")
 
 
 def data_dir() -> Path:
@@ -89,23 +56,21 @@ def normalize(df: pd.DataFrame) -> pd.DataFrame:
 
 def load_records(path: str | Path | None = None) -> pd.DataFrame:
     """All records under ``path`` (default ``<data>/results``) as one normalized DataFrame."""
+    from decodekit import records
+
     folder = Path(path) if path is not None else data_dir() / "results"
-    files = (
-        sorted(folder.glob("*.jsonl")) if folder.is_dir() else [folder] if folder.exists() else []
-    )
-    rows = [json.loads(line) for f in files for line in f.read_text().splitlines() if line.strip()]
-    return normalize(pd.DataFrame(rows)) if rows else normalize(empty_records())
+    if not folder.exists():
+        return normalize(empty_records())
+    return normalize(records.load(folder))
 
 
 def load_ncu(path: str | Path | None = None) -> pd.DataFrame:
     """Nsight Compute metrics via :func:`decodekit.ncu.load` (empty frame when none are recorded)."""
+    from decodekit import ncu, ncu_parse
+
     folder = Path(path) if path is not None else data_dir() / "ncu"
-    try:
-        from decodekit import ncu
-    except ImportError:
-        return pd.DataFrame({c: pd.Series(dtype=object) for c in NCU_COLUMNS})
-    if not folder.exists() or not any(folder.iterdir()):
-        return pd.DataFrame({c: pd.Series(dtype=object) for c in NCU_COLUMNS})
+    if not folder.is_dir():
+        return pd.DataFrame(columns=[*ncu_parse.COLUMNS, "gpu", "date"])
     return ncu.load(folder)
 
 
@@ -130,17 +95,47 @@ def ok(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def latest(df: pd.DataFrame, gpu: str | None = None) -> pd.DataFrame:
-    """One GPU (``gpu`` or the most recently recorded) and the newest row per impl x uuid x method."""
+    """One GPU (``gpu``, else the newest recorded), the newest row per impl x workload x method."""
     df = normalize(df)
     if df.empty:
         return df
     if gpu is None:
-        newest = df.sort_values("timestamp", na_position="first").iloc[-1]
-        gpu = newest["gpu"]
+        # CPU-only runs (host methods of torch-fp32) never hide a GPU's records.
+        on_gpu = df[df["gpu"].fillna("cpu") != "cpu"]
+        last = (on_gpu if len(on_gpu) else df).sort_values("timestamp", na_position="first")
+        gpu = last.iloc[-1]["gpu"]
     if not pd.isna(gpu):
         df = df[df["gpu"] == gpu]
     df = df.sort_values("timestamp", na_position="first")
-    return df.drop_duplicates(["impl", "uuid", "method"], keep="last").reset_index(drop=True)
+    key = ["impl", "uuid", "batch_size", "method", "timing"]
+    return df.drop_duplicates(key, keep="last").reset_index(drop=True)
+
+
+def kernel_method(df: pd.DataFrame) -> str | None:
+    """The timing method views show by default: the first of :data:`KERNEL_METHODS` recorded."""
+    d = ok(df)
+    have = set(d.loc[d["impl_kind"].fillna("") != "floor", "method"])
+    return next((m for m in KERNEL_METHODS if m in have), None)
+
+
+def table(df: pd.DataFrame, method: str | None = None) -> pd.DataFrame:
+    """Latency (µs) per implementation and batch size (:func:`decodekit.sweep.table`) of the
+    newest records, with the default method; failed checks show their status, not a number."""
+    from decodekit.sweep import table as sweep_table
+
+    d = latest(df)
+    t = sweep_table(d, method or kernel_method(d))
+    t.columns = [int(c) for c in t.columns]
+    t.columns.name = f"B ({method or kernel_method(d)}, µs)"
+    return t
+
+
+def method_table(df: pd.DataFrame, impl: str) -> pd.DataFrame:
+    """Latency (µs) of ``impl`` per timing method (rows) and batch size (columns)."""
+    d = ok(latest(df))
+    d = d[d["impl"] == impl]
+    t = d.pivot_table(index="method", columns="batch_size", values="latency_us", aggfunc="mean")
+    return t.rename(columns=int).round(2)
 
 
 def runs(df: pd.DataFrame) -> pd.DataFrame:
@@ -194,11 +189,18 @@ def provenance(df: pd.DataFrame) -> str:
 def banner(df: pd.DataFrame, live: bool) -> str:
     """The one-line statement a view shows above its numbers: live or recorded, GPU and date."""
     if live:
-        return f"live: measured on {gpu_of(latest(df))} in this session (records also written)"
-    if latest(df).empty:
-        return f"no GPU: no recorded results under {data_dir()} yet; figures are empty"
+        import torch
+
+        gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "the GPU"
+        return (
+            f"live: measuring on {gpu} now; figures draw on the records "
+            f"this session appends to {data_dir() / 'results'}"
+        )
     d = latest(df)
-    return f"no GPU: showing recorded data from {gpu_of(d)} {when(d)}"
+    why = "no GPU" if not gpu_available() else "recorded mode (live=False)"
+    if d.empty:
+        return f"{why}: no recorded results under {data_dir() / 'results'} yet; figures are empty"
+    return f"{why}: showing recorded data from {gpu_of(d)} {when(d)}"
 
 
 def kernels_log(section: str | None = None) -> str:

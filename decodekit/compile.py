@@ -1,0 +1,426 @@
+"""Compile ``kernels/*.cu`` to a cubin with NVRTC, with or without a GPU.
+
+NVRTC comes from the ``nvidia-cuda-nvrtc`` wheel and ``cuda_bf16.h`` from
+``nvidia-cuda-runtime``, through CuPy's low-level binding (CuPy's own compiler front end asks
+the driver for its version and so needs a GPU). Options: C++17, line info, ``-I kernels/``,
+``-D`` defines, and ``ptxas -v`` so every build reports registers, spills and shared memory.
+The arch is read back from the cubin and must be the one asked for.
+
+Builds are cached in memory, keyed on a digest of the source and its local includes, the
+options and the NVRTC version (a build takes NVRTC about 0.2 s, so there is no disk cache).
+A repeat call costs one ``stat`` per file: the digest is recomputed only when a file's mtime
+or size changed, so editing a ``.cu`` and calling again rebuilds with no restart.
+
+>>> build = compile_kernel("empty.cu", arch="sm_100a")
+>>> build.arch_from_cubin
+'sm_100a'
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import struct
+import time
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+KERNELS_DIR = ROOT / "kernels"
+FLAGS = ("-std=c++17", "-lineinfo", "-Xptxas=-v")
+_ARCH_RE = re.compile(r"^sm_(\d+)([af]?)$")
+_INCLUDE_RE = re.compile(r'^\s*#\s*include\s*"([^"]+)"', re.M)
+_SPILL_RE = re.compile(
+    r"(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads"
+)
+
+
+class CompileError(RuntimeError):
+    """NVRTC rejected a kernel; the message shows ``file:line: error`` and the source line.
+
+    ``file`` and ``line`` locate the first error; ``log`` is the full compiler log.
+    """
+
+    def __init__(self, message: str, *, file: str, line: int | None, log: str):
+        super().__init__(message)
+        self.file, self.line, self.log = file, line, log
+
+
+@dataclass(frozen=True)
+class Resources:
+    """Per-thread registers and local memory, per-block static shared memory (ptxas -v)."""
+
+    registers: int
+    shared_bytes: int = 0
+    stack_bytes: int = 0  # local memory frame: spills and local arrays
+    spill_store_bytes: int = 0
+    spill_load_bytes: int = 0
+
+    @property
+    def spills(self) -> int:
+        return self.spill_store_bytes + self.spill_load_bytes
+
+
+@dataclass(frozen=True)
+class Build:
+    """One compiled kernel file: the cubin and what is known about it."""
+
+    source: Path
+    arch: str  # requested, e.g. "sm_90a"
+    arch_from_cubin: str  # read back from the cubin's ELF header and notes
+    options: tuple[str, ...]
+    digest: str  # sources + includes + options + NVRTC version
+    resources: dict[str, Resources]  # per entry point, from ptxas -v
+    files: tuple[Path, ...]  # the source and the local headers it includes
+    stamp: tuple = field(repr=False)  # (mtime_ns, size) per file when built
+    cubin: bytes = field(repr=False)
+    log: str = field(repr=False)
+    seconds: float = 0.0  # NVRTC wall time
+
+    def usage(self, entry: str | None = None) -> Resources:
+        """Resource usage of ``entry`` (the only entry when None)."""
+        if entry is None and len(self.resources) == 1:
+            return next(iter(self.resources.values()))
+        if entry not in self.resources:
+            raise KeyError(
+                f"argument 'entry': {entry!r} not in {self.source.name}: {sorted(self.resources)}"
+            )
+        return self.resources[entry]
+
+    @property
+    def stale(self) -> bool:
+        """True when the source or an included header changed since this build."""
+        return _stamp(self.files) != self.stamp
+
+
+def kernel_files() -> list[Path]:
+    """Every ``kernels/*.cu``, sorted."""
+    return sorted(KERNELS_DIR.glob("*.cu"))
+
+
+@lru_cache(maxsize=1)
+def _supported() -> tuple[int, ...]:
+    return tuple(_nvrtc().getSupportedArchs())
+
+
+@lru_cache(maxsize=1)
+def _gpu_arch() -> str | None:
+    try:
+        import torch
+
+        if not torch.cuda.is_available():
+            return None
+        major, minor = torch.cuda.get_device_capability()
+    except Exception:  # a broken CUDA install means "no GPU" here, not a crash
+        return None
+    # The arch-specific suffix unlocks wgmma / tcgen05 and friends; the cubin then runs only
+    # on that exact chip, which is what a contest kernel wants.
+    suffix = "a" if (major, minor) in ((9, 0), (10, 0)) else ""
+    return f"sm_{major}{minor}{suffix}"
+
+
+def default_arch() -> str:
+    """The present GPU's arch (``sm_90a`` on H100, ``sm_100a`` on B200); raises without a GPU."""
+    arch = _gpu_arch()
+    if arch is None:
+        raise ValueError(
+            "argument 'arch': no CUDA GPU visible to pick it from; pass "
+            'arch="sm_90a" (Hopper) or arch="sm_100a" (Blackwell)'
+        )
+    return arch
+
+
+@lru_cache(maxsize=64)
+def check_arch(arch: str) -> str:
+    """``arch`` if NVRTC can build a cubin for it, else ValueError listing what it can."""
+    m = _ARCH_RE.match(str(arch))
+    if not m or int(m.group(1)) not in _supported():
+        names = ", ".join(f"sm_{a}" for a in _supported())
+        raise ValueError(
+            f"argument 'arch': expected sm_<NN>[a|f] with NN one of NVRTC's "
+            f"({names}), e.g. 'sm_90a' or 'sm_100a'; got {arch!r}"
+        )
+    return arch
+
+
+@lru_cache(maxsize=1)
+def cuda_include_dir() -> Path:
+    """The folder holding ``cuda_bf16.h``: the nvidia-cuda-runtime wheel, else CUDA_HOME."""
+    try:
+        import nvidia  # namespace package of the nvidia-* wheels: cu13/include, cuda_runtime/...
+
+        bases = [Path(p) for p in nvidia.__path__]
+    except ImportError:
+        bases = []
+    candidates = [
+        c for b in bases for c in [b / "cuda_runtime" / "include", *b.glob("cu*/include")]
+    ]
+    homes = [os.environ.get("CUDA_HOME"), os.environ.get("CUDA_PATH"), "/usr/local/cuda"]
+    candidates += [Path(h) / "include" for h in homes if h]
+    for c in candidates:
+        if (c / "cuda_bf16.h").is_file():
+            return c
+    raise FileNotFoundError(
+        "cuda_bf16.h not found: pip install nvidia-cuda-runtime "
+        f"(looked in {', '.join(map(str, candidates))})"
+    )
+
+
+def _nvrtc():
+    from cupy_backends.cuda.libs import nvrtc
+
+    return nvrtc
+
+
+_MEMO: dict[tuple, Build] = {}  # (path, arch, defines) -> latest build
+_BY_DIGEST: dict[str, Build] = {}
+
+
+def compile_kernel(
+    source: str | os.PathLike,
+    arch: str | None = None,
+    defines: dict | None = None,
+    *,
+    kernels_dir: str | os.PathLike | None = None,
+) -> Build:
+    """Compile ``source`` (a file in ``kernels/`` or a path) for ``arch`` (default: the GPU's).
+
+    ``defines`` become ``-DNAME=VALUE`` (``-DNAME`` for True/None). Raises
+    :class:`CompileError` on a compiler error and ValueError on a bad arch, a bad define, or a
+    cubin whose arch is not the one requested.
+    """
+    kdir = Path(kernels_dir) if kernels_dir is not None else KERNELS_DIR
+    path = _resolve(source, kdir)
+    arch = check_arch(arch) if arch is not None else default_arch()
+    dkey = tuple(sorted((str(k), v) for k, v in (defines or {}).items()))
+    key = (path, arch, dkey, kdir)
+    hit = _MEMO.get(key)
+    try:
+        if hit is not None and _stamp(hit.files) == hit.stamp:
+            return hit
+    except OSError:
+        pass  # a file vanished: rebuild, which reports it
+    build = _build(path, arch, dkey, kdir)
+    _MEMO[key] = build
+    return build
+
+
+@lru_cache(maxsize=256)
+def _resolve(source: str | os.PathLike, kdir: Path) -> Path:
+    p = Path(source)
+    for cand in ([kdir / p, kdir / f"{p}.cu"] if not p.is_absolute() else []) + [p]:
+        if cand.is_file():
+            return cand.resolve()
+    known = ", ".join(f.name for f in sorted(kdir.glob("*.cu")))
+    raise FileNotFoundError(
+        f"argument 'source': no kernel {str(source)!r} in {kdir} (known: {known}) and no such file"
+    )
+
+
+def _stamp(files: tuple[Path, ...]) -> tuple:
+    return tuple((s.st_mtime_ns, s.st_size) for s in map(os.stat, files))
+
+
+def _local_includes(path: Path, search: list[Path]) -> list[Path]:
+    """The source and every header it pulls in with ``#include "..."`` found under ``search``."""
+    seen, todo = [path], [path]
+    while todo:
+        cur = todo.pop()
+        for name in _INCLUDE_RE.findall(cur.read_text()):
+            for d in [cur.parent, *search]:
+                cand = (d / name).resolve()
+                if cand.is_file():
+                    if cand not in seen:
+                        seen.append(cand)
+                        todo.append(cand)
+                    break
+    return seen
+
+
+def _define_flags(dkey: tuple) -> list[str]:
+    flags = []
+    for name, value in dkey:
+        if not re.fullmatch(r"[A-Za-z_]\w*", name):
+            raise ValueError(f"argument 'defines': {name!r} is not a C identifier")
+        flags.append(f"-D{name}" if value is None or value is True else f"-D{name}={value}")
+    return flags
+
+
+def _build(path: Path, arch: str, dkey: tuple, kdir: Path) -> Build:
+    # the same order for our include tracking and for NVRTC: the source's folder, then kernels/
+    search = list(dict.fromkeys([path.parent, kdir]))
+    files = tuple(_local_includes(path, search))
+    stamp = _stamp(files)  # before reading, so an edit during the build is seen next call
+    texts = [f.read_text() for f in files]
+    portable = [*FLAGS, f"--gpu-architecture={arch}", *_define_flags(dkey)]
+    h = hashlib.sha256(repr((portable, _nvrtc().getVersion())).encode())
+    for f, t in zip(files, texts, strict=True):
+        h.update(f.name.encode() + b"\0" + t.encode() + b"\0")
+    digest = h.hexdigest()[:16]
+    if digest in _BY_DIGEST:
+        old = _BY_DIGEST[digest]
+        if old.source == path:
+            return Build(**{**old.__dict__, "stamp": stamp, "files": files})
+    incs = [f"-I{d}" for d in search] + [f"-I{cuda_include_dir()}"]
+    options = tuple(portable + incs)
+    name = str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)
+    t0 = time.perf_counter()
+    cubin, log = _nvrtc_compile(name, texts[0], options)
+    seconds = time.perf_counter() - t0
+    got = cubin_arch(cubin)
+    if got != arch:
+        raise ValueError(f"{name}: asked NVRTC for {arch} but the cubin says {got}")
+    resources = parse_ptxas(log) or _driver_resources(cubin, texts[0])
+    build = Build(path, arch, got, options, digest, resources, files, stamp, cubin, log, seconds)
+    _BY_DIGEST[digest] = build
+    return build
+
+
+def _nvrtc_compile(name: str, text: str, options: tuple[str, ...]) -> tuple[bytes, str]:
+    nvrtc = _nvrtc()
+    prog = nvrtc.createProgram(text, name, [], [])
+    try:
+        try:
+            nvrtc.compileProgram(prog, list(options))
+        except nvrtc.NVRTCError as e:
+            raise _compile_error(name, nvrtc.getProgramLog(prog), options, e) from None
+        return nvrtc.getCUBIN(prog), nvrtc.getProgramLog(prog).rstrip("\0")
+    finally:
+        nvrtc.destroyProgram(prog)
+
+
+_DIAG_RE = re.compile(r"^(?P<file>.+?)\((?P<line>\d+)\): (?P<msg>(catastrophic )?error\b.*)")
+
+
+def _compile_error(name: str, log: str, options, exc: Exception, most: int = 5) -> CompileError:
+    """Each error as ``file:line: error ...`` with the source line and caret NVRTC prints
+    under it; the first ``most`` errors only."""
+    lines = log.rstrip("\0").splitlines()
+    hits = [(i, m) for i, ln in enumerate(lines) if (m := _DIAG_RE.match(ln))][:most]
+    picked = []
+    for i, m in hits:
+        picked += [f"{m['file']}:{m['line']}: {m['msg']}"]
+        picked += [c for c in lines[i + 1 : i + 3] if c.strip()]
+    # option errors carry no file position
+    picked = picked or [ln for ln in lines if "error" in ln.lower()] or [str(exc)]
+    tail = next((ln for ln in lines if "detected in the compilation" in ln), str(exc))
+    arch = next((o.split("=", 1)[1] for o in options if o.startswith("--gpu-arch")), "?")
+    msg = f"{name} ({arch}) failed to compile:\n" + "\n".join(picked) + f"\n({tail.strip()})"
+    file, line = (hits[0][1]["file"], int(hits[0][1]["line"])) if hits else (name, None)
+    return CompileError(msg, file=file, line=line, log=log)
+
+
+def _elf_section(cubin: bytes, wanted: str) -> bytes:
+    (shoff,) = struct.unpack_from("<Q", cubin, 0x28)
+    shentsize, shnum, shstrndx = struct.unpack_from("<HHH", cubin, 0x3A)
+
+    def header(i):  # (name offset, file offset, size)
+        (name,) = struct.unpack_from("<I", cubin, shoff + i * shentsize)
+        off, size = struct.unpack_from("<QQ", cubin, shoff + i * shentsize + 24)
+        return name, off, size
+
+    _, str_off, _ = header(shstrndx)
+    for i in range(shnum):
+        name, off, size = header(i)
+        end = cubin.index(b"\0", str_off + name)
+        if cubin[str_off + name : end].decode() == wanted:
+            return cubin[off : off + size]
+    return b""
+
+
+def cubin_arch(cubin: bytes) -> str:
+    """The SM arch a cubin was built for, e.g. ``'sm_90a'``.
+
+    The SM number is bits 8-15 of the ELF ``e_flags`` (0x5a = 90, 0x64 = 100); the ``a``/``f``
+    suffix is not in the flags, so it is read from the ptxas command line recorded in the
+    ``.note.nv.tkinfo`` section.
+    """
+    if cubin[:5] != b"\x7fELF\x02" or struct.unpack_from("<H", cubin, 18)[0] != 190:
+        raise ValueError("argument 'cubin': not a 64-bit CUDA ELF (EM_CUDA = 190)")
+    sm = (struct.unpack_from("<I", cubin, 48)[0] >> 8) & 0xFF
+    note = re.search(rb"-arch sm_(\d+)([af]?)\b", _elf_section(cubin, ".note.nv.tkinfo"))
+    if note and int(note.group(1)) == sm:
+        return f"sm_{sm}{note.group(2).decode()}"
+    return f"sm_{sm}"
+
+
+_ENTRY_RE = re.compile(
+    r'extern\s+"C"\s+__global__\s+void\s+(?:__launch_bounds__\([^)]*\)\s+)?(\w+)'
+)
+
+
+def _driver_resources(cubin: bytes, source: str) -> dict[str, Resources]:
+    """Resources as the driver reports them, for NVRTC builds whose log has no ptxas lines
+    (NVRTC 13.0 prints none). Needs a GPU whose arch can load the cubin; else empty."""
+    try:
+        from cupy_backends.cuda.api import driver
+
+        mod = driver.moduleLoadData(cubin)
+    except Exception:  # no GPU, or a cubin for another arch: nothing to ask
+        return {}
+    out = {}
+    try:
+        for entry in _ENTRY_RE.findall(source):
+            fn = driver.moduleGetFunction(mod, entry)
+            regs, smem, local = (
+                driver.funcGetAttribute(getattr(driver, f"CU_FUNC_ATTRIBUTE_{n}"), fn)
+                for n in ("NUM_REGS", "SHARED_SIZE_BYTES", "LOCAL_SIZE_BYTES")
+            )
+            out[entry] = Resources(regs, smem, local, 0, 0)
+    finally:
+        driver.moduleUnload(mod)
+    return out
+
+
+def parse_ptxas(log: str) -> dict[str, Resources]:
+    """Resources per entry point from the ``ptxas info`` lines of an NVRTC log."""
+    out: dict[str, Resources] = {}
+    entry = None
+    vals: dict[str, int] = {}
+    for line in log.splitlines():
+        if m := re.search(r"Compiling entry function '(\w+)'", line):
+            entry, vals = m.group(1), {}
+        elif entry and (m := _SPILL_RE.search(line)):
+            vals = dict(
+                zip(
+                    ("stack_bytes", "spill_store_bytes", "spill_load_bytes"),
+                    map(int, m.groups()),
+                    strict=True,
+                )
+            )
+        elif entry and (m := re.search(r"Used (\d+) registers", line)):
+            smem = re.search(r"(\d+) bytes smem", line)
+            out[entry] = Resources(int(m[1]), int(smem[1]) if smem else 0, **vals)
+            entry = None
+    return out
+
+
+def cli_compile(kernels: list[str] | None = None, arch: str | None = None) -> int:
+    """``decodekit compile``: build each kernel (all of ``kernels/`` by default) and print,
+    per kernel and arch, the arch read back from the cubin and the resources of each entry.
+
+    ``arch`` may list several (``"sm_90a,sm_100a"``); without it, the GPU's arch, or both
+    sm_90a and sm_100a on a machine with no GPU. Returns 1 if anything failed, else 0.
+    """
+    archs = arch.split(",") if arch else ([_gpu_arch()] if _gpu_arch() else ["sm_90a", "sm_100a"])
+    row = "{:<28} {:<8} {:<8} {:<24} {:>4} {:>5} {:>5} {:>6}  {}".format
+    print(row("kernel", "arch", "cubin", "entry", "regs", "spill", "stack", "smem", "result"))
+    failures = []
+    for f in kernels or [f.name for f in kernel_files()]:
+        for a in archs:
+            try:
+                b = compile_kernel(f, a)
+            except (CompileError, ValueError, FileNotFoundError) as e:
+                print(row(Path(f).name, a, "-", "-", "", "", "", "", "FAIL"))
+                failures.append(str(e))
+                continue
+            for entry, r in b.resources.items():
+                nums = (r.registers, r.spills, r.stack_bytes, r.shared_bytes)
+                print(row(b.source.name, a, b.arch_from_cubin, entry, *nums, "ok"))
+            if not b.resources:
+                print(row(b.source.name, a, b.arch_from_cubin, "?", "?", "?", "?", "?", "ok"))
+    for msg in failures:
+        print("\n" + msg)
+    return 1 if failures else 0

@@ -1,0 +1,197 @@
+"""Floors a call is measured against, timed in the same run with the same method.
+
+* ``copy-floor`` (impl ``torch-copy``): ``dst.copy_(src)`` of a state-sized fp32 tensor,
+  per batch size and method: the state read + write any implementation must do.
+* ``copy-peak`` (impl ``torch-copy``): a 1 GiB copy (read + write), once per run, timed with
+  ``events-cold`` when available: the large-copy bandwidth peak of the device.
+* ``empty-kernel`` (impl ``empty-kernel``): an empty kernel launched through the kit's launch
+  path (``decodekit.launch.empty_launcher``, full B=1 argument list), once per run; with
+  ``host-dispatch`` of the same launch and ``host-bare-cupy`` (a bare ``cupy.RawKernel``
+  launch, ``launch.bare_cupy_empty``, timed as ``host-dispatch``): the host cost of the
+  kit's launch path against cupy's own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from decodekit.spec import DEFINITION
+from decodekit.stats import summarize
+from decodekit.timing import Target, Timer
+from decodekit.workloads import empty_outputs, make_inputs
+
+PEAK_COUNTS = (2, 10, 1)  # warm-up, iterations, trials: a 1 GiB copy is steady
+
+
+def _copy(src: torch.Tensor, dst: torch.Tensor) -> None:
+    dst.copy_(src)
+
+
+class Floors:
+    """Measures each floor once per run and remembers it."""
+
+    def __init__(self, device: torch.device, timer: Timer, peak_bytes: int = 1 << 30):
+        self.device = device
+        self.timer = timer
+        self.peak_bytes = peak_bytes
+        self.copy_us: dict[tuple[int, str], float | None] = {}
+        self.peak_gbps: float | None = None
+        self._peak_done = False
+        self._launch_done = False
+
+    def measure(self, batch_size: int, method: str, preset) -> dict:
+        """Floors for one (batch size, method): ``copy_us``, ``peak_gbps`` and the records
+        of floors measured by this call (``rows``)."""
+        rows: list[dict] = []
+        if not self._launch_done:
+            self._launch_done = True
+            rows += self._launch(method, preset)
+        if not self._peak_done:
+            self._peak_done = True
+            rows += self._peak(method)
+        if (batch_size, method) not in self.copy_us:
+            rows += self._copy(batch_size, method, preset)
+        for r in rows:
+            r.setdefault("preset", preset.name)
+        return {
+            "copy_us": self.copy_us.get((batch_size, method)),
+            "peak_gbps": self.peak_gbps,
+            "rows": rows,
+        }
+
+    def _time(
+        self,
+        impl: str,
+        method: str,
+        fn: Callable,
+        kwargs: dict,
+        counts: tuple,
+        statistic: str,
+        **fields,
+    ) -> dict:
+        name = fields.pop("name", method)
+        row = dict(
+            impl=impl,
+            impl_kind="floor",
+            method=name,
+            timing=method,
+            n_warmup=counts[0],
+            n_iter=counts[1],
+            n_trials=counts[2],
+            statistic=statistic,
+            latency_us=None,
+            **fields,
+        )
+        why = self.timer.unavailable(method, self.device)
+        if why:
+            return dict(row, status="unavailable", note=why)
+        target = Target(fn, kwargs, self.device)
+        try:
+            trials = [
+                self.timer.trial(method, target, counts[0], counts[1]).us for _ in range(counts[2])
+            ]
+        except Exception as e:  # recorded, never fatal: floors are context, not the result
+            return dict(row, status="error", note=f"{type(e).__name__}: {e}")
+        row.update(summarize(trials, statistic=statistic).row(), status="ok")
+        nbytes = fields.get("bytes")
+        if nbytes:
+            row["gbps"] = nbytes / (row["latency_us"] * 1e3)
+        return row
+
+    def _copy(self, B: int, method: str, preset) -> list[dict]:
+        shape = DEFINITION.shape("state", B)
+        src = torch.randn(shape, dtype=torch.float32, device=self.device)
+        dst = torch.empty_like(src)
+        counts = (preset.n_warmup, preset.n_iter, preset.n_trials)
+        row = self._time(
+            "torch-copy",
+            method,
+            _copy,
+            {"src": src, "dst": dst},
+            counts,
+            preset.statistic,
+            name="copy-floor",
+            uuid=f"B{B}",
+            workload=f"B{B}",
+            batch_size=B,
+            bytes=2 * src.numel() * src.element_size(),
+        )
+        self.copy_us[(B, method)] = row["latency_us"]
+        return [row]
+
+    def _peak(self, method: str) -> list[dict]:
+        use = (
+            "events-cold" if self.timer.unavailable("events-cold", self.device) is None else method
+        )
+        src = torch.empty(self.peak_bytes, dtype=torch.uint8, device=self.device)
+        dst = torch.empty_like(src)
+        row = self._time(
+            "torch-copy",
+            use,
+            _copy,
+            {"src": src, "dst": dst},
+            PEAK_COUNTS,
+            "median",
+            name="copy-peak",
+            bytes=2 * self.peak_bytes,
+        )
+        del src, dst
+        self.peak_gbps = row.get("gbps")
+        return [row]
+
+    def _launch(self, method: str, preset) -> list[dict]:
+        counts = (preset.n_warmup, preset.n_iter, preset.n_trials)
+        try:
+            from decodekit import launch
+
+            kit = launch.empty_launcher()
+        except Exception as e:  # launch path missing or not buildable here
+            note = f"kit empty launcher unavailable: {type(e).__name__}: {e}"
+            return [
+                dict(
+                    impl="empty-kernel",
+                    impl_kind="floor",
+                    method="empty-kernel",
+                    timing=method,
+                    status="unavailable",
+                    note=note,
+                    latency_us=None,
+                )
+            ]
+        # The kit's launcher takes the full DPS argument list (B=1), as every variant does.
+        args = {**make_inputs(1, self.device), **empty_outputs(1, self.device, poison=False)}
+        rows = [
+            self._time(
+                "empty-kernel", method, kit, args, counts, preset.statistic, name="empty-kernel"
+            ),
+            self._time("empty-kernel", "host-dispatch", kit, args, counts, preset.statistic),
+        ]
+        try:
+            bare = launch.bare_cupy_empty()
+        except Exception as e:
+            rows.append(
+                dict(
+                    impl="empty-kernel",
+                    impl_kind="floor",
+                    method="host-bare-cupy",
+                    timing="host-dispatch",
+                    status="unavailable",
+                    latency_us=None,
+                    note=f"{type(e).__name__}: {e}",
+                )
+            )
+        else:
+            rows.append(
+                self._time(
+                    "empty-kernel",
+                    "host-dispatch",
+                    bare,
+                    {},
+                    counts,
+                    preset.statistic,
+                    name="host-bare-cupy",
+                )
+            )
+        return rows

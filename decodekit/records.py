@@ -1,0 +1,186 @@
+"""Records: one JSON line per implementation x workload x method, with the environment.
+
+A run appends to ``data/results/<date>_<gpu-slug>_<run_id>.jsonl`` (``$DECODEKIT_DATA/results``
+when that is set); each line is written
+whole (one ``write`` of a complete line), so a crash never leaves half a record. Every
+record carries at least :data:`REQUIRED`. :func:`load` returns a pandas DataFrame with
+provenance columns (``recorded``, ``provenance``, ``source_file``), so a machine without a
+GPU shows where and when each figure was measured.
+
+>>> import tempfile
+>>> d = tempfile.mkdtemp()
+>>> rec = Recorder(d, env={"gpu": "cpu"}, run_id="doc")
+>>> _ = rec.append([{"impl": "x", "uuid": "B1", "batch_size": 1, "method": "wall",
+...              "latency_us": 3.0, "status": "ok"}])
+>>> load(d)[["impl", "latency_us", "recorded"]].values.tolist()
+[['x', 3.0, True]]
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import uuid as uuidlib
+import warnings
+from collections.abc import Iterable
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+
+from decodekit.env import ROOT, gpu_slug
+
+RESULTS = ROOT / "data" / "results"
+AUTO = "auto"  # out_dir meaning results_dir() at the time of the call
+SCHEMA = 1
+REQUIRED = ("impl", "uuid", "batch_size", "method", "latency_us", "status", "gpu", "timestamp")
+LEADING = REQUIRED + (
+    "workload",
+    "preset",
+    "statistic",
+    "mean_us",
+    "p10_us",
+    "p90_us",
+    "min_us",
+    "spread",
+    "noisy",
+    "bytes",
+    "gbps",
+    "pct_copy",
+    "pct_peak",
+    "run_id",
+)
+
+
+def results_dir() -> Path:
+    """Where records go and come from: ``$DECODEKIT_DATA/results`` if set, else
+    ``data/results`` of the repository (the views honour the same variable)."""
+    data = os.environ.get("DECODEKIT_DATA")
+    return Path(data) / "results" if data else RESULTS
+
+
+def new_run_id() -> str:
+    return uuidlib.uuid4().hex[:8]
+
+
+def now() -> str:
+    """UTC time, ISO 8601 to the second."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _clean(x):
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, dict):
+        return {k: _clean(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_clean(v) for v in x]
+    return x
+
+
+def append(path: str | Path, rows: Iterable[dict]) -> None:
+    """Append rows as JSON lines, each line written whole."""
+    lines = [json.dumps(_clean(r), default=str, allow_nan=False) + "\n" for r in rows]
+    if not lines:
+        return
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        for line in lines:
+            data = line.encode()
+            while data:
+                data = data[os.write(fd, data) :]
+    finally:
+        os.close(fd)
+
+
+class Recorder:
+    """Writes one run's records: stamps each row with the run id, time and environment."""
+
+    def __init__(
+        self, out_dir: str | Path | None = AUTO, env: dict | None = None, run_id: str | None = None
+    ):
+        self.env = dict(env or {})
+        self.run_id = run_id or new_run_id()
+        self.started = now()
+        self.rows: list[dict] = []
+        self.path = None
+        if out_dir == AUTO:
+            out_dir = results_dir()
+        if out_dir is not None:
+            name = f"{self.started[:10]}_{gpu_slug(str(self.env.get('gpu', 'unknown')))}"
+            self.path = Path(out_dir) / f"{name}_{self.run_id}.jsonl"
+
+    def stamp(self, row: dict) -> dict:
+        out = {"schema": SCHEMA, "run_id": self.run_id, "timestamp": now()}
+        out.update(self.env)
+        out.update(row)
+        return out
+
+    def append(self, rows: Iterable[dict]) -> list[dict]:
+        stamped = [self.stamp(r) for r in rows]
+        self.rows.extend(stamped)
+        if self.path is not None:
+            append(self.path, stamped)
+        return stamped
+
+
+def read(path: str | Path) -> list[dict]:
+    """Rows of one file; a line that does not parse is skipped with a warning."""
+    rows = []
+    for i, line in enumerate(Path(path).read_text().splitlines()):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            warnings.warn(f"{path}:{i + 1}: not a JSON record, skipped", stacklevel=2)
+    return rows
+
+
+def to_frame(rows: list[dict], *, recorded: bool = False) -> pd.DataFrame:
+    """DataFrame of records, the :data:`LEADING` columns first. ``recorded`` marks rows read
+    back from disk (as opposed to a live run in this process)."""
+    df = pd.DataFrame(rows)
+    for col in REQUIRED:
+        if col not in df:
+            df[col] = None
+    df["recorded"] = recorded
+    if len(df):
+        df["provenance"] = [_provenance(r) for r in df.to_dict("records")]
+    else:
+        df["provenance"] = pd.Series(dtype=object)
+    lead = [c for c in LEADING if c in df]
+    return df[lead + [c for c in df.columns if c not in lead]]
+
+
+def _provenance(r: dict) -> str:
+    commit = str(r.get("git_commit") or "")[:8] or "no git commit"
+    when = str(r.get("timestamp") or "")[:10] or "unknown date"
+    return f"{when} on {r.get('gpu')} (run {r.get('run_id')}, {commit})"
+
+
+def load(paths: str | Path | Iterable | None = None, latest: bool = False) -> pd.DataFrame:
+    """All records under :func:`results_dir` (or the given files / folders) as a DataFrame.
+
+    ``latest``: only the run with the most recent timestamp.
+    """
+    if paths is None:
+        paths = [results_dir()]
+    elif isinstance(paths, (str, Path)):
+        paths = [paths]
+    files: list[Path] = []
+    for p in map(Path, paths):
+        files.extend(sorted(p.glob("*.jsonl")) if p.is_dir() else [p])
+    rows = []
+    for f in files:
+        for r in read(f):
+            r["source_file"] = f.name
+            rows.append(r)
+    df = to_frame(rows, recorded=True)
+    if latest and len(df):
+        last = df.sort_values("timestamp")["run_id"].iloc[-1]
+        df = df[df["run_id"] == last].reset_index(drop=True)
+    return df

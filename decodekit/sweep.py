@@ -1,0 +1,123 @@
+"""Sweeps: every implementation x workload through :func:`decodekit.bench.bench`.
+
+Records are appended as each implementation x workload finishes, so an interrupted sweep
+keeps what it measured. The progress bar is ``tqdm.auto`` (a widget in notebooks).
+
+>>> df = run(["torch-fp32"], "B1,B3", preset="quick", methods=["wall"], out_dir=None,
+...          progress=False, device="cpu")
+>>> df[["workload", "method", "status"]].values.tolist()  # no GPU method on the CPU
+[['B1', 'events-cold', 'unavailable'], ['B1', 'wall', 'ok'], ['B3', 'events-cold', 'unavailable'], ['B3', 'wall', 'ok']]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from decodekit import records, registry
+from decodekit.bench import PRESETS, as_impl, bench, open_run
+from decodekit.timing import Timer
+from decodekit.workloads import Workload, select
+
+
+def run(
+    impls: Iterable | str | None = None,
+    workloads: str | Iterable = "representative",
+    *,
+    preset: str = "quick",
+    methods: Iterable[str] | str | None = (),
+    hot: bool = False,
+    out_dir=records.AUTO,
+    progress: bool = True,
+    device: str | None = None,
+    timer: Timer | None = None,
+    floors: bool | None = None,
+) -> pd.DataFrame:
+    """Check and time each implementation on each workload; return the run's records.
+
+    ``impls``: registry names, Impls or DPS callables (``None`` or ``"all"``: every one).
+    ``workloads``: ``contest``, ``representative``, ``"B1,B3,17"`` or a list.
+    ``methods``: timing methods beyond the preset's own (``graph-hot``, ``host-dispatch``,
+    ``wall``, ...; a list or ``"a,b"``); ``hot=True`` adds ``graph-hot``. On a CPU-only
+    machine the preset's GPU method is recorded as unavailable and only host methods run.
+    """
+    impl_list = [as_impl(i) for i in _impls(impls)]
+    methods = _names(methods) + (["graph-hot"] if hot else [])
+    wl: list[Workload] = select(workloads)
+    r = open_run(device, out_dir=out_dir, timer=timer, floors=floors)
+    bar = tqdm(total=len(impl_list) * len(wl), disable=not progress, desc=f"bench {preset}")
+    rows = []
+    for w in wl:
+        for im in impl_list:
+            bar.set_postfix_str(f"{im.name} {w.name}", refresh=False)
+            rows.extend(bench(im, w, preset=preset, methods=tuple(methods), run=r))
+            bar.update()
+    bar.close()
+    df = records.to_frame(rows)
+    df.attrs["path"] = str(r.recorder.path) if r.recorder.path else None
+    return df
+
+
+def _names(x) -> list:
+    if x is None:
+        return []
+    if isinstance(x, str):
+        return [s.strip() for s in x.split(",") if s.strip()]
+    return list(x)
+
+
+def _impls(impls) -> list:
+    """Names (a list, or ``"a,b"``; ``all`` for every registered one), Impls or callables."""
+    if impls is None:
+        return registry.names()
+    out = []
+    for x in _names(impls):
+        out.extend(_names(x) if isinstance(x, str) else [x])
+    return registry.names() if out == ["all"] else out
+
+
+def table(df: pd.DataFrame, method: str | None = None) -> pd.DataFrame:
+    """Median latency (µs) per implementation (rows) and batch size (columns), the mean over
+    each batch size's workloads; a refused or failed implementation shows its status."""
+    d = df[df.get("impl_kind", pd.Series(index=df.index, dtype=object)).fillna("") != "floor"]
+    if method is None:
+        ok = d[d["status"] == "ok"]
+        method = ok["method"].iloc[0] if len(ok) else None
+    d = d[d["method"] == method]
+    ok = d[d["status"] == "ok"].pivot_table(
+        index="impl", columns="batch_size", values="latency_us", aggfunc="mean"
+    )
+    out = ok.map(lambda x: f"{x:.1f}").astype(object) if len(ok) else pd.DataFrame()
+    for _, r in d[d["status"] != "ok"].iterrows():
+        out.loc[r["impl"], r["batch_size"]] = r["status"]
+    return out.reindex(sorted(out.columns), axis=1) if len(out) else out
+
+
+def cli_bench(
+    impls: Iterable | str | None,
+    workloads: str | Iterable = "representative",
+    preset: str = "quick",
+    methods: Iterable[str] | str | None = (),
+    out_dir=records.AUTO,
+) -> int:
+    """``decodekit bench``: run the sweep, print a compact impl x batch-size table and where
+    the records went. Returns 1 when a check failed or a timing errored, else 0."""
+    if preset not in PRESETS:
+        print(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
+        return 2
+    df = run(impls, workloads, preset=preset, methods=methods, out_dir=out_dir)
+    head = df[(df["status"] == "ok") & (df["impl_kind"] != "floor")]
+    method = head["method"].iloc[0] if len(head) else None
+    print(f"median latency (us), method {method}, preset {preset}, mean over each B's workloads")
+    print(table(df, method).to_string())
+    bad = df[df["status"].isin(["check-failed", "unavailable", "error"])].fillna({"note": ""})
+    for (impl, method, status, note), g in bad.groupby(
+        ["impl", "method", "status", "note"], sort=False
+    ):
+        where = ", ".join(str(w) for w in g["workload"].dropna()) or "-"
+        print(f"{impl} [{method}] {status} on {where}: {note}")
+    if df.attrs.get("path"):
+        print(f"records: {df.attrs['path']}")
+    return int(df["status"].isin(["check-failed", "error"]).any())

@@ -1,0 +1,371 @@
+"""Pick the fastest kit kernel and launch shape per batch size: a sweep, its table, a dispatcher.
+
+:func:`tune` runs on a GPU: for each batch size it builds every candidate (a variant of
+:mod:`decodekit.variants` with a set of ``-D`` defines), checks it with
+:func:`decodekit.check.check` on that batch size (a failing candidate gets no time), times it
+with the cold-L2 method of a :mod:`decodekit.bench` preset, and writes the winners to
+``data/tuning/<gpu-slug>.json`` with the environment. The registry entry ``best`` is a
+:class:`Dispatcher` over that table: per call, one dict lookup on the batch size.
+
+A table maps tuned batch sizes to choices; a call of batch size ``B`` takes the choice of the
+smallest tuned size at or above ``B`` (the largest one beyond the table):
+
+>>> table = {1: {"variant": "bulk"}, 16: {"variant": "subwarp"}, 64: {"variant": "streaming"}}
+>>> [choose(table, B)["variant"] for B in (1, 2, 16, 17, 300)]
+['bulk', 'subwarp', 'subwarp', 'streaming', 'streaming']
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import warnings
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from decodekit.workloads import ROOT
+
+TUNING_DIR = ROOT / "data" / "tuning"
+BATCH_SIZES = (1, 4, 8, 16, 32, 48, 64)
+SHAPES = ((1, 4), (2, 4), (4, 4), (4, 8), (8, 8), (2, 16))  # (WARPS, ROWS_PER_WARP)
+HINTS = ((0, 0), (1, 0), (3, 0), (1, 1), (3, 3))  # (LOAD_HINT, STORE_HINT)
+# (WARPS, ROWS_PER_WARP, BLOCKS_PER_SM, STORE_HINT) of the persistent kernel; each fits its
+# register cap (65536 / (32 * WARPS * BLOCKS_PER_SM)) without spills.
+PERSISTENT = ((4, 8, 4, 1), (4, 8, 4, 0), (4, 4, 4, 1), (8, 4, 2, 1))
+
+# Used by ``best`` where this GPU has no table yet: small blocks while the grid is short of
+# SMs, more rows per warp once it is not.
+DEFAULT_TABLE = {
+    4: {
+        "variant": "streaming",
+        "defines": {"WARPS": 2, "ROWS_PER_WARP": 4, "LOAD_HINT": 1, "STORE_HINT": 0},
+    },
+    16: {
+        "variant": "streaming",
+        "defines": {"WARPS": 4, "ROWS_PER_WARP": 4, "LOAD_HINT": 1, "STORE_HINT": 0},
+    },
+    64: {
+        "variant": "streaming",
+        "defines": {"WARPS": 4, "ROWS_PER_WARP": 8, "LOAD_HINT": 1, "STORE_HINT": 0},
+    },
+}
+
+
+def _wr(w: int, r: int) -> dict:
+    return {"WARPS": w, "ROWS_PER_WARP": r}
+
+
+def search_space(name: str = "quick") -> list[tuple[str, dict]]:
+    """Candidates ``(variant, defines)``: ``quick`` (32, a few minutes) or ``full`` (88).
+
+    >>> len(search_space("quick")), len(search_space("full"))
+    (32, 88)
+    """
+    if name not in ("quick", "full"):
+        raise ValueError(f"argument 'configs': expected 'quick', 'full' or a list, got {name!r}")
+    full = name == "full"
+    shapes = SHAPES if full else SHAPES[1:5]
+    hints = HINTS if full else HINTS[1:3]
+    sub_shapes = ((2, 8), (4, 8), (8, 4))
+    out = [("rowsplit", _wr(w, r)) for w, r in SHAPES]
+    for (w, r), (lh, sh) in itertools.product(shapes, hints):
+        out.append(("streaming", {**_wr(w, r), "LOAD_HINT": lh, "STORE_HINT": sh}))
+    lanes = (4, 8, 16) if full else (8, 16)
+    for n, (w, r), (lh, sh) in itertools.product(lanes, sub_shapes, hints if full else hints[:1]):
+        # a load instruction covers 32 / n rows, so a warp needs a multiple of that
+        if r % (32 // n) == 0:
+            out.append(
+                ("subwarp", {**_wr(w, r), "LANES_PER_ROW": n, "LOAD_HINT": lh, "STORE_HINT": sh})
+            )
+    bulk_shapes = ((1, 4), (2, 8), (4, 8), (2, 16))
+    for (w, r), bulk_store in itertools.product(bulk_shapes, (0, 1)):
+        out.append(("bulk", {**_wr(w, r), "STORE_HINT": 0, "BULK_STORE": bulk_store}))
+    for w, r, per_sm, sh in PERSISTENT:
+        out.append(
+            (
+                "persistent",
+                {**_wr(w, r), "BLOCKS_PER_SM": per_sm, "LOAD_HINT": 1, "STORE_HINT": sh},
+            )
+        )
+    return out
+
+
+def candidates(
+    variants: Iterable[str] | None = None, configs: str | list | None = None
+) -> list[tuple[str, dict]]:
+    """The search space (``configs``: a space name or a list of ``(variant, defines)``), kept
+    to ``variants`` when given."""
+    space = (
+        search_space(configs or "quick")
+        if configs is None or isinstance(configs, str)
+        else [(v, dict(d)) for v, d in configs]
+    )
+    wanted = set(variants) if variants is not None else None
+    return [(v, d) for v, d in space if wanted is None or v in wanted]
+
+
+def choose(table: dict, batch_size: int) -> dict:
+    """The table's choice for ``batch_size``: smallest tuned size at or above it, else the
+    largest tuned size."""
+    if not table:
+        raise ValueError("argument 'table': empty tuning table")
+    sizes = sorted(int(b) for b in table)
+    at = next((b for b in sizes if b >= batch_size), sizes[-1])
+    return table[at] if at in table else table[str(at)]
+
+
+def table_path(gpu: str | None = None, directory: str | Path = TUNING_DIR) -> Path:
+    """``data/tuning/<gpu-slug>.json`` for ``gpu`` (default: the current CUDA device's name)."""
+    from decodekit.env import gpu_slug
+
+    return Path(directory) / f"{gpu_slug(gpu or torch.cuda.get_device_name())}.json"
+
+
+def load_table(path: str | Path | None = None) -> dict[int, dict] | None:
+    """The ``table`` of a tuning file as ``{batch_size: choice}``; None if there is no file."""
+    p = Path(path) if path is not None else table_path()
+    if not p.is_file():
+        return None
+    return {int(b): c for b, c in json.loads(p.read_text())["table"].items()}
+
+
+def build(variant: str, defines: dict, arch: str | None = None):
+    """A DPS launcher of ``variant``'s source built with ``defines`` (in-place capable)."""
+    from decodekit.launch import kernel_impl
+    from decodekit.registry import get
+
+    im = get(variant)
+    if "shape_for" not in im.meta:
+        raise ValueError(f"argument 'variant': {variant!r} has no tunable launch shape")
+    label = f"{variant}[{_label(defines)}]"
+    return kernel_impl(
+        im.source,
+        im.meta["entry"],
+        im.meta["shape_for"](defines),
+        defines,
+        arch,
+        inplace_ok=im.inplace_ok,
+        name=label,
+    )
+
+
+def _label(defines: dict) -> str:
+    return ",".join(f"{k}={v}" for k, v in sorted(defines.items()))
+
+
+class Dispatcher:
+    """The ``best`` kernel: a DPS callable that runs, for each batch size, the choice of a
+    tuning table. Launchers are built on first use of a batch size and shared between sizes
+    that chose the same build; afterwards a call costs one dict lookup before the launch."""
+
+    def __init__(
+        self,
+        table: dict[int, dict],
+        origin: str = "table",
+        make: Callable[[str, dict], Callable] = build,
+    ):
+        self.table, self.origin, self._make = dict(table), origin, make
+        self._by_b: dict[int, Callable] = {}
+        self._builds: dict[tuple, Callable] = {}
+
+    def __repr__(self) -> str:
+        return f"Dispatcher({len(self.table)} batch sizes from {self.origin})"
+
+    def __call__(self, q, k, v, state, A_log, a, dt_bias, b, scale, output, new_state) -> None:
+        fn = self._by_b.get(q.shape[0]) or self.resolve(q.shape[0])
+        fn(q, k, v, state, A_log, a, dt_bias, b, scale, output, new_state)
+
+    def resolve(self, batch_size: int) -> Callable:
+        """The launcher that serves ``batch_size`` (built and cached on first use)."""
+        c = choose(self.table, batch_size)
+        key = (c["variant"], tuple(sorted(c.get("defines", {}).items())))
+        if key not in self._builds:
+            self._builds[key] = self._make(c["variant"], dict(c.get("defines", {})))
+        self._by_b[batch_size] = self._builds[key]
+        return self._builds[key]
+
+
+def dispatcher(path: str | Path | None = None) -> Dispatcher:
+    """A :class:`Dispatcher` over this GPU's tuning table, or :data:`DEFAULT_TABLE` (with a
+    warning naming the command that makes one) where there is none."""
+    p = Path(path) if path is not None else table_path()
+    table = load_table(p)
+    if table is None:
+        warnings.warn(
+            f"no tuning table {p.name} in {p.parent}; 'best' uses built-in defaults "
+            "(make one: decodekit tune)",
+            stacklevel=2,
+        )
+        return Dispatcher(DEFAULT_TABLE, origin="built-in defaults")
+    return Dispatcher(table, origin=str(p))
+
+
+def tune(
+    variants: Iterable[str] | None = None,
+    batch_sizes: Iterable[int] = BATCH_SIZES,
+    configs: str | list | None = None,
+    preset: str = "quick",
+    *,
+    device: str | None = None,
+    out_dir: str | Path | None = TUNING_DIR,
+    verbose: bool = True,
+    timer=None,
+    make: Callable[[str, dict], Callable] = build,
+) -> pd.DataFrame:
+    """Check and time every candidate at every batch size on this GPU; write the winners.
+
+    ``preset`` is a :mod:`decodekit.bench` preset (its cold-L2 method, counts and statistic).
+    Returns one row per batch size x candidate with ``status`` ``ok`` (and ``latency_us``),
+    ``check-failed`` or ``compile-failed`` (and ``note``). With ``out_dir`` (None: write
+    nothing) the table goes to ``<out_dir>/<gpu-slug>.json``. ``timer`` (a
+    :class:`decodekit.timing.Timer`) and ``make`` (``build``'s stand-in) are for tests.
+    """
+    from decodekit.bench import get_preset
+    from decodekit.timing import DeviceTimer
+    from decodekit.workloads import empty_outputs, make_inputs, synthetic
+
+    dev = torch.device(device or "cuda")
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise RuntimeError("tune() needs a CUDA GPU (torch.cuda.is_available() is False)")
+        dev = torch.device("cuda", torch.cuda.current_device()) if dev.index is None else dev
+    p = get_preset(preset)
+    timer = timer or DeviceTimer()
+    method, note = _method(timer, p, dev)
+    cands = candidates(variants, configs)
+    built: dict[str, object] = {}
+    rows = []
+    for B in batch_sizes:
+        w = synthetic(int(B))
+        inputs, outs = make_inputs(w, dev), empty_outputs(w.batch_size, dev, poison=False)
+        for variant, defines in cands:
+            label = f"{variant}[{_label(defines)}]"
+            if label not in built:
+                built[label] = _make(make, variant, defines)
+            row = {
+                "batch_size": w.batch_size,
+                "variant": variant,
+                "config": label,
+                "defines": defines,
+                "method": method,
+                "latency_us": None,
+                "note": note,
+            }
+            row.update(_measure(built[label], w, inputs, outs, timer, method, p, dev))
+            rows.append(row)
+            if verbose:
+                shown = f"{row['latency_us']:8.2f} us" if row["status"] == "ok" else row["status"]
+                print(f"B={w.batch_size:<4} {label:<70} {shown}", flush=True)
+    df = pd.DataFrame(rows)
+    if out_dir is not None:
+        path = write_table(df, dev, method=method, preset=p.name, out_dir=out_dir)
+        if verbose:
+            print(f"wrote {path}")
+    return df
+
+
+def _make(make: Callable, variant: str, defines: dict):
+    """The launcher, or the exception that stopped it being built."""
+    from decodekit.compile import CompileError
+
+    try:
+        return make(variant, defines)
+    except (CompileError, ValueError) as e:
+        return e
+
+
+def _measure(fn, w, inputs: dict, outs: dict, timer, method: str, p, dev) -> dict:
+    """Check ``fn`` on ``w``; time it only if it passed. The row's status, time and notes."""
+    from decodekit.check import check
+    from decodekit.stats import summarize
+    from decodekit.timing import Target
+
+    if isinstance(fn, Exception):
+        return {"status": "compile-failed", "note": str(fn)}
+    out: dict = {}
+    if hasattr(fn, "build"):
+        use = fn.build.usage(fn.entry)
+        out.update(registers=use.registers, spills=use.spills)
+    res = check(fn, w, device=str(dev), inputs=inputs)
+    if not res.passed:
+        return dict(out, status="check-failed", note=res.summary())
+    target = Target(fn, {**inputs, **outs}, dev)
+    trials = [timer.trial(method, target, p.n_warmup, p.n_iter).us for _ in range(p.n_trials)]
+    st = summarize(trials, statistic=p.statistic)
+    return dict(out, status="ok", latency_us=st.latency_us, spread=st.spread)
+
+
+def _method(timer, p, dev: torch.device) -> tuple[str, str | None]:
+    why = timer.unavailable(p.method, dev)
+    if why is None:
+        return p.method, None
+    if p.fallback and timer.unavailable(p.fallback, dev) is None:
+        return p.fallback, f"{p.method} unavailable ({why}); fell back to {p.fallback}"
+    raise RuntimeError(f"timing method {p.method!r} unavailable: {why}")
+
+
+def winners(df: pd.DataFrame) -> dict[int, dict]:
+    """Per batch size, the fastest candidate that passed its check."""
+    ok = df[df["status"] == "ok"]
+    best = ok.loc[ok.groupby("batch_size")["latency_us"].idxmin()]
+    return {
+        int(r.batch_size): {
+            "variant": r.variant,
+            "defines": dict(r.defines),
+            "latency_us": round(float(r.latency_us), 3),
+        }
+        for r in best.itertuples()
+    }
+
+
+def write_table(
+    df: pd.DataFrame,
+    device: torch.device,
+    *,
+    method: str,
+    preset: str,
+    out_dir: str | Path = TUNING_DIR,
+) -> Path:
+    """Write ``{gpu, date, method, preset, environment, table, candidates}`` for this GPU."""
+    from decodekit.env import capture
+    from decodekit.records import now
+
+    env = capture(device)
+    path = table_path(env["gpu"], out_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cands = [
+        {k: v for k, v in r.items() if not (isinstance(v, float) and v != v)}
+        for r in df.to_dict("records")
+    ]
+    doc = {
+        "gpu": env["gpu"],
+        "date": now(),
+        "method": method,
+        "preset": preset,
+        "environment": env,
+        "table": {str(b): c for b, c in winners(df).items()},
+        "candidates": cands,
+    }
+    path.write_text(json.dumps(doc, indent=1, default=str) + "\n")
+    return path
+
+
+def cli_tune(
+    batch_sizes: Iterable[int] = BATCH_SIZES,
+    preset: str = "quick",
+    variants: Iterable[str] | None = None,
+    configs: str | list | None = None,
+) -> int:
+    """``decodekit tune``: run the sweep, write the table, print the winners and every
+    candidate that failed. Returns 0 when every batch size has a winner, else 1."""
+    sizes = [int(b) for b in batch_sizes]
+    df = tune(variants, sizes, configs, preset)
+    table = winners(df)
+    for b, c in sorted(table.items()):
+        print(f"B={b:<4} {c['latency_us']:8.2f} us  {c['variant']}[{_label(c['defines'])}]")
+    for r in df[df["status"] != "ok"].itertuples():
+        print(f"B={r.batch_size} {r.config}: {r.status}: {str(r.note)[:300]}")
+    return 0 if len(table) == len(set(sizes)) else 1

@@ -1,0 +1,109 @@
+// GDN decode, rowsplit with cache-hinted state traffic (variant "streaming", parent "rowsplit").
+//
+// Math, per batch row b, value head h (q/k head j = h / 2), state row v (one pass):
+//   g = exp(-exp(A_log[h]) * softplus(a[b,h] + dt_bias[h])),  beta = sigmoid(b[b,h])
+//   s = state[b,h,v,:];  u = g * (s . k);  delta = beta * (v[b,h,v] - u)
+//   new_state[b,h,v,:] = g * s + delta * k
+//   output[b,h,v] = scale * (g * (s . q) + (k . q) * delta)
+// Layouts (row-major, spec letters): q, k [B,1,4,128] bf16; v [B,1,8,128] bf16;
+//   state, new_state [B,8,V=128,K=128] fp32 k-last (state may be null: zeros);
+//   a, b [B,1,8] bf16; A_log, dt_bias [8] fp32; output [B,1,8,128] bf16.
+// Launch: grid B * 8 * SPLIT blocks, WARPS * 32 threads, no shared memory, where
+//   SPLIT = 128 / (WARPS * ROWS_PER_WARP). Block x owns ROWS_PER_BLOCK = WARPS * ROWS_PER_WARP
+//   consecutive rows, part x % SPLIT of head bh = x / SPLIT; a warp owns ROWS_PER_WARP
+//   consecutive rows; lane l holds columns [4l, 4l + 4) of each, so one 16-byte load per
+//   lane covers a row (512 bytes).
+//   Every row's load is issued before any reduction, so a warp has ROWS_PER_WARP rows in
+//   flight; s.k and s.q are butterfly sums over the warp. Gates are computed per thread.
+// Change from rowsplit: state loads and new_state stores carry cache policies chosen by
+//   LOAD_HINT / STORE_HINT (see gdn_fast.cuh). Every state byte is touched once, so loads
+//   marked evict-first free L2 for the dirty new_state lines, which can then drain to DRAM
+//   after the kernel ends instead of inside it; evict-first stores test the opposite bet.
+// In place: each row is read and written by one warp, read fully before it is written.
+// Check and time: decodekit.check.require(registry.get("streaming"), 17, device="cuda");
+//   decodekit.tuning.tune(["streaming"]) times it per B and hint pair with cold L2.
+#include "gdn_fast.cuh"
+
+#ifndef WARPS
+#define WARPS 4
+#endif
+#ifndef ROWS_PER_WARP
+#define ROWS_PER_WARP 8
+#endif
+#ifndef LOAD_HINT
+#define LOAD_HINT 1
+#endif
+#ifndef STORE_HINT
+#define STORE_HINT 0
+#endif
+
+constexpr int kWarps = WARPS;
+constexpr int kRowsPerWarp = ROWS_PER_WARP;
+constexpr int kRowsPerBlock = kWarps * kRowsPerWarp;
+constexpr int kSplit = gdn::kDim / kRowsPerBlock;  // blocks per (batch, value head)
+static_assert(kWarps >= 1 && kWarps <= 32, "WARPS must be 1..32");
+static_assert(kRowsPerWarp >= 1 && kRowsPerWarp <= 32, "ROWS_PER_WARP must be 1..32");
+static_assert(gdn::kDim % kRowsPerBlock == 0, "WARPS * ROWS_PER_WARP must divide 128");
+
+extern "C" __global__ void __launch_bounds__(kWarps * 32)
+    gdn_decode_streaming(const gdn::bf16* __restrict__ q, const gdn::bf16* __restrict__ k,
+                        const gdn::bf16* __restrict__ v, const float* state,
+                        const float* __restrict__ A_log, const gdn::bf16* __restrict__ a,
+                        const float* __restrict__ dt_bias, const gdn::bf16* __restrict__ b,
+                        float scale, gdn::bf16* __restrict__ output, float* new_state,
+                        int batch_size) {
+  const int lane = threadIdx.x & 31;
+  const int warp = threadIdx.x >> 5;
+  const int bh = blockIdx.x / kSplit;  // batch * 8 + value head
+  if (bh >= batch_size * gdn::kVHeads) return;
+  const int h = bh % gdn::kVHeads;
+  const int j = (bh / gdn::kVHeads) * gdn::kQKHeads + h / 2;  // q/k head row
+  const int row0 = (blockIdx.x % kSplit) * kRowsPerBlock + warp * kRowsPerWarp;
+  const size_t off = (static_cast<size_t>(bh) * gdn::kDim + row0) * gdn::kDim + lane * 4;
+
+  // State first: these loads carry all the latency; everything below overlaps them.
+  float4 s[kRowsPerWarp];
+  if (state != nullptr) {
+#pragma unroll
+    for (int r = 0; r < kRowsPerWarp; ++r)
+      s[r] = gdn::load_state4<LOAD_HINT>(state + off + r * gdn::kDim);
+  } else {
+#pragma unroll
+    for (int r = 0; r < kRowsPerWarp; ++r) s[r] = make_float4(0.f, 0.f, 0.f, 0.f);
+  }
+  const float4 kk = gdn::load_bf16x4(k + j * gdn::kDim + lane * 4);
+  const float4 qq = gdn::load_bf16x4(q + j * gdn::kDim + lane * 4);
+  // Lane r holds v of the warp's row r; broadcast by shuffle below.
+  const float v_lane =
+      lane < kRowsPerWarp ? __bfloat162float(v[bh * gdn::kDim + row0 + lane]) : 0.f;
+  const gdn::Gates gt = gdn::gates(A_log, a, dt_bias, b, bh, h);
+  const float kq = gdn::group_sum<32>(gdn::dot4(kk, qq));
+
+  float sk[kRowsPerWarp], sq[kRowsPerWarp];
+#pragma unroll
+  for (int r = 0; r < kRowsPerWarp; ++r) {
+    sk[r] = gdn::dot4(s[r], kk);
+    sq[r] = gdn::dot4(s[r], qq);
+  }
+  // Butterfly over all rows at once: 2 * ROWS_PER_WARP independent shuffles per step.
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) {
+#pragma unroll
+    for (int r = 0; r < kRowsPerWarp; ++r) {
+      sk[r] += __shfl_xor_sync(gdn::kFull, sk[r], o);
+      sq[r] += __shfl_xor_sync(gdn::kFull, sq[r], o);
+    }
+  }
+
+  float out_lane = 0.f;
+#pragma unroll
+  for (int r = 0; r < kRowsPerWarp; ++r) {
+    const float vr = __shfl_sync(gdn::kFull, v_lane, r);
+    const float delta = gt.beta * (vr - gt.g * sk[r]);
+    gdn::store_state4<STORE_HINT>(new_state + off + r * gdn::kDim,
+                              gdn::update4(s[r], gt.g, delta, kk));
+    const float o = scale * fmaf(gt.g, sq[r], kq * delta);
+    if (lane == r) out_lane = o;
+  }
+  if (lane < kRowsPerWarp) output[bh * gdn::kDim + row0 + lane] = __float2bfloat16(out_lane);
+}

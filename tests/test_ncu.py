@@ -1,0 +1,355 @@
+"""decodekit.ncu on a CPU: parsing exports into tables, and every error path with a fake ncu.
+
+The fake (tests/fixtures/ncu/ncu) stands in for Nsight Compute on PATH; FAKE_NCU_MODE picks
+its behaviour. Real exports recorded on a GPU (data/ncu/*.csv) are parsed as fixtures when
+present.
+"""
+
+import json
+import math
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from decodekit import ncu, ncu_parse, ncu_runner
+from decodekit.registry import _REGISTRY, Impl
+from decodekit.spec import bytes_moved
+from decodekit.workloads import ROOT, select
+
+FAKE = Path(__file__).parent / "fixtures" / "ncu"
+REAL = sorted((ROOT / "data" / "ncu").glob("*.csv"))
+
+
+@pytest.fixture
+def fake_ncu(monkeypatch):
+    monkeypatch.setenv("PATH", f"{FAKE}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setattr(ncu_parse, "_ncu_report", lambda ncu="ncu": None)
+
+    def mode(name):
+        monkeypatch.setenv("FAKE_NCU_MODE", name)
+
+    return mode
+
+
+def test_profile_end_to_end_with_fake_ncu(fake_ncu, tmp_path):
+    fake_ncu("ok")
+    df = ncu.profile("torch-fp32", "B1,B3,B64", kernel_regex="regex:elementwise", out_dir=tmp_path)
+    assert list(df["uuid"]) == ["B1", "B3", "B64"]
+    assert list(df["batch_size"]) == [1, 3, 64]
+    assert df["duration_us"].tolist() == pytest.approx([5.0, 6.0, 7.0])
+    assert df["dram_read_bytes"].tolist() == [2e6] * 3
+    assert df["dram_write_bytes"].tolist() == [1e6] * 3
+    assert df["dram_throughput_pct"].tolist() == [40.0, 41.0, 42.0]
+    assert df["registers_per_thread"].tolist() == [64] * 3
+    assert df["grid_size"].tolist() == [8] * 3 and df["block_size"].tolist() == [128] * 3
+    # fake DRAM peak: 64 byte/cycle x 2.5 cycle/ns = 160 GB/s
+    floor_us = bytes_moved(64)["total"] / 160e9 * 1e6
+    assert df["floor_us"].iloc[2] == pytest.approx(floor_us)
+    assert df["pct_of_floor"].iloc[2] == pytest.approx(100 * floor_us / 7.0)
+    assert set(df["floor_basis"]) == {"dram_peak"} and set(df["impl"]) == {"torch-fp32"}
+
+    stem = tmp_path / "torch-fp32_B1-B3-B64"
+    for ext in (".ncu-rep", ".csv", ".json"):
+        assert stem.with_suffix(ext).exists()
+    meta = json.loads(stem.with_suffix(".json").read_text())
+    assert meta["ncu_version"] == "2025.3.1.0"
+    assert (meta["clock_control"], meta["cache_control"]) == ("base", "all")
+    assert meta["kernel_regex"] == "regex:elementwise" and len(meta["source_digest"]) == 16
+    cmd = meta["command"]
+    assert cmd[cmd.index("--clock-control") + 1] == "base"
+    assert [cmd[i + 1] for i, a in enumerate(cmd) if a == "--nvtx-include"] == [
+        "B1/",
+        "B3/",
+        "B64/",
+    ]
+    assert cmd[cmd.index("-m") + 1] == "decodekit.ncu_runner"
+    report = json.loads(stem.with_suffix(".ncu-rep").read_text())
+    assert report["target"][-6:] == [
+        "--impl",
+        "torch-fp32",
+        "--workloads",
+        "B1,B3,B64",
+        "--profile",
+        "random",
+    ]
+
+    assert ncu.load(stem.with_suffix(".csv"))["duration_us"].tolist() == df["duration_us"].tolist()
+    assert ncu.load("torch-fp32", out_dir=tmp_path)["uuid"].tolist() == ["B1", "B3", "B64"]
+    folder = ncu.load(tmp_path)
+    assert len(folder) == 3 and set(folder["gpu"].isna()) == {True}
+    fast = ncu.load(stem.with_suffix(".csv"), copy_gbps=3000.0)
+    assert set(fast["floor_basis"]) == {"copy"}
+    assert fast["floor_us"].iloc[0] == pytest.approx(bytes_moved(1)["total"] / 3e12 * 1e6)
+
+
+def test_tag_marks_non_default_controls(fake_ncu, tmp_path):
+    fake_ncu("ok")
+    df = ncu.profile(
+        "torch-fp32", "B2", clock_control="none", cache_control="none", out_dir=tmp_path
+    )
+    assert df.attrs["export"].endswith("torch-fp32_B2_clock-none_cache-none")
+    assert df.attrs["meta"]["clock_control"] == "none"
+
+
+def test_ncu_not_installed(tmp_path):
+    with pytest.raises(ncu.NcuError, match="not found on PATH.*load"):
+        ncu.profile("torch-fp32", "B1", out_dir=tmp_path, ncu="no-such-ncu-here")
+
+
+def test_no_permission_for_counters(fake_ncu, tmp_path):
+    fake_ncu("perm")
+    with pytest.raises(ncu.NcuError, match="ERR_NVGPUCTRPERM.*root"):
+        ncu.profile("torch-fp32", "B1", out_dir=tmp_path)
+
+
+def test_no_kernel_matched_the_filter(fake_ncu, tmp_path):
+    fake_ncu("nokernels")
+    with pytest.raises(ncu.NcuError, match="no kernel matched.*regex:nope.*kernel_regex"):
+        ncu.profile("torch-fp32", "B1", kernel_regex="regex:nope", out_dir=tmp_path)
+
+
+def test_profiled_program_failed_shows_its_stderr(fake_ncu, tmp_path):
+    fake_ncu("appfail")
+    with pytest.raises(ncu.NcuError, match="profiled program failed") as e:
+        ncu.profile("torch-fp32", "B1", input_profile="bogus", out_dir=tmp_path)
+    assert "invalid choice: 'bogus'" in str(e.value)
+
+
+def test_kernel_filter_defaults():
+    assert ncu.kernel_regex_for("baseline") == "regex:^gdn_decode_baseline$"
+    assert ncu.kernel_regex_for("fla") == "regex:fused_recurrent"
+    assert ncu.kernel_regex_for("torch-fp32") is None
+
+
+def test_units_and_numbers():
+    assert ncu_parse.to_si(3, "msecond") == 0.003
+    assert ncu_parse.to_si(2, "Gbyte/second") == 2e9
+    assert ncu_parse.to_si(1.98, "Ghz") == 1.98e9
+    assert ncu_parse.to_si(64, "register/thread") == 64
+    assert ncu_parse.to_si(12.5, "%") == 12.5
+    assert ncu_parse.number("1,234.5") == 1234.5 and math.isnan(ncu_parse.number("n/a"))
+
+
+def test_csv_with_program_output_and_kernels_outside_ranges():
+    nvtx = "thread Domain:Push/Pop_Range:PL_Type:PL_Value:CLR_Type:Color:Msg_Type:Msg"
+    text = "\n".join(
+        [
+            "==PROF== Connected to process 1",
+            "ncu_runner: torch-fp32 B1 B=1 profiled",
+            f'"ID","Kernel Name","{nvtx}","Grid Size","gpu__time_duration.sum","dram__bytes_read.sum"',
+            '"","","","","nsecond","Kbyte"',
+            '"0","a","1  ""<default domain>:B17:none"" ","(4, 2, 1)","1,000","3"',
+            '"1","b","1  ""<default domain>:B17:none"" ","(4, 2, 1)","3,000","1"',
+            '"2","c","","(1, 1, 1)","500","1"',
+        ]
+    )
+    df = ncu_parse.frame(ncu_parse.kernels_from_csv(text))
+    b17 = df.set_index("uuid").loc["B17"]
+    assert b17["n_kernels"] == 2 and b17["kernel"] == "a+b" and b17["batch_size"] == 17
+    assert b17["duration_us"] == pytest.approx(4.0) and b17["dram_read_bytes"] == 4000
+    assert b17["grid_size"] == 8  # from the longest kernel's Grid Size column
+    assert "#2" in set(df["uuid"])  # kept, under its ncu ID
+
+
+def test_order_names_kernels_when_there_is_no_nvtx_column():
+    text = (
+        '"ID","Kernel Name","gpu__time_duration.sum"\n"","","usecond"\n"0","k","2"\n"1","k","3"\n'
+    )
+    ws = [dict(uuid=w.uuid, batch_size=w.batch_size) for w in select("representative")[:2]]
+    df = ncu_parse.frame(ncu_parse.kernels_from_csv(text), ws, "baseline")
+    assert df["uuid"].tolist() == [w["uuid"] for w in ws]
+
+
+def test_not_a_raw_csv():
+    with pytest.raises(ValueError, match="not an Nsight Compute raw CSV"):
+        ncu_parse.kernels_from_csv("==ERROR== something\n")
+
+
+def test_report_reader_with_a_stand_in_ncu_report():
+    class Metric:
+        def __init__(self, v, u):
+            self.v, self.u = v, u
+
+        def value(self):
+            return self.v
+
+        def unit(self):
+            return self.u
+
+    class Domain:
+        def push_pop_ranges(self):
+            return ("B4",)
+
+    class State:
+        def domains(self):
+            return [0]
+
+        def domain_by_id(self, i):
+            return Domain()
+
+    class Action:
+        m = {
+            "gpu__time_duration.sum": Metric(9000, "nsecond"),
+            "launch__grid_size": Metric(32, ""),
+            "device__attribute_display_name": Metric("NVIDIA H100", ""),
+        }
+
+        def name(self):
+            return "gdn_decode_baseline"
+
+        def metric_names(self):
+            return tuple(self.m)
+
+        def metric_by_name(self, n):
+            return self.m.get(n)
+
+        def nvtx_state(self):
+            return State()
+
+    class Range:
+        def num_actions(self):
+            return 1
+
+        def action_by_idx(self, i):
+            return Action()
+
+    class Context:
+        def num_ranges(self):
+            return 1
+
+        def range_by_idx(self, i):
+            return Range()
+
+    class Module:
+        @staticmethod
+        def load_report(path):
+            return Context()
+
+    df = ncu_parse.frame(ncu_parse.kernels_from_report("x.ncu-rep", Module))
+    assert df[["uuid", "batch_size", "duration_us", "grid_size"]].iloc[0].tolist() == [
+        "B4",
+        4,
+        9.0,
+        32,
+    ]
+
+
+def test_rep_without_ncu_report_or_csv(tmp_path, monkeypatch):
+    monkeypatch.setattr(ncu_parse, "_ncu_report", lambda ncu="ncu": None)
+    (tmp_path / "baseline_x.ncu-rep").write_text("")
+    with pytest.raises(ncu.NcuError, match="ncu_report.*--csv --page raw"):
+        ncu.load(tmp_path / "baseline_x.ncu-rep")
+    with pytest.warns(UserWarning, match="skipped"):
+        assert ncu.load(tmp_path).empty
+    with pytest.raises(ncu.NcuError, match="decodekit ncu --impl fla"):
+        ncu.load("fla", out_dir=tmp_path)
+
+
+def _frame(impl, scale):
+    rows = [
+        dict(
+            impl=impl,
+            uuid=w.uuid,
+            batch_size=w.batch_size,
+            duration_us=scale * (6 + 0.4 * w.batch_size),
+            dram_gbps=100.0,
+            pct_of_floor=50.0,
+        )
+        for w in select("contest")
+    ]
+    return pd.DataFrame(rows)
+
+
+def test_seed_table_and_its_text():
+    df = _frame("baseline", 1.0)
+    t = ncu.seed_table(df)
+    assert len(t) == 55 and t["axes"].iloc[0] == "batch_size=1"
+    assert t["duration_us"].iloc[-1] == pytest.approx(df["duration_us"].mean())
+    text = ncu.format_seed_table(df).splitlines()
+    assert text[0] == "UUID axes duration_us"
+    assert text[1] == f"{df['uuid'].iloc[0]} batch_size=1 6.400"
+    assert text[-1].startswith("Arithmetic mean over 54/54 workloads: ") and text[-1].endswith(
+        " us"
+    )
+    with pytest.raises(ValueError, match="side_by_side"):
+        ncu.seed_table(pd.concat([df, _frame("fla", 2.0)]))
+
+
+def test_by_batch_size_and_side_by_side():
+    a, b = _frame("baseline", 1.0), _frame("fla", 2.0)
+    g = ncu.by_batch_size(pd.concat([a, b]))
+    assert len(g) == 14 and g["n"].sum() == 108
+    assert g.set_index(["impl", "batch_size"]).loc[("fla", 64), "duration_us"] == pytest.approx(
+        2 * 31.6
+    )
+    s = ncu.side_by_side({"baseline": a, "fla": b})
+    assert list(s.columns) == ["uuid", "baseline", "fla", "speedup fla"]
+    assert len(s) == 55 and s["uuid"].iloc[-1] == "mean"
+    assert s["speedup fla"].tolist() == pytest.approx([0.5] * 55)
+    per_b = ncu.side_by_side(pd.concat([a, b]), by="batch_size")
+    assert per_b["batch_size"].tolist() == [
+        "B=1",
+        "B=4",
+        "B=8",
+        "B=16",
+        "B=32",
+        "B=48",
+        "B=64",
+        "mean",
+    ]
+
+
+def test_runner_dry_run_on_cpu(capsys):
+    assert ncu_runner.main(["--impl", "torch-fp32", "--workloads", "B1,B3", "--device", "cpu"]) == 0
+    assert capsys.readouterr().out.count("profiled") == 2
+
+
+def test_runner_stops_on_a_failed_check(monkeypatch, capsys):
+    def no_decay(q, k, v, state, A_log, a, dt_bias, b, scale, output, new_state):
+        output.zero_()
+        new_state.copy_(state)
+
+    monkeypatch.setitem(
+        _REGISTRY,
+        "test-wrong",
+        Impl(
+            name="test-wrong",
+            kind="baseline",
+            description="known wrong",
+            device="any",
+            factory=lambda: no_decay,
+        ),
+    )
+    assert ncu_runner.main(["--impl", "test-wrong", "--workloads", "B3", "--device", "cpu"]) == 3
+    assert "failed the check" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message shown without a GPU")
+def test_runner_without_gpu(capsys):
+    assert ncu_runner.main(["--impl", "torch-fp32", "--workloads", "B1"]) == 4
+    assert "no CUDA GPU" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("path", REAL or [None], ids=[p.name for p in REAL] or ["none"])
+def test_recorded_exports_parse(path):
+    """Exports recorded on a GPU (data/ncu/) parse into one row per profiled workload."""
+    if path is None:
+        pytest.skip("no recorded Nsight Compute export in data/ncu/ yet")
+    df = ncu.load(path)
+    meta = df.attrs["meta"]
+    assert len(df) > 0 and df["uuid"].is_unique
+    assert (df["duration_us"] > 0).all() and (df["n_kernels"] >= 1).all()
+    assert df["registers_per_thread"].notna().all() and df["grid_size"].notna().all()
+    if meta.get("workloads"):
+        assert df["uuid"].tolist() == [w["uuid"] for w in meta["workloads"]]
+    for key in ("ncu_version", "clock_control", "cache_control", "gpu", "date", "command"):
+        assert meta.get(key), key
+    t = ncu.seed_table(df)
+    assert t["duration_us"].iloc[-1] == pytest.approx(df["duration_us"].mean())
+    if meta["cache_control"] == "all":
+        # caches flushed: the state (about half the bytes a call moves) comes from DRAM
+        moved = df["batch_size"].map(lambda b: bytes_moved(int(b))["total"])
+        assert (df["dram_read_bytes"] > 0.4 * moved).all()

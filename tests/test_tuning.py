@@ -1,0 +1,215 @@
+"""The tuning table and the ``best`` dispatcher without a GPU: choice per batch size, file
+round trip, one build per distinct choice, defaults when no table exists, and every
+candidate of the quick search space compiling for sm_90a and sm_100a without spills."""
+
+import json
+
+import pandas as pd
+import pytest
+import torch
+
+from decodekit import tuning
+from decodekit.registry import get
+from decodekit.variants import split_shape
+
+TABLE = {
+    1: {"variant": "bulk", "defines": {"WARPS": 1, "ROWS_PER_WARP": 4}},
+    8: {"variant": "subwarp", "defines": {"WARPS": 4, "ROWS_PER_WARP": 8}},
+    64: {"variant": "streaming", "defines": {"WARPS": 4, "ROWS_PER_WARP": 8}},
+}
+
+
+@pytest.mark.parametrize(
+    "B, expected", [(1, 1), (2, 8), (8, 8), (9, 64), (64, 64), (65, 64), (257, 64)]
+)
+def test_choose_smallest_tuned_size_at_or_above(B, expected):
+    assert tuning.choose(TABLE, B) is TABLE[expected]
+
+
+def test_choose_accepts_json_string_keys_and_rejects_empty():
+    as_json = {str(b): c for b, c in TABLE.items()}
+    assert tuning.choose(as_json, 3)["variant"] == "subwarp"
+    with pytest.raises(ValueError, match="empty"):
+        tuning.choose({}, 1)
+
+
+def test_load_table_round_trip(tmp_path):
+    path = tmp_path / "h100-80gb-hbm3.json"
+    path.write_text(json.dumps({"gpu": "NVIDIA H100 80GB HBM3", "table": TABLE}))
+    assert tuning.load_table(path) == TABLE  # JSON's string keys come back as ints
+    assert tuning.load_table(tmp_path / "missing.json") is None
+
+
+def test_table_path_uses_gpu_slug(tmp_path):
+    assert tuning.table_path("NVIDIA H100 80GB HBM3", tmp_path).name == "h100-80gb-hbm3.json"
+
+
+class FakeLauncher:
+    def __init__(self, variant, defines):
+        self.variant, self.defines, self.calls = variant, defines, []
+
+    def __call__(self, q, *rest):
+        self.calls.append(q.shape[0])
+
+
+def _call(d, B):
+    q = torch.empty(B, 1, 4, 128)
+    d(q, None, None, None, None, None, None, None, None, None, None)
+
+
+def test_dispatcher_builds_each_choice_once_and_routes_by_batch_size():
+    made = []
+
+    def make(variant, defines):
+        made.append((variant, defines))
+        return FakeLauncher(variant, defines)
+
+    d = tuning.Dispatcher(TABLE, make=make)
+    for B in (1, 3, 5, 8, 64, 100, 3):
+        _call(d, B)
+    assert [v for v, _ in made] == ["bulk", "subwarp", "streaming"]
+    assert d.resolve(5).calls == [3, 5, 8, 3]
+    assert d.resolve(100) is d.resolve(64)
+
+
+def test_dispatcher_without_table_warns_and_uses_defaults(tmp_path):
+    with pytest.warns(UserWarning, match="built-in defaults"):
+        d = tuning.dispatcher(tmp_path / "none.json")
+    assert d.table == tuning.DEFAULT_TABLE and d.origin == "built-in defaults"
+
+
+def test_dispatcher_reads_a_table_file(tmp_path):
+    path = tmp_path / "gpu.json"
+    path.write_text(json.dumps({"table": {str(b): c for b, c in TABLE.items()}}))
+    d = tuning.dispatcher(path)
+    assert d.table == TABLE and d.origin == str(path)
+
+
+def test_winners_take_the_fastest_passing_candidate():
+    d1, d2 = {"WARPS": 1, "ROWS_PER_WARP": 4}, {"WARPS": 4, "ROWS_PER_WARP": 8}
+    df = pd.DataFrame(
+        [
+            dict(batch_size=1, variant="rowsplit", defines=d1, status="ok", latency_us=5.0),
+            dict(batch_size=1, variant="bulk", defines=d2, status="ok", latency_us=4.0),
+            dict(
+                batch_size=1, variant="subwarp", defines=d2, status="check-failed", latency_us=None
+            ),
+            dict(batch_size=64, variant="bulk", defines=d2, status="ok", latency_us=30.0),
+        ]
+    )
+    assert tuning.winners(df) == {
+        1: {"variant": "bulk", "defines": d2, "latency_us": 4.0},
+        64: {"variant": "bulk", "defines": d2, "latency_us": 30.0},
+    }
+
+
+def test_write_table_records_gpu_method_and_environment(tmp_path):
+    d = {"WARPS": 4, "ROWS_PER_WARP": 8}
+    df = pd.DataFrame(
+        [
+            dict(
+                batch_size=4,
+                variant="bulk",
+                config="bulk[...]",
+                defines=d,
+                status="ok",
+                latency_us=6.5,
+                note=None,
+            )
+        ]
+    )
+    path = tuning.write_table(
+        df, torch.device("cpu"), method="events-cold", preset="quick", out_dir=tmp_path
+    )
+    doc = json.loads(path.read_text())
+    assert doc["method"] == "events-cold" and doc["environment"]["gpu"] == doc["gpu"]
+    assert tuning.load_table(path) == {4: {"variant": "bulk", "defines": d, "latency_us": 6.5}}
+
+
+def test_search_space_is_well_formed():
+    for name in ("quick", "full"):
+        space = tuning.search_space(name)
+        assert len({(v, tuple(sorted(d.items()))) for v, d in space}) == len(space)
+        for variant, defines in space:
+            assert "shape_for" in get(variant).meta
+            grid, block, smem = split_shape(defines)(3)
+            assert grid[0] % 24 == 0 and block[0] % 32 == 0 and smem == 0
+    assert {v for v, _ in tuning.candidates(["bulk"])} == {"bulk"}
+    with pytest.raises(ValueError, match="configs"):
+        tuning.search_space("huge")
+
+
+def test_split_shape_rejects_rows_that_do_not_divide_the_head():
+    with pytest.raises(ValueError, match="divide 128"):
+        split_shape({"WARPS": 3, "ROWS_PER_WARP": 4})
+
+
+@pytest.mark.parametrize("arch", ["sm_90a", "sm_100a"])
+def test_every_quick_candidate_compiles_without_spills(arch):
+    from decodekit.compile import compile_kernel
+
+    for variant, defines in tuning.search_space("quick"):
+        use = compile_kernel(get(variant).source, arch, defines).usage()
+        assert use.spills == 0 and use.stack_bytes == 0, (variant, defines, use)
+
+
+class FakeTimer:
+    """Times from a table keyed on the launcher's variant; no GPU needed."""
+
+    def __init__(self, us):
+        self.us = us
+
+    def unavailable(self, method, device):
+        return None
+
+    def trial(self, method, target, n_warmup, n_iter):
+        from decodekit.timing import Samples
+
+        return Samples([self.us[target.fn.variant]] * n_iter)
+
+
+def _fake_make(variant, defines):
+    from decodekit.reference import gdn_decode
+
+    if variant == "subwarp":
+        raise ValueError("does not build")
+
+    def run(q, k, v, state, A_log, a, dt_bias, b, scale, output, new_state):
+        o, s = gdn_decode(q, k, v, state, A_log, a, dt_bias, b, scale)
+        output.copy_(o)
+        # 'streaming' forgets the decay: the check must reject it before any timing
+        new_state.copy_(s if variant != "streaming" else s + 1)
+
+    run.variant = variant
+    return run
+
+
+def test_tune_checks_times_and_writes_the_winners(tmp_path):
+    configs = [
+        ("rowsplit", {"WARPS": 4, "ROWS_PER_WARP": 4}),
+        ("bulk", {"WARPS": 2, "ROWS_PER_WARP": 8}),
+        ("streaming", {"WARPS": 4, "ROWS_PER_WARP": 8}),
+        ("subwarp", {"WARPS": 4, "ROWS_PER_WARP": 8}),
+    ]
+    timer = FakeTimer({"rowsplit": 5.0, "bulk": 4.0, "streaming": 1.0})
+    df = tuning.tune(
+        None,
+        (1, 3),
+        configs,
+        device="cpu",
+        out_dir=tmp_path,
+        timer=timer,
+        make=_fake_make,
+        verbose=False,
+    )
+    status = dict(zip(df["config"].str.split("[").str[0], df["status"], strict=False))
+    assert status == {
+        "rowsplit": "ok",
+        "bulk": "ok",
+        "streaming": "check-failed",
+        "subwarp": "compile-failed",
+    }
+    assert df[df["status"] != "ok"]["latency_us"].isna().all()
+    table = tuning.load_table(tmp_path / "cpu.json")
+    assert {b: c["variant"] for b, c in table.items()} == {1: "bulk", 3: "bulk"}
+    assert table[1]["latency_us"] == 4.0
