@@ -190,6 +190,9 @@ register(
         factory=_best_factory,
         parent=None,
         inplace_ok=True,
-        meta={"dispatcher": True, "ncu_kernel": "^gdn_decode_(rowsplit|streaming|subwarp|bulk)$"},
+        meta={
+            "dispatcher": True,
+            "ncu_kernel": "^gdn_decode_(rowsplit|streaming|subwarp|bulk|persistent)$",
+        },
     )
 )
