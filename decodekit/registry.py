@@ -52,7 +52,9 @@ class Impl:
         return self._fn
 
     def __call__(self, q, k, v, state, A_log, a, dt_bias, b, scale, output, new_state):
-        return self.fn(q, k, v, state, A_log, a, dt_bias, b, scale, output, new_state)
+        # the hot path of every timed call: one attribute read once built
+        fn = self._fn or self.fn
+        return fn(q, k, v, state, A_log, a, dt_bias, b, scale, output, new_state)
 
     def allocating(self, q, k, v, state, A_log, a, dt_bias, b, scale=None):
         B = q.shape[0]

@@ -175,7 +175,7 @@ class Dispatcher:
         return f"Dispatcher({len(self.table)} batch sizes from {self.origin})"
 
     def __call__(self, q, k, v, state, A_log, a, dt_bias, b, scale, output, new_state) -> None:
-        fn = self._by_b.get(q.shape[0]) or self.resolve(q.shape[0])
+        fn = self._by_b.get(len(q)) or self.resolve(len(q))
         fn(q, k, v, state, A_log, a, dt_bias, b, scale, output, new_state)
 
     def resolve(self, batch_size: int) -> Callable:

@@ -22,9 +22,12 @@ def _global_state():
     _, l2 = rt.cudaDeviceGetLimit(rt.cudaLimit.cudaLimitPersistingL2CacheSize)
     _, flags = rt.cudaGetDeviceFlags()
     _, cfg = rt.cudaDeviceGetCacheConfig()
-    _, window = rt.cudaStreamGetAttribute(
-        stream, rt.cudaStreamAttrID.cudaStreamAttributeAccessPolicyWindow
+    ids = rt.cudaStreamAttrID
+    window_id = (
+        getattr(ids, "cudaStreamAttributeAccessPolicyWindow", None)
+        or ids.cudaLaunchAttributeAccessPolicyWindow
     )
+    _, window = rt.cudaStreamGetAttribute(stream, window_id)
     w = window.accessPolicyWindow
     return (int(l2), int(flags), int(cfg), int(w.base_ptr or 0), int(w.num_bytes))
 

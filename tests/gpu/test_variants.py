@@ -46,7 +46,7 @@ def test_in_place_update(name, B):
     ref_out, ref_state = gdn_decode_oracle(
         **{k: v.cpu() if torch.is_tensor(v) else v for k, v in x.items()}
     )
-    output = torch.full_like(ref_out, float("nan"), device="cuda")
+    output = torch.full(ref_out.shape, float("nan"), dtype=torch.bfloat16, device="cuda")
     get(name)(**x, output=output, new_state=x["state"])
     torch.cuda.synchronize()
     reports = [
