@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# One session on a GPU machine, in stages (STAGES=env,compile,test,tune,bench,variants,
-# fidelity,ncu,sanitize): compile, GPU tests, tuning, the full-54 bench, every variant on the
+# One session on a GPU machine, in stages (STAGES=env,compile,test,tune,loop,bench,variants,
+# fidelity,ncu,sanitize,host,report): compile, GPU tests, tuning, the full-54 bench, every variant on the
 # representative workloads, the contest / fib-0.1.2 / seed timing methods, Nsight Compute
 # profiles and compute-sanitizer. Records land in data/; with $OUT set they are packed there.
 set -uo pipefail
@@ -14,7 +14,7 @@ if ls .whl/*.whl >/dev/null 2>&1; then
     --target /tmp/site .whl/*.whl >/dev/null 2>&1 && export PYTHONPATH=/tmp/site
 fi
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
-STAGES=${STAGES:-env,compile,test,tune,bench,variants,fidelity,ncu,sanitize}
+STAGES=${STAGES:-env,compile,test,tune,loop,bench,variants,fidelity,ncu,sanitize,host}
 WORKLOADS=${WORKLOADS:-contest}
 has() { [[ ",$STAGES," == *",$1,"* ]]; }
 run() { echo "=== $* ($(date +%T))"; timeout "${LIMIT:-900}" "$@" 2>&1 | grep -v "it/s\]" | tee -a "$OUT/log.txt"; }
@@ -26,6 +26,7 @@ fi
 has compile && run $PY -m decodekit compile
 has test && run $PY -m pytest -q -p no:cacheprovider tests/gpu -k "not every_kit_kernel" ${PYTEST_ARGS:-}
 has tune && run $PY -m decodekit tune --preset quick
+has loop && run $PY -m decodekit bench --impl torch-loop --workloads "$WORKLOADS" --preset contest-short
 has bench && run $PY -m decodekit bench --impl best fla torch-fp32 --workloads "$WORKLOADS" \
   --preset contest --methods graph-hot,host-dispatch,wall
 if has variants; then
@@ -46,6 +47,12 @@ if has sanitize; then
   for impl in $($PY -c "from decodekit.registry import names; print(' '.join(names('kernel')))"); do
     run $PY -m decodekit sanitize --impl "$impl"
   done
+fi
+has host && run $PY -m decodekit bench --impl best streaming fla --workloads B1 --preset quick \
+  --methods host-dispatch
+if has report; then
+  run $PY -m decodekit report --out "$OUT/reports" --workloads representative --preset quick
+  (cd "$OUT" && tar czf reports.tgz reports && rm -rf reports)
 fi
 tar czf "$OUT/data.tgz" data/results data/ncu data/tuning 2>/dev/null
 echo "=== done $(date +%T)"

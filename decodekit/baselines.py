@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import importlib.util
 
-from decodekit.reference import gdn_decode
+import torch
+
+from decodekit.reference import gdn_decode, gdn_decode_loop
 from decodekit.registry import Impl, register
 from decodekit.spec import resolve_scale
 
@@ -30,6 +32,29 @@ register(
         factory=_torch_fp32,
         inplace_ok=True,
         description="decodekit.reference in fp32 torch ops (vectorised; many small kernels)",
+    )
+)
+
+
+def _torch_loop():
+    def run(q, k, v, state, A_log, a, dt_bias, b, scale, output, new_state):
+        # The definition as the contest's reference runs it: a Python loop over batch rows
+        # and value heads, fp32 torch ops on the inputs' device, one small kernel per step.
+        o, s = gdn_decode_loop(q, k, v, state, A_log, a, dt_bias, b, scale, dtype=torch.float32)
+        output.copy_(o)
+        new_state.copy_(s)
+
+    return run
+
+
+register(
+    Impl(
+        name="torch-loop",
+        kind="baseline",
+        device="any",
+        factory=_torch_loop,
+        inplace_ok=True,
+        description="the definition's literal per-(batch, head) loop in fp32 torch: the contest's reference",
     )
 )
 

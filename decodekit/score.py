@@ -97,11 +97,16 @@ def speedups(
 
 
 def contest_score(
-    df: pd.DataFrame, reference: str = "torch-fp32", method: str | None = None
+    df: pd.DataFrame, reference: str | None = None, method: str | None = None
 ) -> pd.DataFrame:
     """Per implementation: ``score`` = mean over workloads of reference / impl latency,
     ``geomean`` of the same ratios, ``n_workloads``, and ``share_B<n>``: the percentage of
-    the score each batch size contributes."""
+    the score each batch size contributes. The reference defaults to ``torch-loop`` (the
+    definition's literal loop, as the contest times it) when recorded, else ``torch-fp32``."""
+    if df.empty or "impl" not in df:
+        return pd.DataFrame(columns=["score", "geomean", "n_workloads"])
+    if reference is None:
+        reference = "torch-loop" if (df["impl"] == "torch-loop").any() else "torch-fp32"
     p = _paired(df, reference, method)
     rows = {}
     for impl, g in p.groupby("impl"):
