@@ -23,11 +23,14 @@ from decodekit.registry import all_impls
 README = Path(__file__).resolve().parent.parent / "kernels" / "README.md"
 BEGIN, END = "<!-- variant-table -->", "<!-- /variant-table -->"
 METHODS = ("cupti-cold", "events-cold")
+BASELINES = ("fla",)  # shown beside the variants, measured the same way
 
 
 def table(df: pd.DataFrame, method: str | None = None, gpu: str | None = None) -> pd.DataFrame:
     """Mean latency (µs) per kit kernel x batch size; GB/s and % of copy at the largest B."""
-    d = df[(df["status"] == "ok") & df["impl"].isin([i.name for i in all_impls("kernel")])]
+    shown = [i.name for i in all_impls("kernel")] + list(BASELINES)
+    d = df[(df["status"] == "ok") & df["impl"].isin(shown)]
+    d = d.assign(batch_size=d["batch_size"].astype(int))
     if d.empty:
         return pd.DataFrame()
     method = method or next((m for m in METHODS if (d["method"] == m).any()), None)
@@ -38,7 +41,7 @@ def table(df: pd.DataFrame, method: str | None = None, gpu: str | None = None) -
         return pd.DataFrame()
     lat = d.pivot_table(index="impl", columns="batch_size", values="latency_us", aggfunc="mean")
     top = d[d["batch_size"] == d["batch_size"].max()].groupby("impl")[["gbps", "pct_copy"]].mean()
-    meta = {i.name: (i.parent or "", i.description) for i in all_impls("kernel")}
+    meta = {i.name: (i.parent or "", i.description) for i in all_impls()}
     out = lat.round(2)
     out.columns = [f"B={b} µs" for b in out.columns]
     out[f"GB/s B={d['batch_size'].max()}"] = top["gbps"].round(0)
