@@ -11,7 +11,8 @@ PY=${PY:-python3}
 if ls .whl/*.whl >/dev/null 2>&1; then
   # wheels carried to a machine without network (fla-core, cupti-python, nvtx, ...)
   $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-    --target /tmp/site .whl/*.whl >/dev/null 2>&1 && export PYTHONPATH=/tmp/site
+    --target /tmp/site .whl/*.whl >/dev/null 2>&1 && export PYTHONPATH=/tmp/site \
+    JUPYTER_PATH=/tmp/site/share/jupyter
 fi
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
 STAGES=${STAGES:-env,compile,test,tune,loop,bench,variants,fidelity,ncu,sanitize,host}

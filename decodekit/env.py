@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import os
 import platform
 import subprocess
 from pathlib import Path
@@ -87,7 +88,12 @@ def smi(index: int = 0) -> dict:
 
 
 def git() -> dict:
-    """Commit of the working tree and whether it had uncommitted changes (read-only)."""
+    """Commit of the working tree and whether it had uncommitted changes (read-only).
+
+    A copy of the tree without ``.git`` (a lent GPU machine) names its commit in the
+    environment variable ``DECODEKIT_GIT_COMMIT``, set by whoever copied it."""
+    if os.environ.get("DECODEKIT_GIT_COMMIT"):
+        return {"git_commit": os.environ["DECODEKIT_GIT_COMMIT"], "git_dirty": None}
     commit = _run(["git", "rev-parse", "HEAD"])
     status = _run(["git", "status", "--porcelain", "--untracked-files=no"])
     return {"git_commit": commit, "git_dirty": bool(status) if status is not None else None}
