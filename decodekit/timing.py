@@ -37,6 +37,16 @@ import torch
 
 METHODS = ("cupti-cold", "events-cold", "graph-hot", "host-dispatch", "wall", "fib-0.1.2")
 COLD_METHODS = ("cupti-cold", "events-cold")
+# Why each method moves the same kernel's figure, one line each (views and notebooks show it).
+WHY = {
+    "cupti-cold": "GPU time only, cold L2: the contest's number (flashinfer-bench main)",
+    "events-cold": "as cupti-cold plus the overhead of the two events (a few µs)",
+    "graph-hot": "launch gaps removed by graph replay, state warm in L2: can beat the cold floor",
+    "host-dispatch": "Python and the launch API only: what the CPU pays per call",
+    "wall": "host dispatch + launch latency + kernel + sync: what a caller waits",
+    "fib-0.1.2": "events after a sync with fresh argument clones: host launch and argument"
+    " checks inside, state warm in L2 (flashinfer-bench 0.1.2, the seed's harness)",
+}
 HOST_METHODS = ("host-dispatch", "wall")  # these also run on the CPU
 
 

@@ -131,11 +131,16 @@ def table(df: pd.DataFrame, method: str | None = None) -> pd.DataFrame:
 
 
 def method_table(df: pd.DataFrame, impl: str) -> pd.DataFrame:
-    """Latency (µs) of ``impl`` per timing method (rows) and batch size (columns)."""
+    """Latency (µs) of ``impl`` per timing method (rows) and batch size (columns), with the
+    one-line reason each method moves the figure."""
+    from decodekit.timing import WHY
+
     d = ok(latest(df))
     d = d[d["impl"] == impl]
     t = d.pivot_table(index="method", columns="batch_size", values="latency_us", aggfunc="mean")
-    return t.rename(columns=int).round(2)
+    t = t.rename(columns=int).round(2)
+    t["why it differs"] = [WHY.get(m, "") for m in t.index]
+    return t
 
 
 def runs(df: pd.DataFrame) -> pd.DataFrame:
