@@ -21,20 +21,23 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import struct
 import time
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+
+from decodekit.cubin import (  # noqa: F401  (cubin_arch, parse_ptxas: part of this API)
+    Resources,
+    cubin_arch,
+    driver_resources,
+    parse_ptxas,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 KERNELS_DIR = ROOT / "kernels"
 FLAGS = ("-std=c++17", "-lineinfo", "-Xptxas=-v")
 _ARCH_RE = re.compile(r"^sm_(\d+)([af]?)$")
 _INCLUDE_RE = re.compile(r'^\s*#\s*include\s*"([^"]+)"', re.M)
-_SPILL_RE = re.compile(
-    r"(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads"
-)
 
 
 class CompileError(RuntimeError):
@@ -46,21 +49,6 @@ class CompileError(RuntimeError):
     def __init__(self, message: str, *, file: str, line: int | None, log: str):
         super().__init__(message)
         self.file, self.line, self.log = file, line, log
-
-
-@dataclass(frozen=True)
-class Resources:
-    """Per-thread registers and local memory, per-block static shared memory (ptxas -v)."""
-
-    registers: int
-    shared_bytes: int = 0
-    stack_bytes: int = 0  # local memory frame: spills and local arrays
-    spill_store_bytes: int = 0
-    spill_load_bytes: int = 0
-
-    @property
-    def spills(self) -> int:
-        return self.spill_store_bytes + self.spill_load_bytes
 
 
 @dataclass(frozen=True)
@@ -272,7 +260,7 @@ def _build(path: Path, arch: str, dkey: tuple, kdir: Path) -> Build:
     got = cubin_arch(cubin)
     if got != arch:
         raise ValueError(f"{name}: asked NVRTC for {arch} but the cubin says {got}")
-    resources = parse_ptxas(log) or _driver_resources(cubin, texts[0])
+    resources = parse_ptxas(log) or driver_resources(cubin, texts[0])
     build = Build(path, arch, got, options, digest, resources, files, stamp, cubin, log, seconds)
     _BY_DIGEST[digest] = build
     return build
@@ -310,91 +298,6 @@ def _compile_error(name: str, log: str, options, exc: Exception, most: int = 5) 
     msg = f"{name} ({arch}) failed to compile:\n" + "\n".join(picked) + f"\n({tail.strip()})"
     file, line = (hits[0][1]["file"], int(hits[0][1]["line"])) if hits else (name, None)
     return CompileError(msg, file=file, line=line, log=log)
-
-
-def _elf_section(cubin: bytes, wanted: str) -> bytes:
-    (shoff,) = struct.unpack_from("<Q", cubin, 0x28)
-    shentsize, shnum, shstrndx = struct.unpack_from("<HHH", cubin, 0x3A)
-
-    def header(i):  # (name offset, file offset, size)
-        (name,) = struct.unpack_from("<I", cubin, shoff + i * shentsize)
-        off, size = struct.unpack_from("<QQ", cubin, shoff + i * shentsize + 24)
-        return name, off, size
-
-    _, str_off, _ = header(shstrndx)
-    for i in range(shnum):
-        name, off, size = header(i)
-        end = cubin.index(b"\0", str_off + name)
-        if cubin[str_off + name : end].decode() == wanted:
-            return cubin[off : off + size]
-    return b""
-
-
-def cubin_arch(cubin: bytes) -> str:
-    """The SM arch a cubin was built for, e.g. ``'sm_90a'``.
-
-    The SM number is bits 8-15 of the ELF ``e_flags`` (0x5a = 90, 0x64 = 100); the ``a``/``f``
-    suffix is not in the flags, so it is read from the ptxas command line recorded in the
-    ``.note.nv.tkinfo`` section.
-    """
-    if cubin[:5] != b"\x7fELF\x02" or struct.unpack_from("<H", cubin, 18)[0] != 190:
-        raise ValueError("argument 'cubin': not a 64-bit CUDA ELF (EM_CUDA = 190)")
-    sm = (struct.unpack_from("<I", cubin, 48)[0] >> 8) & 0xFF
-    note = re.search(rb"-arch sm_(\d+)([af]?)\b", _elf_section(cubin, ".note.nv.tkinfo"))
-    if note and int(note.group(1)) == sm:
-        return f"sm_{sm}{note.group(2).decode()}"
-    return f"sm_{sm}"
-
-
-_ENTRY_RE = re.compile(
-    r'extern\s+"C"\s+__global__\s+void\s+(?:__launch_bounds__\([^)]*\)\s+)?(\w+)'
-)
-
-
-def _driver_resources(cubin: bytes, source: str) -> dict[str, Resources]:
-    """Resources as the driver reports them, for NVRTC builds whose log has no ptxas lines
-    (NVRTC 13.0 prints none). Needs a GPU whose arch can load the cubin; else empty."""
-    try:
-        from cupy_backends.cuda.api import driver
-
-        mod = driver.moduleLoadData(cubin)
-    except Exception:  # no GPU, or a cubin for another arch: nothing to ask
-        return {}
-    out = {}
-    try:
-        for entry in _ENTRY_RE.findall(source):
-            fn = driver.moduleGetFunction(mod, entry)
-            regs, smem, local = (
-                driver.funcGetAttribute(getattr(driver, f"CU_FUNC_ATTRIBUTE_{n}"), fn)
-                for n in ("NUM_REGS", "SHARED_SIZE_BYTES", "LOCAL_SIZE_BYTES")
-            )
-            out[entry] = Resources(regs, smem, local, 0, 0)
-    finally:
-        driver.moduleUnload(mod)
-    return out
-
-
-def parse_ptxas(log: str) -> dict[str, Resources]:
-    """Resources per entry point from the ``ptxas info`` lines of an NVRTC log."""
-    out: dict[str, Resources] = {}
-    entry = None
-    vals: dict[str, int] = {}
-    for line in log.splitlines():
-        if m := re.search(r"Compiling entry function '(\w+)'", line):
-            entry, vals = m.group(1), {}
-        elif entry and (m := _SPILL_RE.search(line)):
-            vals = dict(
-                zip(
-                    ("stack_bytes", "spill_store_bytes", "spill_load_bytes"),
-                    map(int, m.groups()),
-                    strict=True,
-                )
-            )
-        elif entry and (m := re.search(r"Used (\d+) registers", line)):
-            smem = re.search(r"(\d+) bytes smem", line)
-            out[entry] = Resources(int(m[1]), int(smem[1]) if smem else 0, **vals)
-            entry = None
-    return out
 
 
 def cli_compile(kernels: list[str] | None = None, arch: str | None = None) -> int:
