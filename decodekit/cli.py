@@ -80,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("tune", help="tuning sweep of kit variants; writes data/tuning/")
     c.add_argument("--batch-sizes", default="1,4,8,16,32,48,64")
     c.add_argument("--preset", default="quick")
+    c.add_argument("--configs", default="quick", help="search space: quick or full")
     c.set_defaults(run=_tune)
 
     c = sub.add_parser("table", help="regenerate the variant table of kernels/README.md")
@@ -124,7 +125,7 @@ def _bench(a) -> int:
 def _tune(a) -> int:
     from decodekit.tuning import cli_tune
 
-    return cli_tune([int(x) for x in a.batch_sizes.split(",")], a.preset)
+    return cli_tune([int(x) for x in a.batch_sizes.split(",")], a.preset, configs=a.configs)
 
 
 def _table(a) -> int:
