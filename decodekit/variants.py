@@ -82,12 +82,14 @@ def split_shape(defines: dict) -> Callable[[int], Shape]:
     return lambda B: ((B * 8 * split,), (32 * warps,), 0)
 
 
-def _split_variant(name: str, defines: dict, *, parent: str, description: str) -> Impl:
-    source = f"gdn_decode_{name}.cu"
+def _split_variant(
+    name: str, defines: dict, *, parent: str, description: str, source: str | None = None
+) -> Impl:
+    source = source or name  # a variant may be another one's file with other defines
     impl = variant(
         name,
-        source,
-        f"gdn_decode_{name}",
+        f"gdn_decode_{source}.cu",
+        f"gdn_decode_{source}",
         split_shape(defines),
         parent=parent,
         description=description,
@@ -112,6 +114,7 @@ _split_variant(
     parent="rowsplit",
     description="rowsplit with evict-first (ld.global.cs) state loads, so dirty new_state "
     "lines stay in L2",
+    source="rowsplit",
 )
 _split_variant(
     "subwarp",
@@ -192,7 +195,7 @@ register(
         inplace_ok=True,
         meta={
             "dispatcher": True,
-            "ncu_kernel": "^gdn_decode_(rowsplit|streaming|subwarp|bulk|persistent)$",
+            "ncu_kernel": "^gdn_decode_(rowsplit|subwarp|bulk|persistent)$",
         },
     )
 )

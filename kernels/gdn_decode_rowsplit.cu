@@ -17,9 +17,13 @@
 //   flight; s.k and s.q are butterfly sums over the warp. Gates are computed per thread.
 // Change from baseline (one block per (b,h), one thread per row): SPLIT blocks per head fill
 //   the SMs at small B, and coalesced 16-byte loads replace per-thread row walks.
+// Variant "streaming" (parent "rowsplit") is this file with LOAD_HINT / STORE_HINT set: state
+//   loads and new_state stores carry cache policies (see gdn_fast.cuh). Every state byte is
+//   touched once, so loads marked evict-first free L2 for the dirty new_state lines, which can
+//   then drain to DRAM after the kernel ends; evict-first stores test the opposite bet.
 // In place: each row is read and written by one warp, read fully before it is written.
 // Check and time: decodekit.check.require(registry.get("rowsplit"), 17, device="cuda");
-//   decodekit.tuning.tune(["rowsplit"]) times it per B with cold L2.
+//   decodekit.tuning.tune(["rowsplit", "streaming"]) times it per B and hint pair, cold L2.
 #include "gdn_fast.cuh"
 
 #ifndef WARPS
@@ -27,6 +31,12 @@
 #endif
 #ifndef ROWS_PER_WARP
 #define ROWS_PER_WARP 8
+#endif
+#ifndef LOAD_HINT
+#define LOAD_HINT 0
+#endif
+#ifndef STORE_HINT
+#define STORE_HINT 0
 #endif
 
 constexpr int kWarps = WARPS;
@@ -58,7 +68,7 @@ extern "C" __global__ void __launch_bounds__(kWarps * 32)
   if (state != nullptr) {
 #pragma unroll
     for (int r = 0; r < kRowsPerWarp; ++r)
-      s[r] = gdn::load_state4<0>(state + off + r * gdn::kDim);
+      s[r] = gdn::load_state4<LOAD_HINT>(state + off + r * gdn::kDim);
   } else {
 #pragma unroll
     for (int r = 0; r < kRowsPerWarp; ++r) s[r] = make_float4(0.f, 0.f, 0.f, 0.f);
@@ -92,7 +102,7 @@ extern "C" __global__ void __launch_bounds__(kWarps * 32)
   for (int r = 0; r < kRowsPerWarp; ++r) {
     const float vr = __shfl_sync(gdn::kFull, v_lane, r);
     const float delta = gt.beta * (vr - gt.g * sk[r]);
-    gdn::store_state4<0>(new_state + off + r * gdn::kDim,
+    gdn::store_state4<STORE_HINT>(new_state + off + r * gdn::kDim,
                               gdn::update4(s[r], gt.g, delta, kk));
     const float o = scale * fmaf(gt.g, sq[r], kq * delta);
     if (lane == r) out_lane = o;

@@ -1,5 +1,5 @@
 // Small device helpers shared by the fast GDN decode variants (gdn_decode_rowsplit.cu,
-// _streaming.cu, _subwarp.cu, _bulk.cu): problem constants, gate math, bf16 vector loads,
+// _subwarp.cu, _bulk.cu, _persistent.cu): problem constants, gate math, bf16 vector loads,
 // warp reductions, cache-hinted state loads/stores and Hopper bulk-copy wrappers.
 // Self-contained: needs only <cuda_bf16.h>, so it builds under NVRTC and nvcc alike.
 #pragma once
