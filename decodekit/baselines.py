@@ -6,6 +6,7 @@ with a message (``Impl.unavailable()``), never an import error.
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 
 import torch
@@ -101,5 +102,47 @@ register(
         requires=_missing("fla", "fla-core==0.6.0"),
         description="flash-linear-attention fused_recurrent_gated_delta_rule kernel (Triton, fla-core 0.6.0), writing the kit's buffers",
         meta={"ncu_kernel": "fused_recurrent"},
+    )
+)
+
+
+def _flashinfer():
+    from flashinfer.gdn_decode import gated_delta_rule_decode_pretranspose as decode
+
+    def run(q, k, v, state, A_log, a, dt_bias, b, scale, output, new_state):
+        # FlashInfer updates a k-last state in place; the kit's contract leaves `state` alone,
+        # so the state is first copied into new_state (one extra copy kernel in the timing).
+        if state is None:
+            new_state.zero_()
+        elif new_state.data_ptr() != state.data_ptr():
+            new_state.copy_(state)
+        decode(
+            q, k, v, new_state, A_log, a, dt_bias, b, scale=resolve_scale(scale),
+            output=output, use_qk_l2norm=False,
+        )  # fmt: skip
+
+    return run
+
+
+def _flashinfer_missing():
+    if importlib.util.find_spec("flashinfer") is None:
+        return "package 'flashinfer' not installed (pip install flashinfer-python)"
+    try:
+        importlib.import_module("flashinfer.gdn_decode")
+    except Exception as e:  # its CuTe DSL kernels need a supported GPU and cutlass
+        return f"flashinfer.gdn_decode unavailable here: {type(e).__name__}: {e}"
+    return None
+
+
+register(
+    Impl(
+        name="flashinfer",
+        kind="baseline",
+        factory=_flashinfer,
+        requires=_flashinfer_missing,
+        inplace_ok=True,
+        description="FlashInfer gated_delta_rule_decode_pretranspose (CuTe DSL), state copied "
+        "to new_state first",
+        meta={"ncu_kernel": "gdn"},
     )
 )
