@@ -159,7 +159,9 @@ def _label(defines: dict) -> str:
 class Dispatcher:
     """The ``best`` kernel: a DPS callable that runs, for each batch size, the choice of a
     tuning table. Launchers are built on first use of a batch size and shared between sizes
-    that chose the same build; afterwards a call costs one dict lookup before the launch."""
+    that chose the same build; afterwards a call costs one dict lookup before the launch, and
+    a repeat with the same ``q`` object an identity check (resize ``q`` in place and the
+    stale choice is kept: pass a new tensor)."""
 
     def __init__(
         self,
@@ -170,12 +172,18 @@ class Dispatcher:
         self.table, self.origin, self._make = dict(table), origin, make
         self._by_b: dict[int, Callable] = {}
         self._builds: dict[tuple, Callable] = {}
+        self._q: object = None  # the last call's q and launcher: a repeat skips the lookup
+        self._fn: Callable | None = None
 
     def __repr__(self) -> str:
         return f"Dispatcher({len(self.table)} batch sizes from {self.origin})"
 
     def __call__(self, q, k, v, state, A_log, a, dt_bias, b, scale, output, new_state) -> None:
-        fn = self._by_b.get(len(q)) or self.resolve(len(q))
+        if q is self._q:
+            fn = self._fn
+        else:
+            fn = self._by_b.get(len(q)) or self.resolve(len(q))
+            self._q, self._fn = q, fn
         fn(q, k, v, state, A_log, a, dt_bias, b, scale, output, new_state)
 
     def resolve(self, batch_size: int) -> Callable:

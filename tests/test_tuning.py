@@ -213,3 +213,11 @@ def test_tune_checks_times_and_writes_the_winners(tmp_path):
     table = tuning.load_table(tmp_path / "cpu.json")
     assert {b: c["variant"] for b, c in table.items()} == {1: "bulk", 3: "bulk"}
     assert table[1]["latency_us"] == 4.0
+
+
+def test_dispatcher_repeat_with_same_q_keeps_routing_right():
+    d = tuning.Dispatcher(TABLE, make=lambda v, defines: FakeLauncher(v, defines))
+    q1, q64 = torch.empty(1, 1, 4, 128), torch.empty(64, 1, 4, 128)
+    for q in (q1, q1, q64, q64, q1):
+        d(q, None, None, None, None, None, None, None, None, None, None)
+    assert d.resolve(1).calls.count(1) == 3 and d.resolve(64).calls.count(64) == 2
