@@ -83,6 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--configs", default="quick", help="search space: quick or full")
     c.set_defaults(run=_tune)
 
+    c = sub.add_parser("overhead", help="steady-state host cost per call vs a bare CuPy launch")
+    c.add_argument("--impl", nargs="+", default=["streaming", "best"])
+    c.add_argument("-n", type=int, default=20000)
+    c.set_defaults(run=_overhead)
+
     c = sub.add_parser("table", help="regenerate the variant table of kernels/README.md")
     c.add_argument("--print-only", action="store_true")
     c.set_defaults(run=_table)
@@ -126,6 +131,15 @@ def _tune(a) -> int:
     from decodekit.tuning import cli_tune
 
     return cli_tune([int(x) for x in a.batch_sizes.split(",")], a.preset, configs=a.configs)
+
+
+def _overhead(a) -> int:
+    from decodekit.launch import record_host_overhead
+
+    for r in record_host_overhead(a.impl, a.n):
+        if r["method"] == "host-steady":
+            print(f"{r['impl']:<12} {r['latency_us']:6.2f} us  ({r['note']})")
+    return 0
 
 
 def _table(a) -> int:

@@ -381,3 +381,23 @@ def host_overhead(impl_name: str = "baseline", n: int = 2000, batch_size: int = 
     }
     res["ratio_vs_bare"] = res["impl_us"] / res["bare_cupy_empty_us"]
     return res
+
+
+def record_host_overhead(impls=("streaming", "best"), n: int = 20000, out_dir=None) -> list[dict]:
+    """Run :func:`host_overhead` for each implementation and append the figures to
+    ``data/results/`` as records (method ``host-steady``: back-to-back calls, steady state;
+    ``host-steady-bare-cupy`` for the bare CuPy launch measured beside it)."""
+    from decodekit import env, records
+
+    rec = records.Recorder(records.AUTO if out_dir is None else out_dir, env.capture("cuda"))
+    rows = []
+    for name in impls:
+        r = host_overhead(name, n=n)
+        base = dict(uuid="B1", workload="B1", batch_size=1, status="ok", n_iter=n, preset="steady")
+        note = f"{r['ratio_vs_bare']:.2f}x a bare CuPy empty launch; raw cuLaunchKernel {r['driver_empty_us']:.2f} us"
+        rows.append(dict(base, impl=name, method="host-steady", latency_us=r["impl_us"], note=note))
+        rows.append(
+            dict(base, impl="empty-kernel", impl_kind="floor", method="host-steady-bare-cupy",
+                 latency_us=r["bare_cupy_empty_us"])
+        )  # fmt: skip
+    return rec.append(rows)
