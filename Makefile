@@ -9,7 +9,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 # CPU-only machines get the CPU build of torch (fast to install); GPU machines the CUDA one.
 TORCH ?= $(if $(shell command -v nvidia-smi 2>/dev/null),torch,torch==2.13.0)
-EXTRAS ?= gpu,notebooks,test
+# GPU machines also get the baselines (FLA, cupti-python for the contest timing method).
+EXTRAS ?= gpu,notebooks,test$(if $(shell command -v nvidia-smi 2>/dev/null),$(comma)baselines,)
+comma := ,
 
 .PHONY: env report test test-gpu lint format compile clean
 
