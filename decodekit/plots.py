@@ -82,9 +82,10 @@ def _per_batch(df: pd.DataFrame, col: str = "latency_us") -> pd.DataFrame:
     return df.groupby(["impl", "batch_size"])[[col, "p10_us", "p90_us"]].mean().reset_index()
 
 
-def _impl_rows(df: pd.DataFrame, method: str) -> pd.DataFrame:
-    """Rows of implementations (not floors) timed with ``method``."""
-    return df[(df["method"] == method) & (df["impl_kind"].fillna("") != "floor")]
+def _impl_rows(df: pd.DataFrame, method: str, impls: Sequence[str] | None = None) -> pd.DataFrame:
+    """Rows of implementations (not floors) timed with ``method``; only ``impls`` if given."""
+    rows = df[(df["method"] == method) & (df["impl_kind"].fillna("") != "floor")]
+    return rows[rows["impl"].isin(impls)] if impls else rows
 
 
 def _default_impl(rows: pd.DataFrame) -> str:
@@ -120,8 +121,7 @@ def latency_vs_batch(
     d, m, blank = _prepare(df, "latency vs batch size", method)
     if blank:
         return blank
-    rows = _impl_rows(d, m)
-    rows = rows[rows["impl"].isin(impls)] if impls else rows
+    rows = _impl_rows(d, m, impls)
     if rows.empty:
         return empty("latency vs batch size", f"no {m} records for {list(impls or [])}")
     fig, (ax,) = _figure()
@@ -238,8 +238,7 @@ def bandwidth_vs_batch(
     d, m, blank = _prepare(df, "achieved bandwidth", method)
     if blank:
         return blank
-    rows = _impl_rows(d, m)
-    rows = rows[rows["impl"].isin(impls)] if impls else rows
+    rows = _impl_rows(d, m, impls)
     rows = rows.dropna(subset=["gbps"])
     if rows.empty:
         return empty("achieved bandwidth", f"no {m} records with bytes/gbps")
