@@ -67,6 +67,7 @@ class CheckResult:
     workload: Workload
     reports: list[TensorReport] = field(default_factory=list)
     error: str | None = None  # the implementation raised
+    inputs: dict | None = field(default=None, repr=False)  # what it ran on (bench times these)
 
     @property
     def passed(self) -> bool:
@@ -164,7 +165,7 @@ def check(
     else:
         ref_out, ref_state = gdn_decode_oracle(**{n: _cpu(t) for n, t in inputs.items()})
     dests = empty_outputs(w.batch_size, device, poison=True)
-    result = CheckResult(w)
+    result = CheckResult(w, inputs=inputs)
     try:
         impl(**inputs, **dests)
         if str(device).startswith("cuda"):
