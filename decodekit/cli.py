@@ -81,6 +81,15 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--batch-sizes", default="1,4,8,16,32,48,64")
     c.add_argument("--preset", default="quick")
     c.add_argument("--configs", default="quick", help="search space: quick or full")
+    c.add_argument("--per-batch", type=int, default=1, help="contest workloads per batch size")
+    c.add_argument(
+        "--margin",
+        type=float,
+        default=0.01,
+        help="a new winner must beat the "
+        "current table's choice by more than this fraction (or the trials' spread)",
+    )
+    c.add_argument("--fresh", action="store_true", help="ignore the current table")
     c.set_defaults(run=_tune)
 
     c = sub.add_parser("overhead", help="steady-state host cost per call vs a bare CuPy launch")
@@ -130,7 +139,14 @@ def _bench(a) -> int:
 def _tune(a) -> int:
     from decodekit.tuning import cli_tune
 
-    return cli_tune([int(x) for x in a.batch_sizes.split(",")], a.preset, configs=a.configs)
+    return cli_tune(
+        [int(x) for x in a.batch_sizes.split(",")],
+        a.preset,
+        configs=a.configs,
+        per_batch=a.per_batch,
+        fresh=a.fresh,
+        margin=a.margin,
+    )
 
 
 def _overhead(a) -> int:

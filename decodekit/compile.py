@@ -28,6 +28,7 @@ from pathlib import Path
 
 from decodekit.cubin import (  # noqa: F401  (cubin_arch, parse_ptxas: part of this API)
     Resources,
+    complete_elf,
     cubin_arch,
     driver_resources,
     parse_ptxas,
@@ -274,7 +275,7 @@ def _nvrtc_compile(name: str, text: str, options: tuple[str, ...]) -> tuple[byte
             nvrtc.compileProgram(prog, list(options))
         except nvrtc.NVRTCError as e:
             raise _compile_error(name, nvrtc.getProgramLog(prog), options, e) from None
-        return nvrtc.getCUBIN(prog), nvrtc.getProgramLog(prog).rstrip("\0")
+        return complete_elf(nvrtc.getCUBIN(prog)), nvrtc.getProgramLog(prog).rstrip("\0")
     finally:
         nvrtc.destroyProgram(prog)
 

@@ -31,10 +31,18 @@ from decodekit.workloads import ROOT
 TUNING_DIR = ROOT / "data" / "tuning"
 BATCH_SIZES = (1, 4, 8, 16, 32, 48, 64)
 SHAPES = ((1, 4), (2, 4), (4, 4), (4, 8), (8, 8), (2, 16))  # (WARPS, ROWS_PER_WARP)
+# Fast-intrinsic gate math (FAST_GATES=1, see kernels/gdn_fast.cuh) shortens the chain that
+# runs after the gate inputs arrive; it matters at small B, and which shapes it helps depends
+# on how the compiler then schedules them, so it is swept rather than set.
+FAST_SHAPES = ((4, 1), (8, 1), (1, 4), (2, 4), (4, 4))
+FAST_SUBWARP = ((2, 4, 16), (2, 4, 8), (2, 8, 8))  # (WARPS, ROWS_PER_WARP, LANES_PER_ROW)
 HINTS = ((0, 0), (1, 0), (3, 0), (1, 1), (3, 3))  # (LOAD_HINT, STORE_HINT)
 # (WARPS, ROWS_PER_WARP, BLOCKS_PER_SM, STORE_HINT) of the persistent kernel; each fits its
 # register cap (65536 / (32 * WARPS * BLOCKS_PER_SM)) without spills.
 PERSISTENT = ((4, 8, 4, 1), (4, 8, 4, 0), (4, 4, 4, 1), (8, 4, 2, 1))
+
+# A new winner must beat the incumbent's mean by more than this (or the trials' spread).
+MARGIN = 0.01
 
 # Used by ``best`` where this GPU has no table yet: small blocks while the grid is short of
 # SMs, more rows per warp once it is not.
@@ -59,10 +67,10 @@ def _wr(w: int, r: int) -> dict:
 
 
 def search_space(name: str = "quick") -> list[tuple[str, dict]]:
-    """Candidates ``(variant, defines)``: ``quick`` (32, a few minutes) or ``full`` (88).
+    """Candidates ``(variant, defines)``: ``quick`` (42, a few minutes) or ``full`` (98).
 
     >>> len(search_space("quick")), len(search_space("full"))
-    (32, 88)
+    (42, 98)
     """
     if name not in ("quick", "full"):
         raise ValueError(f"argument 'configs': expected 'quick', 'full' or a list, got {name!r}")
@@ -80,6 +88,14 @@ def search_space(name: str = "quick") -> list[tuple[str, dict]]:
             out.append(
                 ("subwarp", {**_wr(w, r), "LANES_PER_ROW": n, "LOAD_HINT": lh, "STORE_HINT": sh})
             )
+    for w, r in FAST_SHAPES:
+        out.append(("rowsplit", {**_wr(w, r), "FAST_GATES": 1}))
+    for w, r, n in FAST_SUBWARP:
+        out.append(("subwarp", {**_wr(w, r), "LANES_PER_ROW": n, "FAST_GATES": 1}))
+    out += [
+        ("streaming", {**_wr(4, r), "LOAD_HINT": 3, "STORE_HINT": 0, "FAST_GATES": 1})
+        for r in (4, 8)
+    ]
     bulk_shapes = ((1, 4), (2, 8), (4, 8), (2, 16))
     for (w, r), bulk_store in itertools.product(bulk_shapes, (0, 1)):
         out.append(("bulk", {**_wr(w, r), "STORE_HINT": 0, "BULK_STORE": bulk_store}))
@@ -211,12 +227,32 @@ def dispatcher(path: str | Path | None = None) -> Dispatcher:
     return Dispatcher(table, origin=str(p))
 
 
+def tune_workloads(batch_size: int, per_batch: int = 1) -> list:
+    """The workloads a sweep times at ``batch_size``: up to ``per_batch`` contest workloads of
+    that batch size (manifest order), topped up with the synthetic one.
+
+    >>> [w.name for w in tune_workloads(3, 2)]
+    ['B3']
+    >>> len(tune_workloads(1, 3)), all(w.batch_size == 1 for w in tune_workloads(1, 3))
+    (3, True)
+    """
+    from decodekit.workloads import load_manifest, synthetic
+
+    if per_batch < 1:
+        raise ValueError(f"argument 'per_batch': expected an int >= 1, got {per_batch!r}")
+    ws = [w for w in load_manifest() if w.batch_size == batch_size][:per_batch]
+    return ws or [synthetic(batch_size)]
+
+
 def tune(
     variants: Iterable[str] | None = None,
     batch_sizes: Iterable[int] = BATCH_SIZES,
     configs: str | list | None = None,
     preset: str = "quick",
     *,
+    per_batch: int = 1,
+    incumbent: dict[int, dict] | None = None,
+    margin: float = MARGIN,
     device: str | None = None,
     out_dir: str | Path | None = TUNING_DIR,
     verbose: bool = True,
@@ -226,14 +262,18 @@ def tune(
     """Check and time every candidate at every batch size on this GPU; write the winners.
 
     ``preset`` is a :mod:`decodekit.bench` preset (its cold-L2 method, counts and statistic).
-    Returns one row per batch size x candidate with ``status`` ``ok`` (and ``latency_us``),
-    ``check-failed`` or ``compile-failed`` (and ``note``). With ``out_dir`` (None: write
-    nothing) the table goes to ``<out_dir>/<gpu-slug>.json``. ``timer`` (a
+    Each candidate is checked and timed on ``per_batch`` workloads of each batch size
+    (:func:`tune_workloads`); it is ranked by its mean over them. ``incumbent`` (a table, e.g.
+    the one already in ``data/tuning/``) joins the candidates and keeps its slot unless the
+    winner beats it by more than ``margin`` and the trials' spread (see :func:`winners`).
+    Returns one row per batch size x workload x candidate with ``status`` ``ok`` (and
+    ``latency_us``), ``check-failed`` or ``compile-failed`` (and ``note``). With ``out_dir``
+    (None: write nothing) the table goes to ``<out_dir>/<gpu-slug>.json``. ``timer`` (a
     :class:`decodekit.timing.Timer`) and ``make`` (``build``'s stand-in) are for tests.
     """
     from decodekit.bench import get_preset
     from decodekit.timing import DeviceTimer
-    from decodekit.workloads import empty_outputs, make_inputs, synthetic
+    from decodekit.workloads import empty_outputs, make_inputs
 
     dev = torch.device(device or "cuda")
     if dev.type == "cuda":
@@ -244,32 +284,48 @@ def tune(
     timer = timer or DeviceTimer()
     method, note = _method(timer, p, dev)
     cands = candidates(variants, configs)
+    seen = {_label(d) + v for v, d in cands}
+    for c in (incumbent or {}).values():  # the incumbent is always re-measured
+        if _label(c.get("defines", {})) + c["variant"] not in seen:
+            cands.append((c["variant"], dict(c.get("defines", {}))))
+            seen.add(_label(c.get("defines", {})) + c["variant"])
     built: dict[str, object] = {}
     rows = []
     for B in batch_sizes:
-        w = synthetic(int(B))
-        inputs, outs = make_inputs(w, dev), empty_outputs(w.batch_size, dev, poison=False)
-        for variant, defines in cands:
-            label = f"{variant}[{_label(defines)}]"
-            if label not in built:
-                built[label] = _make(make, variant, defines)
-            row = {
-                "batch_size": w.batch_size,
-                "variant": variant,
-                "config": label,
-                "defines": defines,
-                "method": method,
-                "latency_us": None,
-                "note": note,
-            }
-            row.update(_measure(built[label], w, inputs, outs, timer, method, p, dev))
-            rows.append(row)
-            if verbose:
-                shown = f"{row['latency_us']:8.2f} us" if row["status"] == "ok" else row["status"]
-                print(f"B={w.batch_size:<4} {label:<70} {shown}", flush=True)
+        for w in tune_workloads(int(B), per_batch):
+            inputs, outs = make_inputs(w, dev), empty_outputs(w.batch_size, dev, poison=False)
+            for variant, defines in cands:
+                label = f"{variant}[{_label(defines)}]"
+                if label not in built:
+                    built[label] = _make(make, variant, defines)
+                row = {
+                    "batch_size": w.batch_size,
+                    "workload": w.name,
+                    "variant": variant,
+                    "config": label,
+                    "defines": defines,
+                    "method": method,
+                    "latency_us": None,
+                    "note": note,
+                }
+                row.update(_measure(built[label], w, inputs, outs, timer, method, p, dev))
+                rows.append(row)
+                if verbose:
+                    shown = (
+                        f"{row['latency_us']:8.2f} us" if row["status"] == "ok" else row["status"]
+                    )
+                    print(f"B={w.batch_size:<4} {w.name:<9} {label:<70} {shown}", flush=True)
     df = pd.DataFrame(rows)
     if out_dir is not None:
-        path = write_table(df, dev, method=method, preset=p.name, out_dir=out_dir)
+        path = write_table(
+            df,
+            dev,
+            method=method,
+            preset=p.name,
+            out_dir=out_dir,
+            incumbent=incumbent,
+            margin=margin,
+        )
         if verbose:
             print(f"wrote {path}")
     return df
@@ -315,18 +371,51 @@ def _method(timer, p, dev: torch.device) -> tuple[str, str | None]:
     raise RuntimeError(f"timing method {p.method!r} unavailable: {why}")
 
 
-def winners(df: pd.DataFrame) -> dict[int, dict]:
-    """Per batch size, the fastest candidate that passed its check."""
-    ok = df[df["status"] == "ok"]
-    best = ok.loc[ok.groupby("batch_size")["latency_us"].idxmin()]
-    return {
-        int(r.batch_size): {
-            "variant": r.variant,
-            "defines": dict(r.defines),
-            "latency_us": round(float(r.latency_us), 3),
-        }
-        for r in best.itertuples()
-    }
+def winners(
+    df: pd.DataFrame, incumbent: dict[int, dict] | None = None, margin: float = MARGIN
+) -> dict[int, dict]:
+    """Per batch size, the candidate with the lowest mean latency over the workloads it was
+    timed on, among those that passed every check there.
+
+    With ``incumbent`` (a table), its choice for a batch size stays unless the fastest
+    candidate beats its mean by more than ``max(margin, spread)`` (``spread``: the larger
+    relative trial-to-trial spread of the two, where the rows carry one): differences that
+    small are run-to-run noise, and a sweep that chases them overfits its workloads.
+    """
+    if df.empty:
+        return {}
+    df = df.assign(key=df["config"] if "config" in df else df["variant"] + df["defines"].map(str))
+    agg = {}
+    for (B, _key), g in df.groupby(["batch_size", "key"], sort=False):
+        if (g["status"] != "ok").any():
+            continue
+        spread = g["spread"].max() if "spread" in g and g["spread"].notna().any() else 0.0
+        r = g.iloc[0]
+        agg.setdefault(int(B), []).append(
+            (float(g["latency_us"].mean()), float(spread), r.variant, dict(r.defines))
+        )
+    out = {}
+    for B, rows in agg.items():
+        lat, spread, variant, defines = min(rows, key=lambda x: x[0])
+        choice = {"variant": variant, "defines": defines, "latency_us": round(lat, 3)}
+        inc = (incumbent or {}).get(B)
+        if inc is not None:
+            same = [
+                x for x in rows if x[2] == inc["variant"] and x[3] == dict(inc.get("defines", {}))
+            ]
+            if same and (variant, defines) != (same[0][2], same[0][3]):
+                ilat, ispread = same[0][0], same[0][1]
+                need = max(margin, spread, ispread)
+                if lat > ilat * (1 - need):
+                    choice = {
+                        "variant": same[0][2],
+                        "defines": same[0][3],
+                        "latency_us": round(ilat, 3),
+                        "kept": f"incumbent: the fastest ({variant}, {lat:.3f} us) is within "
+                        f"{need:.1%} of it",
+                    }
+        out[B] = choice
+    return out
 
 
 def write_table(
@@ -336,8 +425,11 @@ def write_table(
     method: str,
     preset: str,
     out_dir: str | Path = TUNING_DIR,
+    incumbent: dict[int, dict] | None = None,
+    margin: float = MARGIN,
 ) -> Path:
-    """Write ``{gpu, date, method, preset, environment, table, candidates}`` for this GPU."""
+    """Write ``{gpu, date, method, preset, environment, table, candidates}`` for this GPU
+    (the table from :func:`winners` with ``incumbent`` and ``margin``)."""
     from decodekit.env import capture
     from decodekit.records import now
 
@@ -354,7 +446,9 @@ def write_table(
         "method": method,
         "preset": preset,
         "environment": env,
-        "table": {str(b): c for b, c in winners(df).items()},
+        "margin": margin,
+        "workloads": sorted(set(df["workload"])) if "workload" in df else None,
+        "table": {str(b): c for b, c in winners(df, incumbent, margin).items()},
         "candidates": cands,
     }
     path.write_text(json.dumps(doc, indent=1, default=str) + "\n")
@@ -366,14 +460,22 @@ def cli_tune(
     preset: str = "quick",
     variants: Iterable[str] | None = None,
     configs: str | list | None = None,
+    per_batch: int = 1,
+    fresh: bool = False,
+    margin: float = MARGIN,
 ) -> int:
     """``decodekit tune``: run the sweep, write the table, print the winners and every
-    candidate that failed. Returns 0 when every batch size has a winner, else 1."""
+    candidate that failed. Unless ``fresh``, this GPU's current table is the incumbent.
+    Returns 0 when every batch size has a winner, else 1."""
     sizes = [int(b) for b in batch_sizes]
-    df = tune(variants, sizes, configs, preset)
-    table = winners(df)
+    incumbent = None if fresh else load_table()
+    df = tune(
+        variants, sizes, configs, preset, per_batch=per_batch, incumbent=incumbent, margin=margin
+    )
+    table = winners(df, incumbent, margin)
     for b, c in sorted(table.items()):
-        print(f"B={b:<4} {c['latency_us']:8.2f} us  {c['variant']}[{_label(c['defines'])}]")
+        kept = f"  ({c['kept']})" if "kept" in c else ""
+        print(f"B={b:<4} {c['latency_us']:8.2f} us  {c['variant']}[{_label(c['defines'])}]{kept}")
     for r in df[df["status"] != "ok"].itertuples():
-        print(f"B={r.batch_size} {r.config}: {r.status}: {str(r.note)[:300]}")
+        print(f"B={r.batch_size} {r.workload} {r.config}: {r.status}: {str(r.note)[:300]}")
     return 0 if len(table) == len(set(sizes)) else 1

@@ -221,3 +221,80 @@ def test_dispatcher_repeat_with_same_q_keeps_routing_right():
     for q in (q1, q1, q64, q64, q1):
         d(q, None, None, None, None, None, None, None, None, None, None)
     assert d.resolve(1).calls.count(1) == 3 and d.resolve(64).calls.count(64) == 2
+
+
+def _row(B, wl, variant, defines, us, spread=0.0, status="ok"):
+    return dict(
+        batch_size=B,
+        workload=wl,
+        variant=variant,
+        config=f"{variant}[{tuning._label(defines)}]",
+        defines=defines,
+        status=status,
+        latency_us=us if status == "ok" else None,
+        spread=spread,
+    )
+
+
+def test_winners_rank_by_mean_over_workloads_and_need_every_check_passed():
+    d1, d2, d3 = _wr(1, 4), _wr(4, 8), _wr(2, 8)
+    df = pd.DataFrame(
+        [
+            _row(1, "w1", "rowsplit", d1, 2.0),
+            _row(1, "w2", "rowsplit", d1, 4.0),  # mean 3.0
+            _row(1, "w1", "subwarp", d2, 2.9),
+            _row(1, "w2", "subwarp", d2, 2.9),  # mean 2.9: the winner
+            _row(1, "w1", "bulk", d3, 1.0),
+            _row(1, "w2", "bulk", d3, None, status="check-failed"),  # fails one workload
+        ]
+    )
+    assert tuning.winners(df)[1] == {"variant": "subwarp", "defines": d2, "latency_us": 2.9}
+
+
+def test_winners_keep_the_incumbent_unless_beaten_by_more_than_margin_and_spread():
+    d_old, d_new = _wr(4, 4), _wr(2, 4)
+    inc = {
+        1: {"variant": "rowsplit", "defines": d_old},
+        4: {"variant": "rowsplit", "defines": d_old},
+    }
+    df = pd.DataFrame(
+        [
+            _row(1, "w", "rowsplit", d_old, 2.00),
+            _row(1, "w", "rowsplit", d_new, 1.99),  # 0.5% faster: inside the 1% margin
+            _row(4, "w", "rowsplit", d_old, 3.00, spread=0.01),
+            _row(4, "w", "rowsplit", d_new, 2.80, spread=0.01),  # 6.7% faster: replaces it
+        ]
+    )
+    got = tuning.winners(df, inc, margin=0.01)
+    assert got[1]["defines"] == d_old and "kept" in got[1] and got[1]["latency_us"] == 2.0
+    assert got[4] == {"variant": "rowsplit", "defines": d_new, "latency_us": 2.8}
+    # a spread larger than the lead keeps the incumbent too
+    noisy = df.assign(spread=0.10)
+    assert tuning.winners(noisy, inc, margin=0.01)[4]["defines"] == d_old
+    assert tuning.winners(df)[1]["defines"] == d_new  # no incumbent: plain fastest
+
+
+def test_tune_times_several_workloads_and_remeasures_the_incumbent(tmp_path):
+    timer = FakeTimer({"rowsplit": 5.0, "bulk": 4.0})
+    inc = {1: {"variant": "rowsplit", "defines": _wr(4, 4)}}
+    df = tuning.tune(
+        None,
+        (1,),
+        [("bulk", _wr(2, 8))],
+        per_batch=2,
+        incumbent=inc,
+        device="cpu",
+        out_dir=tmp_path,
+        timer=timer,
+        make=_fake_make,
+        verbose=False,
+    )
+    assert len(set(df["workload"])) == 2 and set(df["variant"]) == {"bulk", "rowsplit"}
+    doc = json.loads((tmp_path / "cpu.json").read_text())
+    assert doc["table"]["1"]["variant"] == "bulk" and len(doc["workloads"]) == 2
+    with pytest.raises(ValueError, match="per_batch"):
+        tuning.tune_workloads(1, 0)
+
+
+def _wr(w, r):
+    return {"WARPS": w, "ROWS_PER_WARP": r}
