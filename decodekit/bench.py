@@ -224,7 +224,15 @@ def bench(
             row[key] = float(np.mean(vals) if key == "prequeue_missed" else np.median(vals))
         # GB/s only where a sample is GPU time of the call; host methods keep the byte count.
         gpu_us = stats.latency_us if method in BANDWIDTH_METHODS else None
-        row.update(memory_figures(nbytes, gpu_us, floor.get("copy_us"), floor.get("peak_gbps")))
+        row.update(
+            memory_figures(
+                nbytes,
+                gpu_us,
+                floor.get("copy_us"),
+                floor.get("peak_gbps"),
+                floor.get("row_copy_us"),
+            )
+        )
         rows.append(row)
     return run.recorder.append(rows)
 

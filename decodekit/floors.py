@@ -2,6 +2,10 @@
 
 * ``copy-floor`` (impl ``torch-copy``): ``dst.copy_(src)`` of a state-sized fp32 tensor,
   per batch size and method: the state read + write any implementation must do.
+* ``row-copy-floor`` (impl ``row-copy``): ``kernels/row_copy.cu``, the kit kernels' grid and
+  state loads and stores with none of their math, per batch size and method: the fastest of
+  :data:`ROW_COPY_CONFIGS` (launch shape and cache hints), the build recorded in ``defines``.
+  What a kit kernel would take if its math, gate loads and reductions were free.
 * ``copy-peak`` (impl ``torch-copy``): a 1 GiB copy (read + write), once per run, timed with
   ``events-cold`` when available: the large-copy bandwidth peak of the device.
 * ``empty-kernel`` (impl ``empty-kernel``): an empty kernel launched through the kit's launch
@@ -23,6 +27,12 @@ from decodekit.timing import Target, Timer
 from decodekit.workloads import empty_outputs, make_inputs
 
 PEAK_COUNTS = (2, 10, 1)  # warm-up, iterations, trials: a 1 GiB copy is steady
+# Launch shapes (WARPS, ROWS_PER_WARP) and state load hints tried for the row-copy floor.
+ROW_COPY_CONFIGS = tuple(
+    {"WARPS": w, "ROWS_PER_WARP": r, "LOAD_HINT": h}
+    for (w, r) in ((4, 1), (4, 4), (4, 8))
+    for h in (1, 3)
+)
 
 
 def _copy(src: torch.Tensor, dst: torch.Tensor) -> None:
@@ -37,6 +47,9 @@ class Floors:
         self.timer = timer
         self.peak_bytes = peak_bytes
         self.copy_us: dict[tuple[int, str], float | None] = {}
+        self.row_copy_us: dict[tuple[int, str], float | None] = {}
+        self._row_copies: list | None = None  # launchers of ROW_COPY_CONFIGS, built once
+        self._row_copy_why: str | None = None
         self.peak_gbps: float | None = None
         self._peak_done = False
         self._launch_done = False
@@ -53,10 +66,12 @@ class Floors:
             rows += self._peak(method)
         if (batch_size, method) not in self.copy_us:
             rows += self._copy(batch_size, method, preset)
+            rows += self._row_copy(batch_size, method, preset)
         for r in rows:
             r.setdefault("preset", preset.name)
         return {
             "copy_us": self.copy_us.get((batch_size, method)),
+            "row_copy_us": self.row_copy_us.get((batch_size, method)),
             "peak_gbps": self.peak_gbps,
             "rows": rows,
         }
@@ -120,6 +135,59 @@ class Floors:
         )
         self.copy_us[(B, method)] = row["latency_us"]
         return [row]
+
+    def _row_copy(self, B: int, method: str, preset) -> list[dict]:
+        """The fastest :data:`ROW_COPY_CONFIGS` build of ``kernels/row_copy.cu`` at ``B``."""
+        base = dict(
+            impl="row-copy",
+            impl_kind="floor",
+            method="row-copy-floor",
+            timing=method,
+            uuid=f"B{B}",
+            workload=f"B{B}",
+            batch_size=B,
+            latency_us=None,
+        )
+        try:
+            if self._row_copies is None:
+                from decodekit.launch import kernel_impl
+                from decodekit.variants import split_shape
+
+                self._row_copies = [
+                    (d, kernel_impl("row_copy.cu", "row_copy", split_shape(d), d, inplace_ok=True))
+                    for d in ROW_COPY_CONFIGS
+                ]
+        except Exception as e:  # no cupy / NVRTC here: recorded, the run goes on
+            self._row_copies = []
+            self._row_copy_why = f"row-copy kernel unavailable: {type(e).__name__}: {e}"
+        if not self._row_copies:
+            self.row_copy_us[(B, method)] = None
+            return [dict(base, status="unavailable", note=self._row_copy_why)]
+        counts = (preset.n_warmup, preset.n_iter, preset.n_trials)
+        args = {**make_inputs(B, self.device), **empty_outputs(B, self.device, poison=False)}
+        nbytes = 2 * args["state"].numel() * args["state"].element_size()
+        tried = [
+            self._time(
+                "row-copy",
+                method,
+                fn,
+                args,
+                counts,
+                preset.statistic,
+                name="row-copy-floor",
+                uuid=f"B{B}",
+                workload=f"B{B}",
+                batch_size=B,
+                bytes=nbytes,
+                defines=d,
+            )
+            for d, fn in self._row_copies
+        ]
+        ok = [r for r in tried if r.get("status") == "ok"]
+        best = min(ok, key=lambda r: r["latency_us"]) if ok else tried[0]
+        best["configs_tried"] = len(tried)
+        self.row_copy_us[(B, method)] = best.get("latency_us")
+        return [best]
 
     def _peak(self, method: str) -> list[dict]:
         use = (

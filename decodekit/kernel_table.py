@@ -2,7 +2,8 @@
 
 One row per kit kernel (from the registry): its parent, its one-line change, the measured
 latency per contest batch size, and at the largest batch size the achieved GB/s and the %
-of a device copy of the same bytes timed the same way (``pct_copy`` in the records).
+of a device copy of the same bytes timed the same way (``pct_copy`` in the records); then
+the floors (torch copy, the kit's row-copy kernel) of the newest run that measured them.
 Nothing here times anything: it reads ``data/results/`` through :mod:`decodekit.records`.
 
 >>> import pandas as pd
@@ -24,6 +25,16 @@ README = Path(__file__).resolve().parent.parent / "kernels" / "README.md"
 BEGIN, END = "<!-- variant-table -->", "<!-- /variant-table -->"
 METHODS = ("cupti-cold", "events-cold")
 BASELINES = ("fla",)  # shown beside the variants, measured the same way
+# Floors shown as rows under the kernels: (row name, record method, what it is).
+FLOORS = (
+    ("torch-copy", "copy-floor", "floor: torch copy (cudaMemcpy) of the state bytes"),
+    (
+        "row-copy",
+        "row-copy-floor",
+        "floor: kernels/row_copy.cu, the kit grid's state loads and stores with no math "
+        "(fastest of decodekit.floors.ROW_COPY_CONFIGS)",
+    ),
+)
 
 
 def table(df: pd.DataFrame, method: str | None = None, gpu: str | None = None) -> pd.DataFrame:
@@ -48,8 +59,28 @@ def table(df: pd.DataFrame, method: str | None = None, gpu: str | None = None) -
     out["% of copy"] = top["pct_copy"].round(1)
     out.insert(0, "change", [meta[i][1] for i in out.index])
     out.insert(0, "parent", [meta[i][0] for i in out.index])
+    out = pd.concat([out, _floor_rows(df, method, gpu, d["timestamp"].max(), out.columns)])
     out.attrs.update(method=method, gpu=gpu, date=str(d["timestamp"].max())[:10])
     return out
+
+
+def _floor_rows(df: pd.DataFrame, method: str, gpu: str, upto, columns) -> pd.DataFrame:
+    """The floors of the newest run (at or before ``upto``) that measured them with ``method``:
+    µs per batch size, in the kernels' columns."""
+    need = {"method", "timing", "gpu", "timestamp", "batch_size", "latency_us", "run_id"}
+    if not need <= set(df.columns):
+        return pd.DataFrame(columns=columns)
+    rows = []
+    for name, floor, what in FLOORS:
+        f = df[(df["method"] == floor) & (df["timing"] == method) & (df["gpu"] == gpu)]
+        f = f[(f["status"] == "ok") & (f["timestamp"] <= upto)]
+        if f.empty:
+            continue
+        f = f[f["run_id"] == f.sort_values("timestamp")["run_id"].iloc[-1]]
+        lat = f.groupby(f["batch_size"].astype(int))["latency_us"].mean().round(2)
+        row = {f"B={b} µs": v for b, v in lat.items()}
+        rows.append(pd.Series({"parent": "", "change": what, **row}, name=name))
+    return pd.DataFrame(rows).reindex(columns=columns) if rows else pd.DataFrame(columns=columns)
 
 
 def markdown(df: pd.DataFrame, method: str | None = None, gpu: str | None = None) -> str:

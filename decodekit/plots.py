@@ -25,7 +25,7 @@ from matplotlib.figure import Figure
 from decodekit import views
 
 KERNEL_METHODS = views.KERNEL_METHODS
-FLOOR_METHODS = ("copy-floor", "copy-peak", "empty-kernel", "host-bare-cupy")
+FLOOR_METHODS = ("copy-floor", "row-copy-floor", "copy-peak", "empty-kernel", "host-bare-cupy")
 # The seed document's Nsight Compute kernel durations on a B200, per B (SPEC.md), in µs.
 # fmt: off
 SEED_B200_NCU_US = {1: (6.9, 7.6), 4: (8.0, 9.3), 8: (8.9, 9.2), 16: (10.5, 11.0),
@@ -132,6 +132,10 @@ def latency_vs_batch(
     floor = _floors(d, "copy-floor", m)
     if len(floor):
         ax.plot(floor.index, floor.values, "k--", label="copy-floor: copy of the same bytes")
+    rows_floor = _floors(d, "row-copy-floor", m)
+    if len(rows_floor):
+        label = "row-copy-floor: kit grid, loads and stores, no math"
+        ax.plot(rows_floor.index, rows_floor.values, "k-.", label=label)
     launch = d.loc[d["method"] == "empty-kernel", "latency_us"]  # once per run, no B
     if len(launch):
         # Measured once per run (no batch size): the cost of launching nothing.

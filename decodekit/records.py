@@ -48,6 +48,7 @@ LEADING = REQUIRED + (
     "bytes",
     "gbps",
     "pct_copy",
+    "pct_row_copy",
     "pct_peak",
     "run_id",
 )

@@ -411,8 +411,8 @@ def winners(
                         "variant": same[0][2],
                         "defines": same[0][3],
                         "latency_us": round(ilat, 3),
-                        "kept": f"incumbent: the fastest ({variant}, {lat:.3f} us) is within "
-                        f"{need:.1%} of it",
+                        "kept": f"incumbent: the fastest, {variant}[{_label(defines)}] at "
+                        f"{lat:.3f} us, is within {need:.1%} of it",
                     }
         out[B] = choice
     return out

@@ -23,8 +23,8 @@ ROOT = Path(__file__).resolve().parent.parent
 RECORD_COLUMNS = (
     "impl", "uuid", "workload", "batch_size", "method", "latency_us", "mean_us", "p10_us",
     "p90_us", "min_us", "spread", "noisy", "preset", "status", "bytes", "gbps", "pct_copy",
-    "pct_peak", "gpu", "sm_count", "timestamp", "run_id", "git_commit", "driver", "cuda",
-    "torch", "source_digest",
+    "pct_row_copy", "pct_peak", "gpu", "sm_count", "timestamp", "run_id", "git_commit", "driver",
+    "cuda", "torch", "source_digest",
     "impl_kind",  # "kernel" | "baseline" | "floor" (copy and launch floors, decodekit.floors)
     "timing",  # floor rows: the timing method the floor was measured with
 )  # fmt: skip

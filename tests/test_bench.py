@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from decodekit import bench, cupti_timer, sweep
+from decodekit import bench, cupti_timer, floors, sweep
 from decodekit.reference import gdn_decode
 from decodekit.registry import Impl
 from decodekit.spec import bytes_moved
@@ -204,6 +204,40 @@ def test_floors_measured_once_and_used():
     impl = [r for r in rows if r["impl_kind"] == "adhoc"]
     assert len(impl) == 2 and impl[0]["pct_copy"] == pytest.approx(100.0)
     assert impl[0]["pct_peak"] is not None
+    assert [r["method"] for r in rows].count("row-copy-floor") == 1
+
+
+def test_row_copy_floor_keeps_the_fastest_build(monkeypatch):
+    import decodekit.launch
+
+    def fake_kernel_impl(source, entry, shape, defines, **kw):
+        assert source == "row_copy.cu" and entry == "row_copy"
+        return correct
+
+    monkeypatch.setattr(decodekit.launch, "kernel_impl", fake_kernel_impl)
+    run = cpu_run(FakeTimer({"events-cold": [20.0]}), floors=True, peak_bytes=1 << 16)
+    rows = bench.bench(correct, 2, run=run)
+    rc = [r for r in rows if r["method"] == "row-copy-floor"]
+    assert len(rc) == 1 and rc[0]["impl"] == "row-copy" and rc[0]["batch_size"] == 2
+    assert rc[0]["status"] == "ok" and rc[0]["configs_tried"] == len(floors.ROW_COPY_CONFIGS)
+    assert rc[0]["defines"] in floors.ROW_COPY_CONFIGS
+    impl = next(r for r in rows if r["impl_kind"] == "adhoc")
+    assert impl["pct_row_copy"] == pytest.approx(100.0)
+
+
+def test_row_copy_floor_unavailable_is_recorded_not_raised(monkeypatch):
+    import decodekit.launch
+
+    def no_nvrtc(*a, **k):
+        raise RuntimeError("no NVRTC here")
+
+    monkeypatch.setattr(decodekit.launch, "kernel_impl", no_nvrtc)
+    run = cpu_run(FakeTimer({"events-cold": [20.0]}), floors=True, peak_bytes=1 << 16)
+    rows = bench.bench(correct, 2, run=run)
+    rc = next(r for r in rows if r["method"] == "row-copy-floor")
+    assert rc["status"] == "unavailable" and "no NVRTC here" in rc["note"]
+    impl = next(r for r in rows if r["impl_kind"] == "adhoc")
+    assert impl["status"] == "ok" and impl["pct_row_copy"] is None
 
 
 # the device timer's host methods with a fake clock ----------------------------------------

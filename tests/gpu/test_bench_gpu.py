@@ -47,8 +47,29 @@ def test_every_method_on_baseline_variant(run):
     # the launch was pre-queued behind the sleep in (nearly) every sample
     assert cold["prequeue_missed"] <= 0.1
     floors = {r["method"]: r for r in rows if r["impl_kind"] == "floor"}
-    assert {"copy-floor", "copy-peak", "empty-kernel"} <= set(floors)
+    assert {"copy-floor", "row-copy-floor", "copy-peak", "empty-kernel"} <= set(floors)
     assert floors["copy-floor"]["status"] == "ok" and floors["copy-peak"]["gbps"] > 0
+    assert floors["row-copy-floor"]["status"] == "ok", floors["row-copy-floor"].get("note")
+    assert cold["pct_row_copy"] > 0
+
+
+@pytest.mark.parametrize("B", [1, 3, 64])
+def test_row_copy_floor_kernel_copies_every_row(B):
+    """The floor kernel does the state traffic exactly: new_state is state, output zero."""
+    import torch
+
+    from decodekit.floors import ROW_COPY_CONFIGS
+    from decodekit.launch import kernel_impl
+    from decodekit.variants import split_shape
+    from decodekit.workloads import empty_outputs, make_inputs
+
+    x = make_inputs(B, "cuda")
+    for d in ROW_COPY_CONFIGS:
+        out = empty_outputs(B, "cuda")  # NaN-poisoned
+        kernel_impl("row_copy.cu", "row_copy", split_shape(d), d)(**x, **out)
+        torch.cuda.synchronize()
+        assert torch.equal(out["new_state"], x["state"]), d
+        assert (out["output"] == 0).all(), d
 
 
 def test_cupti_span_of_one_and_many_kernels(run):
