@@ -26,7 +26,7 @@ if has env; then
 fi
 has compile && run $PY -m decodekit compile
 has test && run $PY -m pytest -q -p no:cacheprovider tests/gpu -k "not every_kit_kernel" ${PYTEST_ARGS:-}
-has tune && run $PY -m decodekit tune --preset quick
+has tune && run $PY -m decodekit tune --preset contest --per-batch 3
 has loop && run $PY -m decodekit bench --impl torch-loop --workloads "$WORKLOADS" --preset contest-short
 has bench && run $PY -m decodekit bench --impl best fla torch-fp32 --workloads "$WORKLOADS" \
   --preset contest --methods graph-hot,host-dispatch,wall
