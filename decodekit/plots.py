@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import matplotlib.colors
 import matplotlib.pyplot as plt
 import matplotlib.ticker
 import numpy as np
@@ -66,8 +67,12 @@ def _batch_axis(ax, sizes) -> None:
 
 
 def _colors(names: Sequence[str]) -> dict:
+    """One distinct color per name: the style's cycle, or tab20 when there are more names."""
     cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    return {n: cycle[i % len(cycle)] for i, n in enumerate(sorted(names))}
+    names = sorted(names)
+    if len(names) > len(cycle):
+        cycle = [matplotlib.colors.to_hex(c) for c in plt.get_cmap("tab20").colors]
+    return {n: cycle[i % len(cycle)] for i, n in enumerate(names)}
 
 
 def _method(df: pd.DataFrame, method: str | None) -> str | None:
@@ -136,14 +141,17 @@ def latency_vs_batch(
     if len(rows_floor):
         label = "row-copy-floor: kit grid, loads and stores, no math"
         ax.plot(rows_floor.index, rows_floor.values, "k-.", label=label)
-    launch = d.loc[d["method"] == "empty-kernel", "latency_us"]  # once per run, no B
+    launch = d[d["method"] == "empty-kernel"]  # once per run, no B
+    same = launch[launch["timing"] == m]  # the launch floor under the kernels' method
+    launch = (same if len(same) else launch)["latency_us"]
     if len(launch):
         # Measured once per run (no batch size): the cost of launching nothing.
         ax.axhline(launch.median(), color="k", ls=":", label="empty-kernel (launch floor)")
     _batch_axis(ax, rows["batch_size"])
     # Baselines such as torch-fp32 sit an order of magnitude above the kernels.
     ax.set_yscale("log")
-    ax.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    # plain numbers (1, 10, 100, 1e+06), never an offset or a shared exponent on a log axis
+    ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda y, _: f"{y:g}"))
     ax.set_ylabel("latency (µs, median; band p10-p90; log scale)")
     ax.set_title(f"GDN decode latency vs batch size on {views.gpu_of(d)} [{m}]")
     ax.legend(fontsize=8)

@@ -195,3 +195,21 @@ def test_panel_run_button_calls_the_sweep_and_redraws(records, data_dir, monkeyp
     assert not p.run_button.disabled
     assert p.recorded_run.value == "fake-run-0"  # the panel shows the run just made
     assert "fake-run-0" in _texts(p.figures()[0])
+
+
+def test_latency_floors_use_the_kernels_timing_method(records):
+    """The empty-kernel line is the launch floor measured with the plotted method, and the
+    row-copy floor gets its own line when recorded."""
+    import pandas as pd
+
+    base = records[records["method"] == "empty-kernel"].iloc[0]
+    other = base.copy()
+    other["timing"], other["latency_us"] = "events-cold", 50.0  # another method's launch floor
+    rc = records[records["method"] == "copy-floor"].copy()
+    rc["method"], rc["impl"] = "row-copy-floor", "row-copy"
+    df = pd.concat([records, pd.DataFrame([other]), rc], ignore_index=True)
+    fig = plots.latency_vs_batch(df, method="cupti-cold")
+    ax = fig.axes[0]
+    flat = [ln for ln in ax.get_lines() if len(set(ln.get_ydata())) == 1]
+    assert [ln.get_ydata()[0] for ln in flat] == [base["latency_us"]]
+    assert any("row-copy-floor" in t.get_text() for t in ax.get_legend().get_texts())
