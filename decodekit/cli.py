@@ -1,6 +1,7 @@
 """One CLI over the functions the notebooks call: compile, check, bench, tune, ncu, sanitize, report.
 
 decodekit compile [--arch sm_100a] [KERNEL ...]
+decodekit sass KERNEL [--arch sm_90a] [-D NAME=VALUE ...] [--only LDG,STG|all]
 decodekit check --impl NAME --workloads contest|representative|B1,B3,...
 decodekit bench --impl NAME... --workloads ... --preset contest|quick|...
 decodekit tune
@@ -63,6 +64,13 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("kernels", nargs="*")
     c.add_argument("--arch", action="append", help="sm_90a, sm_100a, ... (repeatable)")
     c.set_defaults(run=_compile)
+
+    c = sub.add_parser("sass", help="SASS of one kernel build (no GPU needed with --arch)")
+    c.add_argument("kernel", help="a file in kernels/, e.g. gdn_decode_subwarp.cu")
+    c.add_argument("--arch", default=None, help="sm_90a, sm_100a, ... (default: the GPU's)")
+    c.add_argument("-D", dest="defines", action="append", default=[], metavar="NAME=VALUE")
+    c.add_argument("--only", default=None, help="opcode prefixes (LDG,STG,SHFL) or 'all'")
+    c.set_defaults(run=_sass)
 
     c = sub.add_parser("check", help="check an implementation against the fp64 oracle")
     c.add_argument("--impl", required=True)
@@ -136,6 +144,18 @@ def _bench(a) -> int:
     return cli_bench(a.impl, a.workloads, a.preset, a.methods)
 
 
+def _sass(a) -> int:
+    from decodekit.sass import cli_sass
+
+    defines = {}
+    for d in a.defines:
+        name, eq, value = d.partition("=")
+        if not name:
+            raise ValueError(f"argument '-D': expected NAME or NAME=VALUE, got {d!r}")
+        defines[name] = value if eq else None
+    return cli_sass(a.kernel, a.arch, defines, a.only)
+
+
 def _tune(a) -> int:
     from decodekit.tuning import cli_tune
 
@@ -190,6 +210,9 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.run(args) or 0)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # output piped into head and the like: not an error
+        sys.stderr.close()
+        return 0
     except (ValueError, KeyError, RuntimeError, FileNotFoundError) as e:
         # bad input or a missing tool: one clear line, not a traceback
         print(f"decodekit {args.cmd}: {e}", file=sys.stderr)
