@@ -138,16 +138,7 @@ class Floors:
 
     def _row_copy(self, B: int, method: str, preset) -> list[dict]:
         """The fastest :data:`ROW_COPY_CONFIGS` build of ``kernels/row_copy.cu`` at ``B``."""
-        base = dict(
-            impl="row-copy",
-            impl_kind="floor",
-            method="row-copy-floor",
-            timing=method,
-            uuid=f"B{B}",
-            workload=f"B{B}",
-            batch_size=B,
-            latency_us=None,
-        )
+        where = dict(uuid=f"B{B}", workload=f"B{B}", batch_size=B)
         try:
             if self._row_copies is None:
                 from decodekit.launch import kernel_impl
@@ -162,7 +153,10 @@ class Floors:
             self._row_copy_why = f"row-copy kernel unavailable: {type(e).__name__}: {e}"
         if not self._row_copies:
             self.row_copy_us[(B, method)] = None
-            return [dict(base, status="unavailable", note=self._row_copy_why)]
+            row = dict(impl="row-copy", impl_kind="floor", method="row-copy-floor", timing=method)
+            return [
+                dict(row, **where, latency_us=None, status="unavailable", note=self._row_copy_why)
+            ]
         counts = (preset.n_warmup, preset.n_iter, preset.n_trials)
         args = {**make_inputs(B, self.device), **empty_outputs(B, self.device, poison=False)}
         nbytes = 2 * args["state"].numel() * args["state"].element_size()
@@ -175,9 +169,7 @@ class Floors:
                 counts,
                 preset.statistic,
                 name="row-copy-floor",
-                uuid=f"B{B}",
-                workload=f"B{B}",
-                batch_size=B,
+                **where,
                 bytes=nbytes,
                 defines=d,
             )

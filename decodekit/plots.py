@@ -100,12 +100,16 @@ def _default_impl(rows: pd.DataFrame) -> str:
     return sorted(counts[counts == counts.max()].index)[0]
 
 
-def _floors(df: pd.DataFrame, floor: str, timing: str, col: str = "latency_us") -> pd.Series:
-    """A floor per batch size, measured with the same timing method as the kernel if recorded."""
+def _floor_rows(df: pd.DataFrame, floor: str, timing: str) -> pd.DataFrame:
+    """Records of one floor, those measured with ``timing`` (the kernel's method) if any."""
     rows = df[df["method"] == floor]
     same = rows[rows["timing"] == timing]
-    rows = same if len(same) else rows
-    return rows.groupby("batch_size")[col].median().sort_index()
+    return same if len(same) else rows
+
+
+def _floors(df: pd.DataFrame, floor: str, timing: str, col: str = "latency_us") -> pd.Series:
+    """A floor per batch size, measured with the same timing method as the kernel if recorded."""
+    return _floor_rows(df, floor, timing).groupby("batch_size")[col].median().sort_index()
 
 
 def _prepare(df: pd.DataFrame, title: str, method: str | None):
@@ -141,9 +145,7 @@ def latency_vs_batch(
     if len(rows_floor):
         label = "row-copy-floor: kit grid, loads and stores, no math"
         ax.plot(rows_floor.index, rows_floor.values, "k-.", label=label)
-    launch = d[d["method"] == "empty-kernel"]  # once per run, no B
-    same = launch[launch["timing"] == m]  # the launch floor under the kernels' method
-    launch = (same if len(same) else launch)["latency_us"]
+    launch = _floor_rows(d, "empty-kernel", m)["latency_us"]  # once per run, no B
     if len(launch):
         # Measured once per run (no batch size): the cost of launching nothing.
         ax.axhline(launch.median(), color="k", ls=":", label="empty-kernel (launch floor)")
