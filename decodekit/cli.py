@@ -89,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--batch-sizes", default="1,4,8,16,32,48,64")
     c.add_argument("--preset", default="quick")
     c.add_argument("--configs", default="quick", help="search space: quick or full")
+    c.add_argument("--variants", nargs="+", default=None, help="only these variants' candidates")
     c.add_argument("--per-batch", type=int, default=1, help="contest workloads per batch size")
     c.add_argument(
         "--margin",
@@ -162,6 +163,7 @@ def _tune(a) -> int:
     return cli_tune(
         [int(x) for x in a.batch_sizes.split(",")],
         a.preset,
+        a.variants,
         configs=a.configs,
         per_batch=a.per_batch,
         fresh=a.fresh,

@@ -36,6 +36,14 @@ SHAPES = ((1, 4), (2, 4), (4, 4), (4, 8), (8, 8), (2, 16))  # (WARPS, ROWS_PER_W
 # on how the compiler then schedules them, so it is swept rather than set.
 FAST_SHAPES = ((4, 1), (8, 1), (1, 4), (2, 4), (4, 4))
 FAST_SUBWARP = ((2, 4, 16), (2, 4, 8), (2, 8, 8))  # (WARPS, ROWS_PER_WARP, LANES_PER_ROW)
+# Pairwise in-lane sums (TREE_SUM=1, see kernels/gdn_decode_subwarp.cu) shorten the chain
+# after the state arrives; with them, 2 and 4 lanes per row (one or two shuffle steps) are
+# worth trying. Each shape with and without FAST_GATES; QUICK_TREE goes in the quick space.
+TREE_SUBWARP = (
+    (1, 16, 2), (2, 16, 2), (1, 8, 4), (2, 8, 4), (1, 16, 4), (1, 4, 8),
+    (2, 4, 8), (4, 8, 8), (1, 2, 16), (2, 2, 16), (2, 4, 16), (4, 8, 16),
+)  # fmt: skip
+QUICK_TREE = ((1, 16, 2), (2, 8, 4), (2, 4, 8), (2, 4, 16))
 HINTS = ((0, 0), (1, 0), (3, 0), (1, 1), (3, 3))  # (LOAD_HINT, STORE_HINT)
 # (WARPS, ROWS_PER_WARP, BLOCKS_PER_SM, STORE_HINT) of the persistent kernel; each fits its
 # register cap (65536 / (32 * WARPS * BLOCKS_PER_SM)) without spills.
@@ -67,10 +75,10 @@ def _wr(w: int, r: int) -> dict:
 
 
 def search_space(name: str = "quick") -> list[tuple[str, dict]]:
-    """Candidates ``(variant, defines)``: ``quick`` (42, a few minutes) or ``full`` (98).
+    """Candidates ``(variant, defines)``: ``quick`` (46, a few minutes) or ``full`` (122).
 
     >>> len(search_space("quick")), len(search_space("full"))
-    (42, 98)
+    (46, 122)
     """
     if name not in ("quick", "full"):
         raise ValueError(f"argument 'configs': expected 'quick', 'full' or a list, got {name!r}")
@@ -96,6 +104,10 @@ def search_space(name: str = "quick") -> list[tuple[str, dict]]:
         ("streaming", {**_wr(4, r), "LOAD_HINT": 3, "STORE_HINT": 0, "FAST_GATES": 1})
         for r in (4, 8)
     ]
+    for (w, r, n), fast in itertools.product(TREE_SUBWARP, (1, 0) if full else (1,)):
+        if full or (w, r, n) in QUICK_TREE:
+            tree = {**_wr(w, r), "LANES_PER_ROW": n, "TREE_SUM": 1, "FAST_GATES": fast}
+            out.append(("subwarp", tree))
     bulk_shapes = ((1, 4), (2, 8), (4, 8), (2, 16))
     for (w, r), bulk_store in itertools.product(bulk_shapes, (0, 1)):
         out.append(("bulk", {**_wr(w, r), "STORE_HINT": 0, "BULK_STORE": bulk_store}))
@@ -429,7 +441,12 @@ def write_table(
     margin: float = MARGIN,
 ) -> Path:
     """Write ``{gpu, date, method, preset, environment, table, candidates}`` for this GPU
-    (the table from :func:`winners` with ``incumbent`` and ``margin``)."""
+    (the table from :func:`winners` with ``incumbent`` and ``margin``).
+
+    Batch sizes this sweep did not time keep the entry (and candidate rows) of the table
+    already on disk, marked ``kept`` with that table's date: re-tuning one batch size never
+    drops the others (``best`` would otherwise run another size's winner there).
+    """
     from decodekit.env import capture
     from decodekit.records import now
 
@@ -440,6 +457,15 @@ def write_table(
         {k: v for k, v in r.items() if not (isinstance(v, float) and v != v)}
         for r in df.to_dict("records")
     ]
+    table = {str(b): c for b, c in winners(df, incumbent, margin).items()}
+    workloads = set(df["workload"]) if "workload" in df else set()
+    old = json.loads(path.read_text()) if path.is_file() else {}
+    for b, entry in (old.get("table") or {}).items():
+        if b not in table:
+            when = old.get("date", "an earlier sweep")
+            table[b] = {**entry, "kept": f"not swept in this run: the winner of {when}"}
+            cands += [c for c in old.get("candidates", []) if str(c.get("batch_size")) == b]
+            workloads |= {c["workload"] for c in cands if "workload" in c}
     doc = {
         "gpu": env["gpu"],
         "date": now(),
@@ -447,8 +473,8 @@ def write_table(
         "preset": preset,
         "environment": env,
         "margin": margin,
-        "workloads": sorted(set(df["workload"])) if "workload" in df else None,
-        "table": {str(b): c for b, c in winners(df, incumbent, margin).items()},
+        "workloads": sorted(workloads) or None,
+        "table": dict(sorted(table.items(), key=lambda kv: int(kv[0]))),
         "candidates": cands,
     }
     path.write_text(json.dumps(doc, indent=1, default=str) + "\n")

@@ -17,6 +17,11 @@
 // Change from streaming: s.k and s.q are sums over L lanes (log2 L shuffle steps, each
 //   serving 32 / L rows) instead of 32, cutting shuffles per row from 10 to 2 log2(L) * L / 32
 //   (1.5 at L = 8) and the dependent-shuffle chain from 5 steps to log2 L.
+// TREE_SUM 1: a lane's share of s.k and s.q is summed pairwise over its chunks (depth
+//   3 + log2(32 / L)) instead of chunk after chunk (depth 4 * 32 / L): the in-lane part of the
+//   chain that runs after the state arrives, which matters at small L. With L = 2 a row is
+//   one 32-byte sector per load instruction and the reduction is a single shuffle step; a
+//   lane then holds 16 float4 of k and of q, so such builds want small blocks.
 // In place: each row is read and written by the same lanes, read fully before it is written.
 // Check and time: decodekit.check.require(registry.get("subwarp"), 17, device="cuda");
 //   decodekit.tuning.tune(["subwarp"]) times it per B and launch shape with cold L2.
@@ -37,6 +42,9 @@
 #ifndef STORE_HINT
 #define STORE_HINT 0
 #endif
+#ifndef TREE_SUM
+#define TREE_SUM 0
+#endif
 
 constexpr int kWarps = WARPS;
 constexpr int kRowsPerWarp = ROWS_PER_WARP;
@@ -46,8 +54,8 @@ constexpr int kChunks = gdn::kDim / 4 / kLanes;  // float4 chunks of a row per l
 constexpr int kSteps = kRowsPerWarp / kRowsPerStep;
 constexpr int kRowsPerBlock = kWarps * kRowsPerWarp;
 constexpr int kSplit = gdn::kDim / kRowsPerBlock;
-static_assert(kLanes == 4 || kLanes == 8 || kLanes == 16 || kLanes == 32,
-              "LANES_PER_ROW must be 4, 8, 16 or 32");
+static_assert(kLanes == 2 || kLanes == 4 || kLanes == 8 || kLanes == 16 || kLanes == 32,
+              "LANES_PER_ROW must be 2, 4, 8, 16 or 32");
 static_assert(kWarps >= 1 && kWarps <= 32, "WARPS must be 1..32");
 static_assert(kRowsPerWarp % kRowsPerStep == 0, "ROWS_PER_WARP must be a multiple of 32 / L");
 static_assert(gdn::kDim % kRowsPerBlock == 0, "WARPS * ROWS_PER_WARP must divide 128");
@@ -86,6 +94,16 @@ extern "C" __global__ void __launch_bounds__(kWarps * 32)
       for (int c = 0; c < kChunks; ++c) s[t][c] = make_float4(0.f, 0.f, 0.f, 0.f);
   }
   float4 kk[kChunks], qq[kChunks];
+#if TREE_SUM
+  float pkq[kChunks];
+#pragma unroll
+  for (int c = 0; c < kChunks; ++c) {
+    kk[c] = gdn::load_bf16x4(k + j * gdn::kDim + (c * kLanes + col) * 4);
+    qq[c] = gdn::load_bf16x4(q + j * gdn::kDim + (c * kLanes + col) * 4);
+    pkq[c] = gdn::dot4_pair(kk[c], qq[c]);
+  }
+  float kq = gdn::pairwise_sum<kChunks>(pkq);
+#else
   float kq = 0.f;
 #pragma unroll
   for (int c = 0; c < kChunks; ++c) {
@@ -93,6 +111,7 @@ extern "C" __global__ void __launch_bounds__(kWarps * 32)
     qq[c] = gdn::load_bf16x4(q + j * gdn::kDim + (c * kLanes + col) * 4);
     kq += gdn::dot4(kk[c], qq[c]);
   }
+#endif
   float vr[kSteps];
 #pragma unroll
   for (int t = 0; t < kSteps; ++t)
@@ -104,6 +123,16 @@ extern "C" __global__ void __launch_bounds__(kWarps * 32)
   float sk[kSteps], sq[kSteps];
 #pragma unroll
   for (int t = 0; t < kSteps; ++t) {
+#if TREE_SUM
+    float pk[kChunks], pq[kChunks];
+#pragma unroll
+    for (int c = 0; c < kChunks; ++c) {
+      pk[c] = gdn::dot4_pair(s[t][c], kk[c]);
+      pq[c] = gdn::dot4_pair(s[t][c], qq[c]);
+    }
+    sk[t] = gdn::pairwise_sum<kChunks>(pk);
+    sq[t] = gdn::pairwise_sum<kChunks>(pq);
+#else
     sk[t] = 0.f;
     sq[t] = 0.f;
 #pragma unroll
@@ -111,6 +140,7 @@ extern "C" __global__ void __launch_bounds__(kWarps * 32)
       sk[t] += gdn::dot4(s[t][c], kk[c]);
       sq[t] += gdn::dot4(s[t][c], qq[c]);
     }
+#endif
   }
 #pragma unroll
   for (int o = kLanes / 2; o > 0; o >>= 1) {

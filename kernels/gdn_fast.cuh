@@ -58,6 +58,22 @@ __device__ __forceinline__ float dot4(float4 a, float4 b) {
   return a.x * b.x + a.y * b.y + a.z * b.z + a.w * b.w;
 }
 
+// The same sum in two independent halves: depth 3 (FMUL, FFMA, FADD) instead of 4.
+__device__ __forceinline__ float dot4_pair(float4 a, float4 b) {
+  return fmaf(a.y, b.y, a.x * b.x) + fmaf(a.w, b.w, a.z * b.z);
+}
+
+// Sum of x[0..N) (N a power of two) as a balanced tree: depth log2 N instead of N - 1.
+template <int N>
+__device__ __forceinline__ float pairwise_sum(const float* x) {
+  static_assert(N > 0 && (N & (N - 1)) == 0, "pairwise_sum needs a power of two");
+  if constexpr (N == 1) {
+    return x[0];
+  } else {
+    return pairwise_sum<N / 2>(x) + pairwise_sum<N / 2>(x + N / 2);
+  }
+}
+
 // g * s + d * k, the state row update for four columns.
 __device__ __forceinline__ float4 update4(float4 s, float g, float d, float4 k) {
   return make_float4(fmaf(g, s.x, d * k.x), fmaf(g, s.y, d * k.y), fmaf(g, s.z, d * k.z),

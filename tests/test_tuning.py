@@ -126,6 +126,28 @@ def test_write_table_records_gpu_method_and_environment(tmp_path):
     assert tuning.load_table(path) == {4: {"variant": "bulk", "defines": d, "latency_us": 6.5}}
 
 
+def test_write_table_keeps_the_batch_sizes_this_sweep_did_not_time(tmp_path):
+    d = {"WARPS": 4, "ROWS_PER_WARP": 8}
+
+    def df(B, variant, us):
+        row = dict(batch_size=B, workload=f"w{B}", variant=variant, config=f"{variant}[x]",
+                   defines=d, status="ok", latency_us=us, note=None)  # fmt: skip
+        return pd.DataFrame([row])
+
+    kw = dict(method="cupti-cold", preset="contest", out_dir=tmp_path)
+    first = tuning.write_table(pd.concat([df(1, "bulk", 3.0), df(64, "bulk", 30.0)]),
+                               torch.device("cpu"), **kw)  # fmt: skip
+    date = json.loads(first.read_text())["date"]
+    path = tuning.write_table(df(1, "rowsplit", 2.0), torch.device("cpu"), **kw)
+    doc = json.loads(path.read_text())
+    assert list(doc["table"]) == ["1", "64"]
+    assert doc["table"]["1"]["variant"] == "rowsplit" and "kept" not in doc["table"]["1"]
+    assert doc["table"]["64"]["variant"] == "bulk" and date in doc["table"]["64"]["kept"]
+    assert sorted(c["batch_size"] for c in doc["candidates"]) == [1, 64]
+    assert doc["workloads"] == ["w1", "w64"]
+    assert tuning.choose(tuning.load_table(path), 48)["variant"] == "bulk"
+
+
 def test_search_space_is_well_formed():
     for name in ("quick", "full"):
         space = tuning.search_space(name)
