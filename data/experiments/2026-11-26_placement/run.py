@@ -5,7 +5,7 @@ The full-54 runs show two speeds per batch size that alternate workload by workl
 the bench's own allocation pattern (make_inputs + empty_outputs per contest workload, in file
 order) and records each workload's buffer addresses beside its time. Part 2 places state and
 new_state at chosen offsets inside one pool (order and gap), with every other input fresh.
-Each (placement, impl) is checked against the fp64 oracle on those very buffers before it is
+Each (placement, impl) is checked against the fp64 oracle on those inputs before it is
 timed; cold L2 with CUPTI (the contest method, 10/50/3), two passes. Writes results.json
 (environment, method, source digests, times, addresses) to $OUT or beside this file.
 
