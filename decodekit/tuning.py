@@ -37,8 +37,9 @@ SHAPES = ((1, 4), (2, 4), (4, 4), (4, 8), (8, 8), (2, 16))  # (WARPS, ROWS_PER_W
 FAST_SHAPES = ((4, 1), (8, 1), (1, 4), (2, 4), (4, 4))
 FAST_SUBWARP = ((2, 4, 16), (2, 4, 8), (2, 8, 8))  # (WARPS, ROWS_PER_WARP, LANES_PER_ROW)
 # Pairwise in-lane sums (TREE_SUM=1, see kernels/gdn_decode_subwarp.cu) shorten the chain
-# after the state arrives; with them, 2 and 4 lanes per row (one or two shuffle steps) are
-# worth trying. Each shape with and without FAST_GATES; QUICK_TREE goes in the quick space.
+# after the state arrives, and with them 2 and 4 lanes per row (one or two shuffle steps)
+# become candidates. On the H100 none won a slot (kernels/README.md); they stay in the space
+# for other GPUs. Each shape with and without FAST_GATES; QUICK_TREE goes in the quick space.
 TREE_SUBWARP = (
     (1, 16, 2), (2, 16, 2), (1, 8, 4), (2, 8, 4), (1, 16, 4), (1, 4, 8),
     (2, 4, 8), (4, 8, 8), (1, 2, 16), (2, 2, 16), (2, 4, 16), (4, 8, 16),

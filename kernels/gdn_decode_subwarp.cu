@@ -21,7 +21,8 @@
 //   3 + log2(32 / L)) instead of chunk after chunk (depth 4 * 32 / L): the in-lane part of the
 //   chain that runs after the state arrives, which matters at small L. With L = 2 a row is
 //   one 32-byte sector per load instruction and the reduction is a single shuffle step; a
-//   lane then holds 16 float4 of k and of q, so such builds want small blocks.
+//   lane then holds 16 float4 of k and of q, so such builds want small blocks. A tuning
+//   axis: on the H100 no TREE_SUM build beat the tuned table (kernels/README.md).
 // In place: each row is read and written by the same lanes, read fully before it is written.
 // Check and time: decodekit.check.require(registry.get("subwarp"), 17, device="cuda");
 //   decodekit.tuning.tune(["subwarp"]) times it per B and launch shape with cold L2.
