@@ -459,14 +459,13 @@ def write_table(
         for r in df.to_dict("records")
     ]
     table = {str(b): c for b, c in winners(df, incumbent, margin).items()}
-    workloads = set(df["workload"]) if "workload" in df else set()
     old = json.loads(path.read_text()) if path.is_file() else {}
     for b, entry in (old.get("table") or {}).items():
         if b not in table:
             when = old.get("date", "an earlier sweep")
             table[b] = {**entry, "kept": f"not swept in this run: the winner of {when}"}
             cands += [c for c in old.get("candidates", []) if str(c.get("batch_size")) == b]
-            workloads |= {c["workload"] for c in cands if "workload" in c}
+    workloads = {c["workload"] for c in cands if c.get("workload")}
     doc = {
         "gpu": env["gpu"],
         "date": now(),
