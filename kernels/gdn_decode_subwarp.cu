@@ -95,6 +95,7 @@ extern "C" __global__ void __launch_bounds__(kWarps * 32)
       for (int c = 0; c < kChunks; ++c) s[t][c] = make_float4(0.f, 0.f, 0.f, 0.f);
   }
   float4 kk[kChunks], qq[kChunks];
+  // The load loop stands in both branches so that TREE_SUM=0 keeps the tuned builds' SASS.
 #if TREE_SUM
   float pkq[kChunks];
 #pragma unroll
