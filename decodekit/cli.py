@@ -88,7 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("tune", help="tuning sweep of kit variants; writes data/tuning/")
     c.add_argument("--batch-sizes", default="1,4,8,16,32,48,64")
     c.add_argument("--preset", default="quick")
-    c.add_argument("--configs", default="quick", help="search space: quick or full")
+    c.add_argument(
+        "--configs",
+        default="quick",
+        help="search space: quick, full, or a JSON file of candidates "
+        '([{"variant": ..., "defines": {...}}, ...])',
+    )
     c.add_argument("--variants", nargs="+", default=None, help="only these variants' candidates")
     c.add_argument("--per-batch", type=int, default=1, help="contest workloads per batch size")
     c.add_argument(

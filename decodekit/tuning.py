@@ -122,16 +122,56 @@ def search_space(name: str = "quick") -> list[tuple[str, dict]]:
     return out
 
 
+def load_configs(path: str | Path) -> list[tuple[str, dict]]:
+    """A candidate list from a JSON file: ``[{"variant": "subwarp", "defines": {...}}, ...]``
+    (defines: macro name -> int). Errors name the file and the entry.
+
+    >>> import json, tempfile
+    >>> f = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)
+    >>> json.dump([{"variant": "subwarp", "defines": {"WARPS": 4}}], f); f.close()
+    >>> load_configs(f.name)
+    [('subwarp', {'WARPS': 4})]
+    """
+    path = Path(path)
+    try:
+        entries = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise ValueError(f"argument 'configs': cannot read {path} as JSON ({e})") from None
+    if not isinstance(entries, list) or not entries:
+        raise ValueError(f"argument 'configs': {path} must hold a non-empty JSON list")
+    out = []
+    for i, e in enumerate(entries):
+        ok = isinstance(e, dict) and isinstance(e.get("variant"), str)
+        defines = e.get("defines", {}) if ok else None
+        if (
+            not ok
+            or not isinstance(defines, dict)
+            or not all(isinstance(k, str) and isinstance(v, int) for k, v in defines.items())
+        ):
+            raise ValueError(
+                f"argument 'configs': entry {i} of {path}: expected "
+                f'{{"variant": str, "defines": {{name: int}}}}, got {e!r}'
+            )
+        out.append((e["variant"], dict(defines)))
+    return out
+
+
 def candidates(
-    variants: Iterable[str] | None = None, configs: str | list | None = None
+    variants: Iterable[str] | None = None, configs: str | Path | list | None = None
 ) -> list[tuple[str, dict]]:
-    """The search space (``configs``: a space name or a list of ``(variant, defines)``), kept
-    to ``variants`` when given."""
-    space = (
-        search_space(configs or "quick")
-        if configs is None or isinstance(configs, str)
-        else [(v, dict(d)) for v, d in configs]
-    )
+    """The search space, kept to ``variants`` when given. ``configs``: ``"quick"``, ``"full"``,
+    a JSON file of candidates (:func:`load_configs`) or a list of ``(variant, defines)``."""
+    if configs is None or configs in ("quick", "full"):
+        space = search_space(configs or "quick")
+    elif isinstance(configs, (str, Path)):
+        if not Path(configs).is_file():
+            raise ValueError(
+                f"argument 'configs': expected 'quick', 'full' or a JSON file of candidates, "
+                f"got {str(configs)!r} (no such file)"
+            )
+        space = load_configs(configs)
+    else:
+        space = [(v, dict(d)) for v, d in configs]
     wanted = set(variants) if variants is not None else None
     return [(v, d) for v, d in space if wanted is None or v in wanted]
 

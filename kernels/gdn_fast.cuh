@@ -91,11 +91,14 @@ __device__ __forceinline__ float group_sum(float x) {
 // The L2 policies are plain (non-volatile) asm so the compiler creates each once per thread.
 // State loads with a cache policy, chosen at compile time (LOAD_HINT in the variants):
 //   0 plain ld.global; 1 ld.global.cs (evict-first, streaming); 2 L1::no_allocate;
-//   3 L1::no_allocate + L2 evict_first policy. None uses the non-coherent path, so
-//   new_state may alias state.
+//   3 L1::no_allocate + L2 evict_first policy; 4 ld.global.cs with an L2::256B prefetch
+//   size; 5 L1::no_allocate with L2::256B. The prefetch size asks L2 to fetch the whole
+//   aligned 256 bytes around a miss as one DRAM request (a lane group's share of a row
+//   spans 256 bytes at 16 lanes per row). None uses the non-coherent path, so new_state
+//   may alias state.
 template <int HINT>
 __device__ __forceinline__ float4 load_state4(const float* p) {
-  static_assert(HINT >= 0 && HINT <= 3, "LOAD_HINT must be 0..3");
+  static_assert(HINT >= 0 && HINT <= 5, "LOAD_HINT must be 0..5");
   float4 r;
   if constexpr (HINT == 0) {
     r = *reinterpret_cast<const float4*>(p);
@@ -103,6 +106,14 @@ __device__ __forceinline__ float4 load_state4(const float* p) {
     r = __ldcs(reinterpret_cast<const float4*>(p));
   } else if constexpr (HINT == 2) {
     asm volatile("ld.global.L1::no_allocate.v4.f32 {%0,%1,%2,%3}, [%4];"
+                 : "=f"(r.x), "=f"(r.y), "=f"(r.z), "=f"(r.w)
+                 : "l"(p));
+  } else if constexpr (HINT == 4) {
+    asm volatile("ld.global.cs.L2::256B.v4.f32 {%0,%1,%2,%3}, [%4];"
+                 : "=f"(r.x), "=f"(r.y), "=f"(r.z), "=f"(r.w)
+                 : "l"(p));
+  } else if constexpr (HINT == 5) {
+    asm volatile("ld.global.L1::no_allocate.L2::256B.v4.f32 {%0,%1,%2,%3}, [%4];"
                  : "=f"(r.x), "=f"(r.y), "=f"(r.z), "=f"(r.w)
                  : "l"(p));
   } else {

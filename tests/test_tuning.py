@@ -161,6 +161,40 @@ def test_search_space_is_well_formed():
         tuning.search_space("huge")
 
 
+def test_candidates_from_a_json_file(tmp_path):
+    f = tmp_path / "space.json"
+    f.write_text(
+        '[{"variant": "subwarp", "defines": {"WARPS": 4, "LANES_PER_ROW": 16}},'
+        ' {"variant": "rowsplit", "defines": {"WARPS": 1}}]'
+    )
+    assert tuning.candidates(None, str(f)) == [
+        ("subwarp", {"WARPS": 4, "LANES_PER_ROW": 16}),
+        ("rowsplit", {"WARPS": 1}),
+    ]
+    assert tuning.candidates(["rowsplit"], f) == [("rowsplit", {"WARPS": 1})]
+
+
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ("[{", "cannot read"),
+        ("[]", "non-empty JSON list"),
+        ('[{"variant": "subwarp", "defines": {"WARPS": "4"}}]', "entry 0"),
+        ('[{"defines": {}}]', "entry 0"),
+    ],
+)
+def test_bad_candidate_files_are_named(tmp_path, text, match):
+    f = tmp_path / "space.json"
+    f.write_text(text)
+    with pytest.raises(ValueError, match=match):
+        tuning.candidates(None, str(f))
+
+
+def test_a_missing_candidate_file_is_named(tmp_path):
+    with pytest.raises(ValueError, match="no such file"):
+        tuning.candidates(None, str(tmp_path / "nope.json"))
+
+
 def test_split_shape_rejects_rows_that_do_not_divide_the_head():
     with pytest.raises(ValueError, match="divide 128"):
         split_shape({"WARPS": 3, "ROWS_PER_WARP": 4})
