@@ -69,6 +69,17 @@ def per_batch(df: pd.DataFrame, method: str | None = None) -> pd.DataFrame:
 
 def _paired(df: pd.DataFrame, reference: str, method: str | None) -> pd.DataFrame:
     d = latest(df, method)
+    if not (d["impl"] == reference).any():
+        have = set(df.loc[_impl_rows(df) & (df["status"] == "ok"), "method"])
+        if method is not None and method not in have:
+            raise ValueError(
+                f"argument 'method': expected one of {sorted(have)} (methods with ok records), "
+                f"got {method!r}"
+            )
+        raise ValueError(
+            f"argument 'reference': expected an implementation with ok {method or 'default'}"
+            f"-method records, one of {sorted(set(d['impl']))}, got {reference!r}"
+        )
     ref = d[d["impl"] == reference][["uuid", "latency_us"]].rename(columns={"latency_us": "ref_us"})
     out = d.merge(ref, on="uuid")
     out["ratio"] = out["ref_us"] / out["latency_us"]

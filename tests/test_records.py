@@ -136,6 +136,14 @@ def test_contest_score_and_shares():
     assert sc.index[0] == "kit"
 
 
+def test_unknown_reference_or_method_is_named():
+    df = synthetic_df()
+    with pytest.raises(ValueError, match="argument 'reference'.*'nope'"):
+        score.contest_score(df, reference="nope")
+    with pytest.raises(ValueError, match="argument 'method'.*'fla'"):
+        score.speedup(df, "kit", method="fla")
+
+
 def test_summary_picks_latest_ok_record():
     df = synthetic_df()
     newer = df[df["impl"] == "kit"].copy()

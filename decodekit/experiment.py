@@ -1,0 +1,90 @@
+"""What every experiment in ``data/experiments/<date>_<name>/run.py`` shares: the contest
+method's timing with a hook between the flush and the call, and a provenance-complete
+``results.json``.
+
+An experiment asks one question a bench run cannot (what changes if the code, the state or
+the new_state is in L2 when the call starts; what a kernel's parts cost); its script states
+the question, the conditions and how to run it, and keeps every figure it prints in its
+record. The timing is the bench's own (``cupti-cold``, :mod:`decodekit.cupti_timer`), so its
+figures compare with bench records of the same GPU.
+
+>>> rec = record("2026-11-26_demo", {"us": {"k": 1.0}}, sources=[], environment={"gpu": "x"})
+>>> sorted(rec)
+['date', 'environment', 'experiment', 'git_commit', 'method', 'source_digests', 'us']
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import torch
+
+from decodekit.records import now
+from decodekit.stats import summarize
+from decodekit.timing import DeviceTimer, Target
+
+COUNTS = (10, 50, 3)  # warm-up calls, timed calls per trial, trials: the contest preset
+STATISTIC = "median-then-mean"
+METHOD = "cupti-cold"
+
+
+def cold_us(
+    fn: Callable,
+    kwargs: dict,
+    device: torch.device,
+    before: Callable[[], None] | None = None,
+    counts: tuple[int, int, int] = COUNTS,
+    timer: DeviceTimer | None = None,
+) -> float:
+    """``fn(**kwargs)`` timed like the contest (L2 flushed before every call, CUPTI kernel
+    time, median per trial, mean over trials), with ``before()`` run after each flush and
+    before the call: the condition the experiment varies. ``before``'s own kernels are not
+    counted: CUPTI times only the target's launch.
+    """
+    from decodekit.cupti_timer import cupti_trial
+
+    if len(counts) != 3 or min(counts) < 1:
+        raise ValueError(f"argument 'counts': expected 3 ints >= 1, got {counts!r}")
+    timer = timer or DeviceTimer()
+
+    def flush(d):
+        timer.flush(d)
+        if before is not None:
+            before()
+
+    t = Target(fn, kwargs, device)
+    trials = [cupti_trial(t, counts[0], counts[1], flush, timer.sync).us for _ in range(counts[2])]
+    return round(summarize(trials, statistic=STATISTIC).latency_us, 3)
+
+
+def record(
+    name: str,
+    results: dict,
+    sources: Iterable[str | Path],
+    environment: dict,
+    method: str = f"{METHOD} {COUNTS}, {STATISTIC}",
+) -> dict:
+    """The experiment's record: its results with name, date, method, environment
+    (:func:`decodekit.env.capture`), commit and a digest of every source that ran."""
+    digests = {Path(p).name: hashlib.sha256(Path(p).read_bytes()).hexdigest()[:16] for p in sources}
+    return {
+        "experiment": name,
+        "date": now(),
+        "method": method,
+        "environment": environment,
+        "git_commit": os.environ.get("DECODEKIT_GIT_COMMIT") or environment.get("git_commit"),
+        "source_digests": digests,
+        **results,
+    }
+
+
+def write(here: str | Path, rec: dict) -> Path:
+    """Write ``rec`` as ``results.json`` under ``$OUT`` when set (a lent GPU machine), else
+    beside the experiment's script in ``here``."""
+    dest = Path(os.environ.get("OUT") or here) / "results.json"
+    dest.write_text(json.dumps(rec, indent=1) + "\n")
+    return dest
