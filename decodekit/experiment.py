@@ -61,6 +61,48 @@ def cold_us(
     return round(summarize(trials, statistic=STATISTIC).latency_us, 3)
 
 
+def sweep(
+    targets: dict[str, Callable],
+    batch_sizes: Iterable[int],
+    conditions: Callable[[dict, dict], dict],
+    device: torch.device,
+    passes: int = 2,
+    no_check: Iterable[str] = (),
+) -> dict:
+    """Time every target at every batch size under every condition, ``passes`` times.
+
+    Per batch size the arguments are one synthetic workload's (:func:`make_inputs` plus output
+    buffers) and ``other`` a second set drawn with another seed; ``conditions(args, other)``
+    maps condition names to ``before`` hooks (None: the flush only). Each target not in
+    ``no_check`` is checked against the fp64 oracle on its first pass and, failing, is not
+    timed. Returns ``{target: {str(B): {condition: [µs per pass]}}}``, printing each row.
+    """
+    from decodekit.check import check
+    from decodekit.workloads import empty_outputs, make_inputs, synthetic
+
+    skip = set(no_check)
+    out: dict = {}
+    for p in range(passes):
+        for B in batch_sizes:
+            w = synthetic(B)
+            args = {**make_inputs(w, device), **empty_outputs(B, device, poison=False)}
+            other = {**make_inputs(w, device, seed=1), **empty_outputs(B, device, poison=False)}
+            for name, fn in targets.items():
+                if p == 0 and name not in skip:
+                    res = check(fn, w, device=str(device))
+                    if not res.passed:
+                        print(f"{name} B={B}: check failed, not timed: {res.summary()}")
+                        skip.add(name)
+                        continue
+                elif name in skip and name not in no_check:
+                    continue
+                row = out.setdefault(name, {}).setdefault(str(B), {})
+                for cond, before in conditions(args, other).items():
+                    row.setdefault(cond, []).append(cold_us(fn, args, device, before))
+                print(name, B, {c: v[-1] for c, v in row.items()}, flush=True)
+    return out
+
+
 def record(
     name: str,
     results: dict,

@@ -24,13 +24,11 @@ from pathlib import Path
 import torch
 
 from decodekit import experiment
-from decodekit.check import check
 from decodekit.env import capture
 from decodekit.launch import kernel_impl
 from decodekit.registry import get
 from decodekit.tuning import build
 from decodekit.variants import split_shape
-from decodekit.workloads import empty_outputs, make_inputs, synthetic
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[2]
@@ -64,23 +62,7 @@ def conditions(args: dict, other: dict) -> dict:
     }
 
 
-results: dict = {}
-for p in range(PASSES):
-    for B in (1, 4):
-        w = synthetic(B)
-        args = {**make_inputs(w, dev), **empty_outputs(B, dev, poison=False)}
-        other = {**make_inputs(w, dev, seed=1), **empty_outputs(B, dev, poison=False)}
-        for name, fn in TARGETS.items():
-            if p == 0 and name not in NO_CHECK:
-                res = check(fn, w, device=str(dev))
-                if not res.passed:
-                    print(f"{name} B={B}: check failed: {res.summary()}")
-                    continue
-            row = results.setdefault(name, {}).setdefault(str(B), {})
-            for cond, before in conditions(args, other).items():
-                row.setdefault(cond, []).append(experiment.cold_us(fn, args, dev, before))
-            print(name, B, {c: v[-1] for c, v in row.items()}, flush=True)
-
+results = experiment.sweep(TARGETS, (1, 4), conditions, dev, PASSES, NO_CHECK)
 srcs = [*sorted((ROOT / "kernels").glob("*.cu*")), Path(__file__)]
 rec = experiment.record(HERE.name, {"passes": PASSES, "us": results}, srcs, capture(dev))
 print("wrote", experiment.write(HERE, rec))
