@@ -66,7 +66,7 @@ variant(
 
 
 def split_shape(defines: dict) -> Callable[[int], Shape]:
-    """Launch shape of the row-split kernels (rowsplit, streaming, subwarp, bulk) built with
+    """Launch shape of the row-split kernels (rowsplit, streaming, subwarp, ordered, bulk) built with
     ``defines``: ``B * 8 * SPLIT`` blocks of ``WARPS * 32`` threads, no dynamic shared memory,
     where a block owns ``WARPS * ROWS_PER_WARP`` rows of one head and ``SPLIT`` blocks share it.
 
@@ -121,6 +121,13 @@ _split_variant(
     {"WARPS": 4, "ROWS_PER_WARP": 8, "LANES_PER_ROW": 8, "LOAD_HINT": 1, "STORE_HINT": 0},
     parent="streaming",
     description="streaming with 8 lanes per row: 4 rows per load instruction, 3-step reductions",
+)
+_split_variant(
+    "ordered",
+    {"WARPS": 2, "ROWS_PER_WARP": 4, "LANES_PER_ROW": 16, "LOAD_HINT": 3, "STORE_HINT": 0},
+    parent="subwarp",
+    description="subwarp with every small input loaded before the state (volatile, in order), "
+    "evict-first state loads and less work after the state arrives",
 )
 _split_variant(
     "bulk",
@@ -195,7 +202,7 @@ register(
         inplace_ok=True,
         meta={
             "dispatcher": True,
-            "ncu_kernel": "^gdn_decode_(rowsplit|subwarp|bulk|persistent)$",
+            "ncu_kernel": "^gdn_decode_(rowsplit|subwarp|ordered|bulk|persistent)$",
         },
     )
 )
