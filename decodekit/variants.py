@@ -124,10 +124,10 @@ _split_variant(
 )
 _split_variant(
     "ordered",
-    {"WARPS": 2, "ROWS_PER_WARP": 4, "LANES_PER_ROW": 16, "LOAD_HINT": 3, "STORE_HINT": 0},
+    {"WARPS": 2, "ROWS_PER_WARP": 4, "LANES_PER_ROW": 16, "LOAD_HINT": 1, "STORE_HINT": 0},
     parent="subwarp",
-    description="subwarp with every small input loaded before the state (volatile, in order), "
-    "evict-first state loads and less work after the state arrives",
+    description="subwarp with every small input loaded before the state (volatile, in order) "
+    "and less work after the state arrives (base-2 gate math, g * s formed early)",
 )
 _split_variant(
     "bulk",

@@ -14,17 +14,16 @@
 //   reduction.
 // Change from subwarp:
 //   1. Load order. Every small input (k, q, v, a, b, A_log, dt_bias) is loaded before the
-//      state, with volatile loads that keep program order. The compiler otherwise places
-//      some of them after the state loads whenever those carry an L2 policy (LOAD_HINT 3),
-//      and then they queue behind the state's traffic: such subwarp builds take 2.5 us at
-//      B=1 against 2.08. With the order fixed, the state loads can use the L2 evict_first
-//      policy, which lets the row copy run 5% faster at B=4 (new_state's lines then evict
-//      the state's clean lines rather than the cold-L2 flush's dirty ones).
+//      state, with volatile loads that keep program order, so none of them queues behind
+//      the state's traffic (in subwarp the compiler places some after the state loads).
 //   2. Less work after the state arrives, which at B=1 is what remains above the row copy
 //      (data/experiments/2026-11-26_warm-parts: 0.2 us with every input already in L2):
 //      sums start from their first product instead of 0 + x; new_state = delta * k + g * s
 //      with g * s formed while the reductions run; bf16 high halves are unpacked with one
 //      AND; the gate math is ex2 / lg2 / rcp approximations (flush-to-zero) in base 2.
+//   On the H100 this takes B=1 from 2.07 to 2.03 us and B=4 from 3.29 to 3.24 (kernels/
+//   README.md). LOAD_HINT 3 (L2 evict_first policy) stays 0.3 us slower at B <= 8 here too,
+//   so the slowness of such builds is the policy, not the order of the loads.
 // In place: each row is read and written by the same lanes, read fully before it is written.
 // Check and time: decodekit.check.require(registry.get("ordered"), 17, device="cuda");
 //   decodekit.tuning.tune(["ordered"]) times it per B and launch shape with cold L2.
@@ -40,7 +39,7 @@
 #define LANES_PER_ROW 16
 #endif
 #ifndef LOAD_HINT
-#define LOAD_HINT 3
+#define LOAD_HINT 1
 #endif
 #ifndef STORE_HINT
 #define STORE_HINT 0

@@ -137,7 +137,9 @@ def test_write_table_keeps_the_batch_sizes_this_sweep_did_not_time(tmp_path):
     kw = dict(method="cupti-cold", preset="contest", out_dir=tmp_path)
     first = tuning.write_table(pd.concat([df(1, "bulk", 3.0), df(64, "bulk", 30.0)]),
                                torch.device("cpu"), **kw)  # fmt: skip
-    date = json.loads(first.read_text())["date"]
+    doc = json.loads(first.read_text())
+    date = doc["date"] = "2000-01-01T00:00:00+00:00"  # the sweep that timed B=64
+    first.write_text(json.dumps(doc))
     path = tuning.write_table(df(1, "rowsplit", 2.0), torch.device("cpu"), **kw)
     doc = json.loads(path.read_text())
     assert list(doc["table"]) == ["1", "64"]
@@ -146,6 +148,10 @@ def test_write_table_keeps_the_batch_sizes_this_sweep_did_not_time(tmp_path):
     assert sorted(c["batch_size"] for c in doc["candidates"]) == [1, 64]
     assert doc["workloads"] == ["w1", "w64"]
     assert tuning.choose(tuning.load_table(path), 48)["variant"] == "bulk"
+    # a later partial sweep still names the sweep that timed B=64, not the one that kept it
+    path = tuning.write_table(df(1, "bulk", 1.5), torch.device("cpu"), **kw)
+    kept = json.loads(path.read_text())["table"]["64"]
+    assert kept["swept"] == date and date in kept["kept"]
 
 
 def test_search_space_is_well_formed():
