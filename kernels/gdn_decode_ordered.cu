@@ -23,6 +23,13 @@
 //      AND; the gate math is ex2 / lg2 / rcp approximations (flush-to-zero) in base 2.
 //   DELTA_FMA 1 (a tuning axis) forms delta as beta * v - (beta * g) * (s . k), one FFMA
 //   after the sums; it also moves the gate math ahead of the reductions in ptxas' schedule.
+//   GUARD (a tuning axis): the block-range check reads batch_size from the second 64-byte
+//   line of the parameter bank and the block waits for it before it asks for the first
+//   (the pointers): two constant-cache misses in a row before the first load can issue
+//   (ncu's imc_miss stalls, data/experiments/2026-11-26_b1-stalls). GUARD 2 also tests q
+//   (never null), so both lines are asked for at once; GUARD 0 drops the check, which
+//   never fires under the kit's launch shape (decodekit.variants.split_shape: exactly
+//   B * 8 * SPLIT blocks): launch a GUARD 0 build only with that shape.
 //   On the H100 this takes B=1 from 2.07 to 2.03 us and B=4 from 3.29 to 3.24 (kernels/
 //   README.md). LOAD_HINT 3 (L2 evict_first policy) stays 0.3 us slower at B <= 8 here too,
 //   so the slowness of such builds is the policy, not the order of the loads.
@@ -48,6 +55,9 @@
 #endif
 #ifndef DELTA_FMA
 #define DELTA_FMA 0
+#endif
+#ifndef GUARD
+#define GUARD 1
 #endif
 
 constexpr int kWarps = WARPS;
@@ -154,7 +164,12 @@ extern "C" __global__ void __launch_bounds__(kWarps * 32)
   const int sub = lane / kLanes;  // which of the step's rows this lane works on
   const int col = lane % kLanes;  // which float4 of each chunk of L float4s
   const int bh = blockIdx.x / kSplit;
+#if GUARD == 1
   if (bh >= batch_size * gdn::kVHeads) return;
+#elif GUARD == 2
+  // q is never null; testing it makes the block ask for both parameter lines at once.
+  if (bh >= batch_size * gdn::kVHeads || q == nullptr) return;
+#endif
   const int h = bh % gdn::kVHeads;
   const int j = (bh / gdn::kVHeads) * gdn::kQKHeads + h / 2;
   // This lane's row in step t is row0 + t * kRowsPerStep.
