@@ -333,7 +333,6 @@ def tune(
     """
     from decodekit.bench import get_preset
     from decodekit.timing import DeviceTimer
-    from decodekit.workloads import empty_outputs, make_inputs
 
     dev = torch.device(device or "cuda")
     if dev.type == "cuda":
@@ -353,7 +352,6 @@ def tune(
     rows = []
     for B in batch_sizes:
         for w in tune_workloads(int(B), per_batch):
-            inputs, outs = make_inputs(w, dev), empty_outputs(w.batch_size, dev, poison=False)
             for variant, defines in cands:
                 label = f"{variant}[{_label(defines)}]"
                 if label not in built:
@@ -368,7 +366,7 @@ def tune(
                     "latency_us": None,
                     "note": note,
                 }
-                row.update(_measure(built[label], w, inputs, outs, timer, method, p, dev))
+                row.update(_measure(built[label], w, timer, method, p, dev))
                 rows.append(row)
                 if verbose:
                     shown = (
@@ -401,11 +399,13 @@ def _make(make: Callable, variant: str, defines: dict):
         return e
 
 
-def _measure(fn, w, inputs: dict, outs: dict, timer, method: str, p, dev) -> dict:
-    """Check ``fn`` on ``w``; time it only if it passed. The row's status, time and notes."""
+def _measure(fn, w, timer, method: str, p, dev) -> dict:
+    """Check ``fn`` on fresh inputs of ``w``; time it on them only if it passed, with outputs
+    allocated per trial: the bench's own sequence (:func:`decodekit.bench.trial_target`).
+    The row's status, time and notes."""
+    from decodekit.bench import trial_target
     from decodekit.check import check
     from decodekit.stats import summarize
-    from decodekit.timing import Target
 
     if isinstance(fn, Exception):
         return {"status": "compile-failed", "note": str(fn)}
@@ -413,11 +413,15 @@ def _measure(fn, w, inputs: dict, outs: dict, timer, method: str, p, dev) -> dic
     if hasattr(fn, "build"):
         use = fn.build.usage(fn.entry)
         out.update(registers=use.registers, spills=use.spills)
-    res = check(fn, w, device=str(dev), inputs=inputs)
+    res = check(fn, w, device=str(dev))
     if not res.passed:
         return dict(out, status="check-failed", note=res.summary())
-    target = Target(fn, {**inputs, **outs}, dev)
-    trials = [timer.trial(method, target, p.n_warmup, p.n_iter).us for _ in range(p.n_trials)]
+    trials = [
+        timer.trial(
+            method, trial_target(fn, res.inputs, w.batch_size, dev), p.n_warmup, p.n_iter
+        ).us
+        for _ in range(p.n_trials)
+    ]
     st = summarize(trials, statistic=p.statistic)
     return dict(out, status="ok", latency_us=st.latency_us, spread=st.spread)
 
