@@ -21,19 +21,6 @@
 //      sums start from their first product instead of 0 + x; new_state = delta * k + g * s
 //      with g * s formed while the reductions run; bf16 high halves are unpacked with one
 //      AND; the gate math is ex2 / lg2 / rcp approximations (flush-to-zero) in base 2.
-//   DELTA_FMA 1 (a tuning axis) forms delta as beta * v - (beta * g) * (s . k), one FFMA
-//   after the sums; it also moves the gate math ahead of the reductions in ptxas' schedule.
-//   GUARD (a tuning axis): the block-range check reads batch_size from the second 64-byte
-//   line of the parameter bank and the block waits for it before it asks for the first
-//   (the pointers): two constant-cache misses in a row before the first load can issue
-//   (ncu's imc_miss stalls, data/experiments/2026-11-26_b1-stalls). GUARD 2 also tests q
-//   (never null), so both lines are asked for at once; GUARD 0 drops the check, which
-//   never fires under the kit's launch shape (decodekit.variants.split_shape: exactly
-//   B * 8 * SPLIT blocks): launch a GUARD 0 build only with that shape.
-//   SHARE_SMALL 1 (a tuning axis): one warp per block loads k, q, the gate inputs and the
-//   block's rows of v and hands them to the others through shared memory after the state loads are out, so a
-//   block sends one request per shared input instead of one per warp (at B=1 every block
-//   of every head reads the same gate sectors).
 //   On the H100 this takes B=1 from 2.07 to 2.03 us and B=4 from 3.29 to 3.24 (kernels/
 //   README.md). LOAD_HINT 3 (L2 evict_first policy) stays 0.3 us slower at B <= 8 here too,
 //   so the slowness of such builds is the policy, not the order of the loads.
@@ -56,15 +43,6 @@
 #endif
 #ifndef STORE_HINT
 #define STORE_HINT 0
-#endif
-#ifndef DELTA_FMA
-#define DELTA_FMA 0
-#endif
-#ifndef GUARD
-#define GUARD 1
-#endif
-#ifndef SHARE_SMALL
-#define SHARE_SMALL 0
 #endif
 
 constexpr int kWarps = WARPS;
@@ -93,11 +71,6 @@ __device__ __forceinline__ uint2 ld_u32x2(const void* p) {
 __device__ __forceinline__ unsigned ld_u16(const void* p) {
   unsigned short r;
   asm volatile("ld.global.nc.u16 %0, [%1];" : "=h"(r) : "l"(p));
-  return r;
-}
-__device__ __forceinline__ unsigned ld_u32(const void* p) {
-  unsigned r;
-  asm volatile("ld.global.nc.u32 %0, [%1];" : "=r"(r) : "l"(p));
   return r;
 }
 __device__ __forceinline__ float ld_f32(const float* p) {
@@ -176,12 +149,7 @@ extern "C" __global__ void __launch_bounds__(kWarps * 32)
   const int sub = lane / kLanes;  // which of the step's rows this lane works on
   const int col = lane % kLanes;  // which float4 of each chunk of L float4s
   const int bh = blockIdx.x / kSplit;
-#if GUARD == 1
   if (bh >= batch_size * gdn::kVHeads) return;
-#elif GUARD == 2
-  // q is never null; testing it makes the block ask for both parameter lines at once.
-  if (bh >= batch_size * gdn::kVHeads || q == nullptr) return;
-#endif
   const int h = bh % gdn::kVHeads;
   const int j = (bh / gdn::kVHeads) * gdn::kQKHeads + h / 2;
   // This lane's row in step t is row0 + t * kRowsPerStep.
@@ -189,27 +157,6 @@ extern "C" __global__ void __launch_bounds__(kWarps * 32)
   const size_t off = (static_cast<size_t>(bh) * gdn::kDim + row0) * gdn::kDim + col * 4;
 
   // 1. Small inputs, in program order, before the state.
-#if SHARE_SMALL
-  // One warp loads what every warp of the block shares (k, q and the gate inputs of its
-  // head); the others read it from shared memory once the state loads are out.
-  __shared__ uint2 sh_k[gdn::kDim / 4], sh_q[gdn::kDim / 4];
-  __shared__ float sh_gate[4];
-  __shared__ unsigned sh_v[kRowsPerBlock / 2];  // the block's rows of v, two bf16 a word
-  static_assert(kRowsPerBlock / 2 <= 32, "one warp loads the block's v");
-  const int row_base = (blockIdx.x % kSplit) * kRowsPerBlock;
-  uint2 k_mine = make_uint2(0u, 0u), q_mine = make_uint2(0u, 0u);
-  float gate_mine = 0.f;
-  unsigned v_mine = 0u;
-  if (warp == 0) {
-    k_mine = ld_u32x2(k + j * gdn::kDim + lane * 4);
-    q_mine = ld_u32x2(q + j * gdn::kDim + lane * 4);
-    if (lane == 0) gate_mine = bf16_bits(ld_u16(a + bh));
-    if (lane == 1) gate_mine = bf16_bits(ld_u16(b + bh));
-    if (lane == 2) gate_mine = ld_f32(A_log + h);
-    if (lane == 3) gate_mine = ld_f32(dt_bias + h);
-    if (lane < kRowsPerBlock / 2) v_mine = ld_u32(v + bh * gdn::kDim + row_base + 2 * lane);
-  }
-#else
   const unsigned a_raw = ld_u16(a + bh);
   const unsigned b_raw = ld_u16(b + bh);
   const float A_log_h = ld_f32(A_log + h);
@@ -223,7 +170,6 @@ extern "C" __global__ void __launch_bounds__(kWarps * 32)
   unsigned v_raw[kSteps];
 #pragma unroll
   for (int t = 0; t < kSteps; ++t) v_raw[t] = ld_u16(v + bh * gdn::kDim + row0 + t * kRowsPerStep);
-#endif
 
   float4 s[kSteps][kChunks];
   if (state != nullptr) {
@@ -240,30 +186,7 @@ extern "C" __global__ void __launch_bounds__(kWarps * 32)
   }
 
   // 2. What needs only the small inputs: gates, k, q, k . q.
-#if SHARE_SMALL
-  if (warp == 0) {
-    sh_k[lane] = k_mine;
-    sh_q[lane] = q_mine;
-    if (lane < 4) sh_gate[lane] = gate_mine;
-    if (lane < kRowsPerBlock / 2) sh_v[lane] = v_mine;
-  }
-  __syncthreads();
-  unsigned v_raw[kSteps];
-#pragma unroll
-  for (int t = 0; t < kSteps; ++t) {
-    const int r = row0 + t * kRowsPerStep - row_base;  // the row within the block
-    v_raw[t] = (sh_v[r / 2] >> (16 * (r % 2))) & 0xffffu;
-  }
-  uint2 k_raw[kChunks], q_raw[kChunks];
-#pragma unroll
-  for (int c = 0; c < kChunks; ++c) {
-    k_raw[c] = sh_k[c * kLanes + col];
-    q_raw[c] = sh_q[c * kLanes + col];
-  }
-  const gdn::Gates gt = gates2(sh_gate[0], sh_gate[3], sh_gate[2], sh_gate[1]);
-#else
   const gdn::Gates gt = gates2(bf16_bits(a_raw), dt_bias_h, A_log_h, bf16_bits(b_raw));
-#endif
   float4 kk[kChunks], qq[kChunks];
   float kq = 0.f;
 #pragma unroll
@@ -296,17 +219,9 @@ extern "C" __global__ void __launch_bounds__(kWarps * 32)
     }
   }
 
-#if DELTA_FMA
-  // delta = beta * v - (beta * g) * (s . k): one FFMA once the sum is in.
-  const float bg = gt.beta * gt.g;
-#endif
 #pragma unroll
   for (int t = 0; t < kSteps; ++t) {
-#if DELTA_FMA
-    const float delta = fmaf(-bg, sk[t], gt.beta * bf16_bits(v_raw[t]));
-#else
     const float delta = gt.beta * (bf16_bits(v_raw[t]) - gt.g * sk[t]);
-#endif
 #pragma unroll
     for (int c = 0; c < kChunks; ++c) {
       const float4 gs = make_float4(gt.g * s[t][c].x, gt.g * s[t][c].y, gt.g * s[t][c].z,
