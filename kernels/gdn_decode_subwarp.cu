@@ -23,12 +23,6 @@
 //   one 32-byte sector per load instruction and the reduction is a single shuffle step; a
 //   lane then holds 16 float4 of k and of q, so such builds want small blocks. A tuning
 //   axis: on the H100 no TREE_SUM build beat the tuned table (kernels/README.md).
-// EARLY_STORE (a tuning axis, default 0): get new_state's L2 lines allocated before the math
-//   ends, so the final stores hit lines already in L2 instead of each first evicting one of
-//   the dirty lines the cold-L2 flush left. 1: store the state row to new_state as soon as
-//   it arrives (the row copy's stores), then overwrite it with the update (same lane, same
-//   address: program order keeps the second); 2: prefetch.global.L2 of the lane's new_state
-//   chunks before the state loads (a DRAM read of lines about to be overwritten).
 // In place: each row is read and written by the same lanes, read fully before it is written.
 // Check and time: decodekit.check.require(registry.get("subwarp"), 17, device="cuda");
 //   decodekit.tuning.tune(["subwarp"]) times it per B and launch shape with cold L2.
@@ -52,10 +46,6 @@
 #ifndef TREE_SUM
 #define TREE_SUM 0
 #endif
-#ifndef EARLY_STORE
-#define EARLY_STORE 0
-#endif
-static_assert(EARLY_STORE >= 0 && EARLY_STORE <= 2, "EARLY_STORE must be 0, 1 or 2");
 
 constexpr int kWarps = WARPS;
 constexpr int kRowsPerWarp = ROWS_PER_WARP;
@@ -91,14 +81,6 @@ extern "C" __global__ void __launch_bounds__(kWarps * 32)
   const size_t off = (static_cast<size_t>(bh) * gdn::kDim + row0) * gdn::kDim + col * 4;
 
   float4 s[kSteps][kChunks];
-#if EARLY_STORE == 2
-#pragma unroll
-  for (int t = 0; t < kSteps; ++t)
-#pragma unroll
-    for (int c = 0; c < kChunks; ++c)
-      asm volatile("prefetch.global.L2 [%0];" ::"l"(new_state + off + t * kRowsPerStep * gdn::kDim +
-                                                     c * kLanes * 4));
-#endif
   if (state != nullptr) {
 #pragma unroll
     for (int t = 0; t < kSteps; ++t)
@@ -112,16 +94,6 @@ extern "C" __global__ void __launch_bounds__(kWarps * 32)
 #pragma unroll
       for (int c = 0; c < kChunks; ++c) s[t][c] = make_float4(0.f, 0.f, 0.f, 0.f);
   }
-#if EARLY_STORE == 1
-#pragma unroll
-  for (int t = 0; t < kSteps; ++t)
-#pragma unroll
-    for (int c = 0; c < kChunks; ++c)
-      gdn::store_state4<STORE_HINT>(new_state + off + t * kRowsPerStep * gdn::kDim +
-                                        c * kLanes * 4,
-                                    s[t][c]);
-  __syncwarp();  // keeps ptxas from sinking these stores down to the final ones
-#endif
   float4 kk[kChunks], qq[kChunks];
   // The load loop stands in both branches so that TREE_SUM=0 keeps the tuned builds' SASS.
 #if TREE_SUM

@@ -12,7 +12,8 @@ between the flush and the call (decodekit.experiment.cold_us's ``before`` hook):
   small        q, k, v, a, b, A_log and dt_bias read: the small loads hit L2;
   state        the state read: the state loads hit L2 (what is left is launch and math);
   all          small, state and new-read together.
-Targets: best and two EARLY_STORE builds of its B=1 shape (kernels/gdn_decode_subwarp.cu),
+Targets: best and two EARLY_STORE builds of its B=1 shape (kernels/gdn_decode_subwarp.cu as
+of commit 66557a5, which ran this; the axis was removed after it, so rerun from there),
 the row copy and FLA; kit kernels and FLA are checked against the fp64 oracle first.
 Writes results.json (decodekit.experiment.record) to $OUT or beside this file.
 
