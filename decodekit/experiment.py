@@ -80,7 +80,7 @@ def sweep(
     from decodekit.check import check
     from decodekit.workloads import empty_outputs, make_inputs, synthetic
 
-    skip = set(no_check)
+    unchecked, failed = set(no_check), set()
     out: dict = {}
     for p in range(passes):
         for B in batch_sizes:
@@ -88,14 +88,14 @@ def sweep(
             args = {**make_inputs(w, device), **empty_outputs(B, device, poison=False)}
             other = {**make_inputs(w, device, seed=1), **empty_outputs(B, device, poison=False)}
             for name, fn in targets.items():
-                if p == 0 and name not in skip:
+                if name in failed:
+                    continue
+                if p == 0 and name not in unchecked:
                     res = check(fn, w, device=str(device))
                     if not res.passed:
                         print(f"{name} B={B}: check failed, not timed: {res.summary()}")
-                        skip.add(name)
+                        failed.add(name)
                         continue
-                elif name in skip and name not in no_check:
-                    continue
                 row = out.setdefault(name, {}).setdefault(str(B), {})
                 for cond, before in conditions(args, other).items():
                     row.setdefault(cond, []).append(cold_us(fn, args, device, before))
