@@ -45,10 +45,11 @@ TREE_SUBWARP = (
     (2, 4, 8), (4, 8, 8), (1, 2, 16), (2, 2, 16), (2, 4, 16), (4, 8, 16),
 )  # fmt: skip
 QUICK_TREE = ((1, 16, 2), (2, 8, 4), (2, 4, 8), (2, 4, 16))
-# The ordered kernel (small inputs first, lean math after the state arrives); its LOAD_HINT 3
-# builds lost by 0.3 us at B <= 8 on the H100, so only LOAD_HINT 1 is swept.
-ORDERED = ((2, 4, 16), (1, 4, 16), (4, 1, 32), (8, 1, 32), (2, 8, 8), (4, 8, 8))
-QUICK_ORDERED = ((2, 4, 16), (4, 1, 32))
+# The ordered kernel (small inputs first, lean math after the state arrives), with and
+# without FENCE (no use of a small input between the loads); its LOAD_HINT 3 builds lost by
+# 0.3 us at B <= 8 on the H100, so only LOAD_HINT 1 is swept. (WARPS, ROWS_PER_WARP, LANES).
+ORDERED = ((2, 4, 16), (1, 4, 16), (4, 4, 16), (4, 1, 32), (8, 1, 32), (2, 8, 8), (4, 8, 8))
+QUICK_ORDERED = ((2, 4, 16, 0), (2, 4, 16, 1), (4, 1, 32, 0))  # ..., FENCE
 HINTS = ((0, 0), (1, 0), (3, 0), (1, 1), (3, 3))  # (LOAD_HINT, STORE_HINT)
 # (WARPS, ROWS_PER_WARP, BLOCKS_PER_SM, STORE_HINT) of the persistent kernel; each fits its
 # register cap (65536 / (32 * WARPS * BLOCKS_PER_SM)) without spills.
@@ -80,10 +81,10 @@ def _wr(w: int, r: int) -> dict:
 
 
 def search_space(name: str = "quick") -> list[tuple[str, dict]]:
-    """Candidates ``(variant, defines)``: ``quick`` (48, a few minutes) or ``full`` (128).
+    """Candidates ``(variant, defines)``: ``quick`` (49, a few minutes) or ``full`` (136).
 
     >>> len(search_space("quick")), len(search_space("full"))
-    (48, 128)
+    (49, 136)
     """
     if name not in ("quick", "full"):
         raise ValueError(f"argument 'configs': expected 'quick', 'full' or a list, got {name!r}")
@@ -113,9 +114,10 @@ def search_space(name: str = "quick") -> list[tuple[str, dict]]:
         if full or (w, r, n) in QUICK_TREE:
             tree = {**_wr(w, r), "LANES_PER_ROW": n, "TREE_SUM": 1, "FAST_GATES": fast}
             out.append(("subwarp", tree))
-    for w, r, n in ORDERED:
-        if full or (w, r, n) in QUICK_ORDERED:
-            out.append(("ordered", {**_wr(w, r), "LANES_PER_ROW": n, "LOAD_HINT": 1}))
+    for (w, r, n), fence in itertools.product(ORDERED, (0, 1)):
+        if full or (w, r, n, fence) in QUICK_ORDERED:
+            d = {**_wr(w, r), "LANES_PER_ROW": n, "LOAD_HINT": 1}
+            out.append(("ordered", {**d, "FENCE": 1} if fence else d))
     bulk_shapes = ((1, 4), (2, 8), (4, 8), (2, 16))
     for (w, r), bulk_store in itertools.product(bulk_shapes, (0, 1)):
         out.append(("bulk", {**_wr(w, r), "STORE_HINT": 0, "BULK_STORE": bulk_store}))

@@ -21,6 +21,9 @@
 //      sums start from their first product instead of 0 + x; new_state = delta * k + g * s
 //      with g * s formed while the reductions run; bf16 high halves are unpacked with one
 //      AND; the gate math is ex2 / lg2 / rcp approximations (flush-to-zero) in base 2.
+//   FENCE 1 (a tuning axis) ties every small input to the last state value before its first
+//   use, so ptxas cannot place a use between the loads (with 4 warps x 2 rows it did, and
+//   the loads behind it went out a DRAM round trip late: 2.61 us at B=1; 2.17 with FENCE).
 //   On the H100 this takes B=1 from 2.07 to 2.03 us and B=4 from 3.29 to 3.24 (kernels/
 //   README.md). LOAD_HINT 3 (L2 evict_first policy) stays 0.3 us slower at B <= 8 here too,
 //   so the slowness of such builds is the policy, not the order of the loads.

@@ -68,6 +68,30 @@ def test_every_quick_candidate(variant, defines):
         assert res.passed, res.summary()
 
 
+def _table_entries():
+    table = tuning.load_table() if torch.cuda.is_available() else None
+    return sorted((table or {}).items())
+
+
+@pytest.mark.parametrize("B, choice", _table_entries(), ids=lambda x: str(x)[:40])
+def test_every_entry_of_this_gpus_tuning_table(B, choice):
+    """What ``best`` runs at each tuned batch size: random and extreme inputs at that size,
+    and in place (best is registered in-place capable)."""
+    fn = tuning.build(choice["variant"], choice.get("defines", {}))
+    for profile in ("random", "extreme"):
+        res = check(fn, B, device="cuda", profile=profile)
+        assert res.passed, res.summary()
+    x = make_inputs(B, "cuda")
+    ref_out, ref_state = gdn_decode_oracle(
+        **{k: v.cpu() if torch.is_tensor(v) else v for k, v in x.items()}
+    )
+    output = torch.full(ref_out.shape, float("nan"), dtype=torch.bfloat16, device="cuda")
+    fn(**x, output=output, new_state=x["state"])
+    torch.cuda.synchronize()
+    assert compare("output", output, ref_out, TOLERANCES.output_rel).passed
+    assert compare("new_state", x["state"], ref_state, TOLERANCES.state_rel).passed
+
+
 def test_dispatcher_mixing_variants():
     table = {
         1: {"variant": "bulk", "defines": {"WARPS": 1, "ROWS_PER_WARP": 4, "BULK_STORE": 1}},
