@@ -66,9 +66,10 @@ variant(
 
 
 def split_shape(defines: dict) -> Callable[[int], Shape]:
-    """Launch shape of the row-split kernels (rowsplit, streaming, subwarp, ordered, bulk) built with
-    ``defines``: ``B * 8 * SPLIT`` blocks of ``WARPS * 32`` threads, no dynamic shared memory,
-    where a block owns ``WARPS * ROWS_PER_WARP`` rows of one head and ``SPLIT`` blocks share it.
+    """Launch shape of the row-split kernels (rowsplit, streaming, subwarp, ordered, bulk)
+    built with ``defines``: ``B * 8 * SPLIT`` blocks of ``WARPS * 32`` threads, no dynamic
+    shared memory, where a block owns ``WARPS * ROWS_PER_WARP`` rows of one head and ``SPLIT``
+    blocks share it.
 
     >>> split_shape({"WARPS": 4, "ROWS_PER_WARP": 8})(2)
     ((64,), (128,), 0)

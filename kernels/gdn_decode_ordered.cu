@@ -13,20 +13,22 @@
 //   columns 4 * (c * L + l % L) .. + 4 of chunk c; a warp's rows are all loaded before any
 //   reduction.
 // Change from subwarp:
-//   1. Load order. Every small input (k, q, v, a, b, A_log, dt_bias) is loaded before the
-//      state, with volatile loads that keep program order, so none of them queues behind
-//      the state's traffic (in subwarp the compiler places some after the state loads).
+//   1. Load order. Every small input (k, q, v, a, b, A_log, dt_bias) is loaded in the source
+//      before the state, with volatile asm loads (in subwarp the compiler places some after
+//      the state loads, where they queue behind the state's traffic). ptxas may still
+//      interleave them with the state loads; FENCE below keeps their uses behind all loads.
 //   2. Less work after the state arrives, which at B=1 is what remains above the row copy
 //      (data/experiments/2026-11-26_warm-parts: 0.2 us with every input already in L2):
 //      sums start from their first product instead of 0 + x; new_state = delta * k + g * s
 //      with g * s formed while the reductions run; bf16 high halves are unpacked with one
 //      AND; the gate math is ex2 / lg2 / rcp approximations (flush-to-zero) in base 2.
-//   FENCE 1 (a tuning axis) ties every small input to the last state value before its first
-//   use, so ptxas cannot place a use between the loads (with 4 warps x 2 rows it did, and
-//   the loads behind it went out a DRAM round trip late: 2.61 us at B=1; 2.17 with FENCE).
 //   On the H100 this takes B=1 from 2.07 to 2.03 us and B=4 from 3.29 to 3.24 (kernels/
 //   README.md). LOAD_HINT 3 (L2 evict_first policy) stays 0.3 us slower at B <= 8 here too,
 //   so the slowness of such builds is the policy, not the order of the loads.
+//   FENCE 1 (a tuning axis) ties every small input to the last state value before its first
+//   use, so ptxas cannot place a use between the loads (with 4 warps x 2 rows it did, and
+//   the loads behind it went out a DRAM round trip late: 2.61 us at B=1; 2.17 with FENCE).
+//   The tuned table uses it at B=8.
 // In place: each row is read and written by the same lanes, read fully before it is written.
 // Check and time: decodekit.check.require(registry.get("ordered"), 17, device="cuda");
 //   decodekit.tuning.tune(["ordered"]) times it per B and launch shape with cold L2.
