@@ -127,7 +127,7 @@ _split_variant(
     "ordered",
     {"WARPS": 2, "ROWS_PER_WARP": 4, "LANES_PER_ROW": 16, "LOAD_HINT": 1, "STORE_HINT": 0},
     parent="subwarp",
-    description="subwarp with every small input loaded before the state (volatile, in order) "
+    description="subwarp with every small input loaded first in the source (volatile asm) "
     "and less work after the state arrives (base-2 gate math, g * s formed early)",
 )
 _split_variant(
