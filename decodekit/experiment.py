@@ -23,13 +23,16 @@ from pathlib import Path
 
 import torch
 
+from decodekit.bench import get_preset
 from decodekit.records import now
 from decodekit.stats import summarize
 from decodekit.timing import DeviceTimer, Target
 
-COUNTS = (10, 50, 3)  # warm-up calls, timed calls per trial, trials: the contest preset
-STATISTIC = "median-then-mean"
-METHOD = "cupti-cold"
+# The contest preset's protocol, stated once in decodekit.bench.PRESETS.
+_CONTEST = get_preset("contest")
+COUNTS = (_CONTEST.n_warmup, _CONTEST.n_iter, _CONTEST.n_trials)  # warm-up, timed, trials
+STATISTIC = _CONTEST.statistic
+METHOD = _CONTEST.method
 
 
 def cold_us(
