@@ -32,6 +32,7 @@ register(
         device="any",
         factory=_torch_fp32,
         inplace_ok=True,
+        kernels_per_call=None,  # many small torch kernels by design
         description="decodekit.reference in fp32 torch ops (vectorised; many small kernels)",
     )
 )
@@ -55,6 +56,7 @@ register(
         device="any",
         factory=_torch_loop,
         inplace_ok=True,
+        kernels_per_call=None,
         description="the definition's literal per-(batch, head) loop in fp32 torch: the contest's reference",
     )
 )
@@ -100,25 +102,47 @@ register(
         kind="baseline",
         factory=_fla,
         requires=_missing("fla", "fla-core==0.6.0"),
+        probe=True,
         description="flash-linear-attention fused_recurrent_gated_delta_rule kernel (Triton, fla-core 0.6.0), writing the kit's buffers",
         meta={"ncu_kernel": "fused_recurrent"},
     )
 )
 
 
+def _flashinfer_decode():
+    from flashinfer.gdn_decode import gated_delta_rule_decode_pretranspose
+
+    return gated_delta_rule_decode_pretranspose
+
+
 def _flashinfer():
-    from flashinfer.gdn_decode import gated_delta_rule_decode_pretranspose as decode
+    decode = _flashinfer_decode()
 
     def run(q, k, v, state, A_log, a, dt_bias, b, scale, output, new_state):
-        # FlashInfer updates a k-last state in place; the kit's contract leaves `state` alone,
-        # so the state is first copied into new_state (one extra copy kernel in the timing).
-        if state is None:
-            new_state.zero_()
-        elif new_state.data_ptr() != state.data_ptr():
-            new_state.copy_(state)
+        # As FlashInfer's users call it: the dense k-last state [B, HV, V, K] updated in
+        # place (the contract "inplace": new_state is state), one decode kernel per call.
         decode(
             q, k, v, new_state, A_log, a, dt_bias, b, scale=resolve_scale(scale),
             output=output, use_qk_l2norm=False,
+        )  # fmt: skip
+
+    return run
+
+
+def _flashinfer_pool():
+    decode = _flashinfer_decode()
+    slots: dict = {}  # (B, device) -> identity slot indices, made once outside the timing
+
+    def run(q, k, v, state, A_log, a, dt_bias, b, scale, output, new_state):
+        # FlashInfer's pool API as vLLM and SGLang call it: the state pool with per-request
+        # slot indices, updated in place; a pool of B slots with identity indices here.
+        key = (q.shape[0], q.device)
+        idx = slots.get(key)
+        if idx is None:
+            idx = slots[key] = torch.arange(q.shape[0], dtype=torch.int32, device=q.device)
+        decode(
+            q, k, v, None, A_log, a, dt_bias, b, scale=resolve_scale(scale), output=output,
+            use_qk_l2norm=False, initial_state=new_state, initial_state_indices=idx,
         )  # fmt: skip
 
     return run
@@ -128,21 +152,32 @@ def _flashinfer_missing():
     if importlib.util.find_spec("flashinfer") is None:
         return "package 'flashinfer' not installed (pip install flashinfer-python)"
     try:
-        importlib.import_module("flashinfer.gdn_decode")
+        mod = importlib.import_module("flashinfer.gdn_decode")
     except Exception as e:  # its CuTe DSL kernels need a supported GPU and cutlass
         return f"flashinfer.gdn_decode unavailable here: {type(e).__name__}: {e}"
+    if not getattr(mod, "_PRETRANSPOSE_AVAILABLE", True):
+        return (
+            "FlashInfer's CuTe DSL decode kernel did not import "
+            "(flashinfer.gdn_decode._PRETRANSPOSE_AVAILABLE is False: is nvidia-cutlass-dsl "
+            "installed and cutlass.cute importable?)"
+        )
     return None
 
 
-register(
-    Impl(
-        name="flashinfer",
-        kind="baseline",
-        factory=_flashinfer,
-        requires=_flashinfer_missing,
-        inplace_ok=True,
-        description="FlashInfer gated_delta_rule_decode_pretranspose (CuTe DSL), state copied "
-        "to new_state first",
-        meta={"ncu_kernel": "gdn"},
+for _name, _factory, _contract, _how in (
+    ("flashinfer", _flashinfer, "inplace", "dense k-last state updated in place"),
+    ("flashinfer-pool", _flashinfer_pool, "pool", "state pool + slot indices, in place"),
+):
+    register(
+        Impl(
+            name=_name,
+            kind="baseline",
+            factory=_factory,
+            requires=_flashinfer_missing,
+            inplace_ok=True,
+            contracts=(_contract,),
+            probe=True,
+            description=f"FlashInfer gated_delta_rule_decode_pretranspose (CuTe DSL), {_how}",
+            meta={"ncu_kernel": "gdn"},
+        )
     )
-)

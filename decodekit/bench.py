@@ -36,6 +36,7 @@ import torch
 
 from decodekit import records, registry
 from decodekit.check import check
+from decodekit.contracts import bind, check_contract
 from decodekit.env import capture, source_digest
 from decodekit.floors import Floors
 from decodekit.registry import Impl
@@ -159,18 +160,27 @@ def bench(
     run: Run | None = None,
     device: str | None = None,
     out_dir=records.AUTO,
+    contract: str | None = None,
 ) -> list[dict]:
     """Check ``impl`` on ``workload``, then time it with the preset's method and any extra
     ``methods``; append one record per method to the run's file and return the rows.
+
+    ``contract`` (:mod:`decodekit.contracts`; default the implementation's native one) binds
+    the buffers of the check and of every timed call, and is recorded. Where the timer sees
+    the GPU activities of each call (``cupti-cold``), the record holds their count and names,
+    and ``kernel_flag`` says what is off: more than the implementation declares per call, or
+    a set that changed between calls (flashinfer-bench's kernel-set check).
 
     Without ``run`` a new run (a new records file under ``out_dir``) is opened for this call;
     sweeps share one :class:`Run` so the environment and floors are captured once."""
     run = run or open_run(device, out_dir=out_dir)
     p = get_preset(preset)
     im, w = as_impl(impl), as_workload(workload)
+    contract = check_contract(contract or im.contract)
     base = {
         "impl": im.name,
         "impl_kind": im.kind,
+        "contract": contract,
         "parent": im.parent,
         "source_digest": source_digest(im.source),
         "uuid": w.uuid,
@@ -192,10 +202,17 @@ def bench(
     why = im.unavailable()
     if why:
         return refuse("unavailable", why)
-    gate = check(im, w, device=str(run.device))
+    if contract not in im.contracts:
+        return refuse(
+            "unsupported",
+            f"{im.name} does not support the {contract!r} contract (it supports "
+            f"{', '.join(im.contracts)})",
+        )
+    gate = check(im, w, device=str(run.device), contract=contract)
     if not gate.passed:
         return refuse("check-failed", gate.summary())
     base["check"] = "passed"
+    base.update(tuning_fields(im))
 
     rows = []
     inputs = gate.inputs  # the fresh inputs the check just passed on
@@ -212,7 +229,10 @@ def bench(
         try:
             trials = [
                 run.timer.trial(
-                    method, trial_target(im, inputs, w.batch_size, run.device), p.n_warmup, p.n_iter
+                    method,
+                    trial_target(im, inputs, w.batch_size, run.device, contract),
+                    p.n_warmup,
+                    p.n_iter,
                 )
                 for _ in range(p.n_trials)
             ]
@@ -224,6 +244,7 @@ def bench(
         for key in trials[0].extra:
             vals = np.concatenate([t.extra[key] for t in trials])
             row[key] = float(np.mean(vals) if key == "prequeue_missed" else np.median(vals))
+        row.update(kernel_set([getattr(t, "kernels", None) for t in trials], im.kernels_per_call))
         # GB/s only where a sample is GPU time of the call; host methods keep the byte count.
         gpu_us = stats.latency_us if method in BANDWIDTH_METHODS else None
         row.update(
@@ -239,10 +260,57 @@ def bench(
     return run.recorder.append(rows)
 
 
-def trial_target(fn, inputs: dict, batch_size: int, device: torch.device) -> Target:
-    """The call of one trial: outputs allocated once per trial, as flashinfer-bench does.
+def trial_target(
+    fn, inputs: dict, batch_size: int, device: torch.device, contract: str = "dps"
+) -> Target:
+    """The call of one trial: outputs allocated once per trial, as flashinfer-bench does, and
+    bound as ``contract`` says (in place: a copy of the state, updated by every call).
     :func:`decodekit.tuning.tune` times its candidates through this too, so a sweep sees the
     same buffer placement as the bench (in full runs that moves memory-bound kernels by up
     to 8% at B=4 and 8, kernels/README.md)."""
     outputs = empty_outputs(batch_size, device, poison=False)
-    return Target(fn, {**inputs, **outputs}, device)
+    return Target(fn, bind(contract, inputs, outputs), device)
+
+
+def kernel_set(per_trial: list, expected: int | None = 1) -> dict:
+    """Record fields from the GPU activities seen per call (a list per trial of per-sample
+    name tuples, or None where the timer does not see them): ``n_kernels`` (the most common
+    count), ``kernels`` (the most common set), ``kernel_sets`` (distinct sets seen) and
+    ``kernel_flag`` (why the span is not one declared kernel per call, else None).
+    ``expected`` None is a declared multi-kernel implementation: only a changing set is
+    flagged.
+
+    >>> kernel_set([[("k",), ("k",)]])["kernel_flag"] is None
+    True
+    >>> kernel_set([[("copy", "k"), ("copy", "k")]])["kernel_flag"]
+    'launches 2 GPU activities per call (declared 1): copy, k'
+    """
+    samples = [k for trial in per_trial if trial for k in trial]
+    if not samples:
+        return {}
+    counts: dict[tuple, int] = {}
+    for k in samples:
+        counts[k] = counts.get(k, 0) + 1
+    common = max(counts, key=counts.get)
+    flag = None
+    if len(counts) > 1:
+        flag = f"the kernel set changed between calls ({len(counts)} sets)"
+    elif expected is not None and len(common) != expected:
+        flag = (
+            f"launches {len(common)} GPU activities per call (declared {expected}): "
+            + ", ".join(common)
+        )
+    return {
+        "n_kernels": len(common),
+        "kernels": list(common),
+        "kernel_sets": len(counts),
+        "kernel_flag": flag,
+    }
+
+
+def tuning_fields(im: Impl) -> dict:
+    """What a dispatching implementation (``best``) says of the table it runs: the table
+    file, the GPU it was tuned on, and whether that is this GPU."""
+    fn = im.fn
+    info = getattr(fn, "tuning", None)
+    return dict(info) if isinstance(info, dict) else {}

@@ -25,6 +25,7 @@ from functools import lru_cache
 
 import torch
 
+from decodekit.contracts import bind
 from decodekit.reference import gdn_decode_oracle
 from decodekit.workloads import Workload, empty_outputs, make_inputs, synthetic
 
@@ -155,19 +156,22 @@ def check(
     profile: str = "random",
     inputs: dict | None = None,
     tol: Tolerances = TOLERANCES,
+    contract: str = "dps",
 ) -> CheckResult:
-    """Run ``impl`` (destination-passing: ``impl(**inputs, output=..., new_state=...)``) on
-    fresh inputs of ``workload`` and compare both outputs with the fp64 oracle."""
+    """Run ``impl`` (``impl(**inputs, output=..., new_state=...)``, its buffers bound as
+    ``contract`` says: :mod:`decodekit.contracts`) on fresh inputs of ``workload`` and
+    compare both outputs with the fp64 oracle. In place, the updated state is compared."""
     w = synthetic(workload) if isinstance(workload, int) else workload
     if inputs is None:
         inputs = make_inputs(w, device, profile=profile)
         ref_out, ref_state = _oracle_of(w, profile)
     else:
         ref_out, ref_state = gdn_decode_oracle(**{n: _cpu(t) for n, t in inputs.items()})
-    dests = empty_outputs(w.batch_size, device, poison=True)
+    kwargs = bind(contract, inputs, empty_outputs(w.batch_size, device, poison=True))
+    dests = {"output": kwargs["output"], "new_state": kwargs["new_state"]}
     result = CheckResult(w, inputs=inputs)
     try:
-        impl(**inputs, **dests)
+        impl(**kwargs)
         if str(device).startswith("cuda"):
             torch.cuda.synchronize()
     except Exception as e:  # the implementation's failure is the check's finding

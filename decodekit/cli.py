@@ -83,6 +83,12 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--workloads", default="representative")
     c.add_argument("--preset", default="quick")
     c.add_argument("--methods", default=None, help="extra methods: graph-hot,host-dispatch,wall")
+    c.add_argument(
+        "--contracts",
+        default="native",
+        help="calling contracts: native (each implementation's own), dps, inplace, pool "
+        "(comma-separated; each implementation runs in those it supports)",
+    )
     c.set_defaults(run=_bench)
 
     c = sub.add_parser("tune", help="tuning sweep of kit variants; writes data/tuning/")
@@ -104,6 +110,13 @@ def build_parser() -> argparse.ArgumentParser:
         "current table's choice by more than this fraction (or the trials' spread)",
     )
     c.add_argument("--fresh", action="store_true", help="ignore the current table")
+    c.add_argument(
+        "--quick",
+        action="store_true",
+        help="a short sweep (about a minute): the recorded winners of GPUs of this "
+        "architecture and a compact core of shapes, one workload per batch size",
+    )
+    c.add_argument("--out-dir", default=None, help="where the table goes (default data/tuning)")
     c.set_defaults(run=_tune)
 
     c = sub.add_parser("overhead", help="steady-state host cost per call vs a bare CuPy launch")
@@ -147,7 +160,7 @@ def _compile(a) -> int:
 def _bench(a) -> int:
     from decodekit.sweep import cli_bench
 
-    return cli_bench(a.impl, a.workloads, a.preset, a.methods)
+    return cli_bench(a.impl, a.workloads, a.preset, a.methods, contracts=a.contracts)
 
 
 def _sass(a) -> int:
@@ -158,12 +171,15 @@ def _sass(a) -> int:
         name, eq, value = d.partition("=")
         if not name:
             raise ValueError(f"argument '-D': expected NAME or NAME=VALUE, got {d!r}")
-        defines[name] = value if eq else None
+        try:
+            defines[name] = int(value, 0) if eq else None
+        except ValueError:
+            raise ValueError(f"argument '-D': {name} must be an int, got {value!r}") from None
     return cli_sass(a.kernel, a.arch, defines, a.only)
 
 
 def _tune(a) -> int:
-    from decodekit.tuning import cli_tune
+    from decodekit.tuning import TUNING_DIR, cli_tune
 
     return cli_tune(
         [int(x) for x in a.batch_sizes.split(",")],
@@ -173,6 +189,8 @@ def _tune(a) -> int:
         per_batch=a.per_batch,
         fresh=a.fresh,
         margin=a.margin,
+        quick=a.quick,
+        out_dir=a.out_dir or TUNING_DIR,
     )
 
 

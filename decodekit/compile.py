@@ -3,7 +3,8 @@
 NVRTC comes from the ``nvidia-cuda-nvrtc`` wheel and ``cuda_bf16.h`` from
 ``nvidia-cuda-runtime``, through CuPy's low-level binding (CuPy's own compiler front end asks
 the driver for its version and so needs a GPU). Options: C++17, line info, ``-I kernels/``,
-``-D`` defines, and ``ptxas -v`` so every build reports registers, spills and shared memory.
+``-D`` defines, and ``ptxas -v`` for spill bytes where NVRTC prints them; registers, the
+local frame and shared memory are read from the cubin's own notes (:mod:`decodekit.cubin`).
 The arch is read back from the cubin and must be the one asked for.
 
 Builds are cached in memory, keyed on a digest of the source and its local includes, the
@@ -30,7 +31,8 @@ from decodekit.cubin import (  # noqa: F401  (cubin_arch, parse_ptxas: part of t
     Resources,
     complete_elf,
     cubin_arch,
-    driver_resources,
+    elf_resources,
+    entry_names,
     parse_ptxas,
 )
 
@@ -39,6 +41,10 @@ KERNELS_DIR = ROOT / "kernels"
 FLAGS = ("-std=c++17", "-lineinfo", "-Xptxas=-v")
 _ARCH_RE = re.compile(r"^sm_(\d+)([af]?)$")
 _INCLUDE_RE = re.compile(r'^\s*#\s*include\s*"([^"]+)"', re.M)
+# a tunable knob: "#ifndef NAME" followed by "#define NAME <int>"
+_KNOB_RE = re.compile(
+    r"^\s*#\s*ifndef\s+([A-Z_][A-Z0-9_]*)\s*\n\s*#\s*define\s+\1\s+(-?\d+)\b", re.M
+)
 
 
 class CompileError(RuntimeError):
@@ -61,7 +67,7 @@ class Build:
     arch_from_cubin: str  # read back from the cubin's ELF header and notes
     options: tuple[str, ...]
     digest: str  # sources + includes + options + NVRTC version
-    resources: dict[str, Resources]  # per entry point, from ptxas -v
+    resources: dict[str, Resources]  # per entry point, from the cubin's .nv.info notes
     files: tuple[Path, ...]  # the source and the local headers it includes
     stamp: tuple = field(repr=False)  # (mtime_ns, size) per file when built
     cubin: bytes = field(repr=False)
@@ -228,11 +234,29 @@ def _local_includes(path: Path, search: list[Path]) -> list[Path]:
     return seen
 
 
+def declared_defines(source: str | os.PathLike, kernels_dir=None) -> dict[str, int]:
+    """The knobs a kernel file declares, with their defaults: every ``#ifndef NAME`` /
+    ``#define NAME <int>`` pair in the file and the local headers it includes.
+
+    >>> declared_defines("gdn_decode_rowsplit.cu")["WARPS"]
+    4
+    """
+    kdir = Path(kernels_dir) if kernels_dir is not None else KERNELS_DIR
+    path = _resolve(source, kdir)
+    out: dict[str, int] = {}
+    for f in _local_includes(path, list(dict.fromkeys([path.parent, kdir]))):
+        for name, value in _KNOB_RE.findall(f.read_text()):
+            out.setdefault(name, int(value))
+    return out
+
+
 def _define_flags(dkey: tuple) -> list[str]:
     flags = []
     for name, value in dkey:
         if not re.fullmatch(r"[A-Za-z_]\w*", name):
             raise ValueError(f"argument 'defines': {name!r} is not a C identifier")
+        if value is not None and type(value) not in (int, bool):
+            raise ValueError(f"argument 'defines': {name} must be an int or a bool, got {value!r}")
         flags.append(f"-D{name}" if value is None or value is True else f"-D{name}={value}")
     return flags
 
@@ -261,7 +285,16 @@ def _build(path: Path, arch: str, dkey: tuple, kdir: Path) -> Build:
     got = cubin_arch(cubin)
     if got != arch:
         raise ValueError(f"{name}: asked NVRTC for {arch} but the cubin says {got}")
-    resources = parse_ptxas(log) or driver_resources(cubin, texts[0])
+    resources = elf_resources(cubin, log)
+    missing = [e for e in entry_names(texts[0]) if e not in resources]
+    if missing:
+        raise CompileError(
+            f"{name} ({arch}): no resource notes (EIATTR_REGCOUNT in .nv.info) for entry "
+            f"{', '.join(missing)} in the cubin; found {sorted(resources) or 'none'}",
+            file=name,
+            line=None,
+            log=log,
+        )
     build = Build(path, arch, got, options, digest, resources, files, stamp, cubin, log, seconds)
     _BY_DIGEST[digest] = build
     return build

@@ -4,7 +4,9 @@ Per sample, as flashinfer-bench main does: zero a buffer twice the L2 size, sync
 take a CUPTI timestamp, call, take another, synchronize. The runtime and driver API calls
 made between the two timestamps give correlation ids; the kernels, memcpys and memsets with
 those ids are the call's GPU work. The sample is their span (first start to last end, so
-gaps between several kernels count); the sum of their durations and their count are kept.
+gaps between several kernels count); the sum of their durations, their count and their
+names (kernel names; ``memcpy`` / ``memset`` for copies) are kept, so a call that launches
+more than one kernel, or a different set from one call to the next, can be flagged.
 
 ``cupti-python`` (``pip install cupti-python``, CUDA 13+) is imported lazily; without it
 :func:`probe` says why and the presets fall back to ``events-cold``.
@@ -50,31 +52,32 @@ def probe() -> str | None:
 
 
 def spans(
-    api: list[tuple[int, int]], gpu: list[tuple[int, int, int]], windows: list[tuple[int, int]]
-) -> tuple[list[float], list[float], list[float]]:
-    """Per window: (span µs, sum µs, count) of the GPU activities whose launching API call
-    started inside it. ``api``: (start_ns, correlation_id); ``gpu``: (start_ns, end_ns,
-    correlation_id). Raises when a window launched no GPU work.
+    api: list[tuple[int, int]], gpu: list[tuple], windows: list[tuple[int, int]]
+) -> tuple[list[float], list[float], list[float], list[tuple[str, ...]]]:
+    """Per window: (span µs, sum µs, count, names) of the GPU activities whose launching API
+    call started inside it. ``api``: (start_ns, correlation_id); ``gpu``: (start_ns, end_ns,
+    correlation_id[, name]). Raises when a window launched no GPU work.
 
-    >>> spans([(5, 1), (7, 2), (20, 3)], [(10, 12_000, 1), (13_000, 14_000, 2),
-    ...       (30, 40, 3)], [(0, 9)])
-    ([13.99], [12.99], [2.0])
+    >>> spans([(5, 1), (7, 2), (20, 3)], [(10, 12_000, 1, "k"), (13_000, 14_000, 2, "memset"),
+    ...       (30, 40, 3, "k")], [(0, 9)])
+    ([13.99], [12.99], [2.0], [('k', 'memset')])
     """
     api = sorted(api)
     starts = [a[0] for a in api]
-    by_corr: dict[int, list[tuple[int, int]]] = {}
-    for s, e, c in gpu:
-        by_corr.setdefault(c, []).append((s, e))
-    span_us, sum_us, count = [], [], []
+    by_corr: dict[int, list[tuple[int, int, str]]] = {}
+    for s, e, c, *name in gpu:
+        by_corr.setdefault(c, []).append((s, e, name[0] if name else "?"))
+    span_us, sum_us, count, names = [], [], [], []
     for i, (t0, t1) in enumerate(windows):
         lo, hi = bisect.bisect_left(starts, t0), bisect.bisect_right(starts, t1)
-        acts = [x for _, c in api[lo:hi] for x in by_corr.get(c, ())]
+        acts = sorted(x for _, c in api[lo:hi] for x in by_corr.get(c, ()))
         if not acts:
             raise RuntimeError(f"CUPTI recorded no GPU activity for call {i} of the trial")
-        span_us.append((max(e for _, e in acts) - min(s for s, _ in acts)) / 1e3)
-        sum_us.append(sum(e - s for s, e in acts) / 1e3)
+        span_us.append((max(e for _, e, _ in acts) - min(s for s, _, _ in acts)) / 1e3)
+        sum_us.append(sum(e - s for s, e, _ in acts) / 1e3)
         count.append(float(len(acts)))
-    return span_us, sum_us, count
+        names.append(tuple(n for _, _, n in acts))
+    return span_us, sum_us, count, names
 
 
 def cupti_trial(
@@ -99,10 +102,18 @@ def cupti_trial(
         return BUFFER_BYTES, 0
 
     # CUPTI may call this from its own thread; list.append is atomic under the GIL.
+    kernel_kind = cupti.ActivityKind.CONCURRENT_KERNEL
+    copy_kind = cupti.ActivityKind.MEMCPY
+
     def completed(activities):
         for a in activities:
             if a.kind in gpu_kinds:
-                gpu.append((a.start, a.end, a.correlation_id))
+                name = (
+                    getattr(a, "name", None) or "kernel"
+                    if a.kind == kernel_kind
+                    else ("memcpy" if a.kind == copy_kind else "memset")
+                )
+                gpu.append((a.start, a.end, a.correlation_id, str(name)))
             elif a.kind in api_kinds:
                 api.append((a.start, a.correlation_id))
 
@@ -124,5 +135,5 @@ def cupti_trial(
         for k in api_kinds + gpu_kinds:
             cupti.activity_disable(k)
         cupti.finalize()
-    span_us, sum_us, count = spans(api, gpu, windows)
-    return Samples(span_us, {"sum_us": sum_us, "n_kernels": count})
+    span_us, sum_us, count, names = spans(api, gpu, windows)
+    return Samples(span_us, {"sum_us": sum_us, "n_kernels": count}, kernels=names)

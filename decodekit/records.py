@@ -141,13 +141,44 @@ def read(path: str | Path) -> list[dict]:
     return rows
 
 
+FLAG = " (!kernels)"  # appended to the label of an implementation whose spans were flagged
+
+
+def label(df: pd.DataFrame) -> pd.DataFrame:
+    """Series labels every view shows in ``impl``, the registry name kept in ``impl_name``:
+    a contract other than ``dps`` is named (``flashinfer [inplace]``), so no table or plot
+    puts two contracts in one row or curve unsaid; an implementation with a flagged kernel
+    set (``kernel_flag``: more GPU activities per call than it declares, or a changing set)
+    carries :data:`FLAG`. Records without a ``contract`` are ``dps`` (schema 1).
+
+    >>> label(pd.DataFrame({"impl": ["best", "fi"], "contract": [None, "inplace"],
+    ...                     "kernel_flag": [None, "launches 2"]}))["impl"].tolist()
+    ['best', 'fi [inplace] (!kernels)']
+    """
+    if "impl_name" in df.columns or "impl" not in df.columns:
+        return df  # labelled already
+    df = df.copy()
+    df["impl_name"] = df["impl"]
+    if "contract" not in df.columns:
+        df["contract"] = None
+    contract = df["contract"].fillna("dps").astype(str)
+    names = df["impl"].astype(str).where(contract == "dps", df["impl"] + " [" + contract + "]")
+    if "kernel_flag" in df.columns:
+        flagged = set(names[df["kernel_flag"].notna()])
+        names = names.map(lambda n: n + FLAG if n in flagged else n)
+    df["impl"] = names.where(df["impl"].notna(), None)
+    return df
+
+
 def to_frame(rows: list[dict], *, recorded: bool = False) -> pd.DataFrame:
-    """DataFrame of records, the :data:`LEADING` columns first. ``recorded`` marks rows read
-    back from disk (as opposed to a live run in this process)."""
+    """DataFrame of records, the :data:`LEADING` columns first, series labelled by
+    :func:`label`. ``recorded`` marks rows read back from disk (as opposed to a live run in
+    this process)."""
     df = pd.DataFrame(rows)
     for col in REQUIRED:
         if col not in df:
             df[col] = None
+    df = label(df)
     df["recorded"] = recorded
     if len(df):
         df["provenance"] = [_provenance(r) for r in df.to_dict("records")]

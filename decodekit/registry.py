@@ -8,6 +8,12 @@ Kit kernels come from :mod:`decodekit.variants` (one entry per ``kernels/*.cu``)
 from :mod:`decodekit.baselines`. Benches, checks, NCU runs and reports list implementations
 here and never name one in their own code.
 
+Each implementation declares the calling contracts it supports (``contracts``, see
+:mod:`decodekit.contracts`; the first is its native one) and how many GPU activities one
+call launches (``kernels_per_call``; None for a declared multi-kernel implementation such
+as the torch reference). A peer whose ``probe`` is set is called once on a tiny input before
+it is called available, so "available" means its real entry point runs.
+
 >>> "torch-fp32" in names()
 True
 """
@@ -19,6 +25,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from decodekit.contracts import bind, check_contract
 from decodekit.spec import DEFINITION
 
 
@@ -34,13 +41,49 @@ class Impl:
     device: str = "cuda"  # where it runs: "cuda" or "any"
     requires: Callable[[], str | None] = lambda: None  # reason it cannot run here, or None
     meta: dict = field(default_factory=dict)
+    contracts: tuple[str, ...] = ()  # supported contracts, native first; () -> from inplace_ok
+    kernels_per_call: int | None = 1  # GPU activities per call; None: declared multi-kernel
+    probe: bool = False  # call the real entry point once (B=1) before saying "available"
     _fn: Callable | None = field(default=None, repr=False)
+    _probed: str | None | bool = field(default=False, repr=False)  # False: not probed yet
+
+    def __post_init__(self):
+        if not self.contracts:
+            self.contracts = ("dps", "inplace") if self.inplace_ok else ("dps",)
+        for c in self.contracts:
+            check_contract(c)
+
+    @property
+    def contract(self) -> str:
+        """The native contract: the one its users call it in."""
+        return self.contracts[0]
 
     def unavailable(self) -> str | None:
-        """Why this implementation cannot run here (missing GPU or package), or None."""
+        """Why this implementation cannot run here (missing GPU or package, or a probe call
+        that failed), or None."""
         if self.device == "cuda" and not torch.cuda.is_available():
             return "no CUDA GPU visible (torch.cuda.is_available() is False)"
-        return self.requires()
+        why = self.requires()
+        if why or not self.probe:
+            return why
+        if self._probed is False:
+            self._probed = self._probe_call()
+        return self._probed
+
+    def _probe_call(self) -> str | None:
+        from decodekit.workloads import empty_outputs, make_inputs
+
+        try:
+            fn = self.factory()
+            dev = "cuda" if self.device == "cuda" else "cpu"
+            kw = bind(self.contract, make_inputs(1, dev), empty_outputs(1, dev, poison=False))
+            fn(**kw)
+            if dev == "cuda":
+                torch.cuda.synchronize()
+        except Exception as e:  # the probe's whole point: any failure means "cannot run"
+            return f"a B=1 call of its entry point failed: {type(e).__name__}: {e}"
+        self._fn = fn
+        return None
 
     @property
     def fn(self) -> Callable:
@@ -48,7 +91,8 @@ class Impl:
             why = self.unavailable()
             if why:
                 raise RuntimeError(f"implementation {self.name!r} cannot run here: {why}")
-            self._fn = self.factory()
+            if self._fn is None:  # a probe may have built it already
+                self._fn = self.factory()
         return self._fn
 
     def __call__(self, q, k, v, state, A_log, a, dt_bias, b, scale, output, new_state):

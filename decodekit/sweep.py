@@ -34,8 +34,13 @@ def run(
     device: str | None = None,
     timer: Timer | None = None,
     floors: bool | None = None,
+    contracts: Iterable[str] | str | None = ("native",),
 ) -> pd.DataFrame:
     """Check and time each implementation on each workload; return the run's records.
+
+    ``contracts``: ``native`` (each implementation's own calling mode) and/or named ones
+    (``dps``, ``inplace``, ``pool``); each implementation runs in those of them it supports
+    (:mod:`decodekit.contracts`), each contract its own records.
 
     ``impls``: registry names, Impls or DPS callables (``None`` or ``"all"``: every one).
     ``workloads``: ``contest``, ``representative``, ``"B1,B3,17"`` or a list.
@@ -48,16 +53,26 @@ def run(
     wl: list[Workload] = select(workloads)
     r = open_run(device, out_dir=out_dir, timer=timer, floors=floors)
     bar = tqdm(total=len(impl_list) * len(wl), disable=not progress, desc=f"bench {preset}")
+    wanted = _names(contracts) or ["native"]
     rows = []
     for w in wl:
         for im in impl_list:
             bar.set_postfix_str(f"{im.name} {w.name}", refresh=False)
-            rows.extend(bench(im, w, preset=preset, methods=tuple(methods), run=r))
+            for c in _contracts(im, wanted):
+                rows.extend(bench(im, w, preset=preset, methods=tuple(methods), run=r, contract=c))
             bar.update()
     bar.close()
     df = records.to_frame(rows)
     df.attrs["path"] = str(r.recorder.path) if r.recorder.path else None
     return df
+
+
+def _contracts(im, wanted: list[str]) -> list[str]:
+    """The contracts ``im`` runs in: ``native`` is its own; named ones where it has them."""
+    from decodekit.contracts import check_contract
+
+    out = [im.contract if c == "native" else check_contract(c) for c in wanted]
+    return list(dict.fromkeys(c for c in out if c in im.contracts))
 
 
 def _names(x) -> list:
@@ -76,6 +91,22 @@ def _impls(impls) -> list:
     for x in _names(impls):
         out.extend(_names(x) if isinstance(x, str) else [x])
     return registry.names() if out == ["all"] else out
+
+
+def tuning_note(df: pd.DataFrame) -> str | None:
+    """The headline a run of an untuned GPU carries: ``untuned on <gpu>: best ran the table
+    of <other GPU>``, with the command that tunes it; None when tuned or not recorded."""
+    if "tuned" not in df:
+        return None
+    rows = df[df["tuned"].notna() & (df["tuned"] == False)]  # noqa: E712 (a column of bools)
+    if rows.empty:
+        return None
+    r = rows.iloc[-1]
+    table_of = f"the table of {r['tuned_on']}" if pd.notna(r.get("tuned_on")) else "defaults"
+    return (
+        f"untuned on {r['gpu']}: {r['impl']} ran {table_of} ({r['tuning_table']}); "
+        "tune this GPU: decodekit tune --quick"
+    )
 
 
 def table(df: pd.DataFrame, method: str | None = None) -> pd.DataFrame:
@@ -101,17 +132,26 @@ def cli_bench(
     preset: str = "quick",
     methods: Iterable[str] | str | None = (),
     out_dir=records.AUTO,
+    contracts: Iterable[str] | str | None = ("native",),
 ) -> int:
-    """``decodekit bench``: run the sweep, print a compact impl x batch-size table and where
-    the records went. Returns 1 when a check failed or a timing errored, else 0."""
+    """``decodekit bench``: run the sweep, print a headline (tuned or not), a compact
+    impl x batch-size table, flagged kernel sets and where the records went. Returns 1 when
+    a check failed or a timing errored, else 0."""
     if preset not in PRESETS:
         print(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
         return 2
-    df = run(impls, workloads, preset=preset, methods=methods, out_dir=out_dir)
+    df = run(impls, workloads, preset=preset, methods=methods, out_dir=out_dir,
+             contracts=contracts)  # fmt: skip
     head = df[(df["status"] == "ok") & (df["impl_kind"] != "floor")]
     method = head["method"].iloc[0] if len(head) else None
+    note = tuning_note(df)
+    if note:
+        print(note)
     print(f"median latency (us), method {method}, preset {preset}, mean over each B's workloads")
     print(table(df, method).to_string())
+    if "kernel_flag" in df:
+        for (impl, flag), _ in df[df["kernel_flag"].notna()].groupby(["impl", "kernel_flag"]):
+            print(f"{impl}: {flag}")
     bad = df[df["status"].isin(["check-failed", "unavailable", "error"])].fillna({"note": ""})
     for (impl, method, status, note), g in bad.groupby(
         ["impl", "method", "status", "note"], sort=False

@@ -71,6 +71,7 @@ class Samples:
 
     us: list[float]
     extra: dict[str, list[float]] = field(default_factory=dict)
+    kernels: list[tuple[str, ...]] | None = None  # per sample, the GPU activities' names
 
 
 class Timer(Protocol):

@@ -131,6 +131,47 @@ def search_space(name: str = "quick") -> list[tuple[str, dict]]:
     return out
 
 
+# ``tune --quick``: a compact core that covers each family's shapes that won somewhere,
+# joined by every entry of the recorded tables of GPUs of the same architecture.
+QUICK_SEEDS = (
+    ("ordered", {**_wr(2, 4), "LANES_PER_ROW": 16, "LOAD_HINT": 1}),
+    ("ordered", {**_wr(2, 4), "LANES_PER_ROW": 16, "LOAD_HINT": 1, "FENCE": 1}),
+    ("ordered", {**_wr(4, 4), "LANES_PER_ROW": 16, "LOAD_HINT": 1, "FENCE": 1}),
+    ("ordered", {**_wr(4, 1), "LANES_PER_ROW": 32, "LOAD_HINT": 1}),
+    ("ordered", {**_wr(4, 8), "LANES_PER_ROW": 16, "LOAD_HINT": 1}),
+    ("streaming", {**_wr(4, 8), "LOAD_HINT": 3, "STORE_HINT": 0, "FAST_GATES": 1}),
+    ("streaming", {**_wr(4, 8), "LOAD_HINT": 3, "STORE_HINT": 0}),
+    ("streaming", {**_wr(4, 4), "LOAD_HINT": 1, "STORE_HINT": 0}),
+    ("streaming", {**_wr(2, 4), "LOAD_HINT": 1, "STORE_HINT": 0}),
+    ("subwarp", {**_wr(4, 8), "LANES_PER_ROW": 8, "LOAD_HINT": 1, "STORE_HINT": 0}),
+    ("subwarp", {**_wr(2, 4), "LANES_PER_ROW": 16, "FAST_GATES": 1}),
+    ("rowsplit", _wr(4, 4)),
+    ("persistent", {**_wr(4, 8), "BLOCKS_PER_SM": 4, "LOAD_HINT": 1, "STORE_HINT": 1}),
+)
+
+
+def quick_space(capability: str | None = None, directory: str | Path = TUNING_DIR) -> list:
+    """:data:`QUICK_SEEDS` and every entry of the recorded tables of compute capability
+    ``capability`` (all recorded tables when None), each candidate once.
+
+    >>> len(quick_space("0.0")) == len(QUICK_SEEDS)
+    True
+    """
+    out = [(v, dict(d)) for v, d in QUICK_SEEDS]
+    for p in sorted(Path(directory).glob("*.json")):
+        gpu, env = _table_gpu(p)
+        if gpu is None or (capability and str(env.get("compute_capability")) != capability):
+            continue
+        out += [(c["variant"], dict(c.get("defines", {}))) for c in load_table(p).values()]
+    seen, unique = set(), []
+    for v, d in out:
+        key = v + _label(d)
+        if key not in seen:
+            seen.add(key)
+            unique.append((v, d))
+    return unique
+
+
 def load_configs(path: str | Path) -> list[tuple[str, dict]]:
     """A candidate list from a JSON file: ``[{"variant": "subwarp", "defines": {...}}, ...]``
     (defines: macro name -> int). Errors name the file and the entry.
@@ -211,19 +252,33 @@ def load_table(path: str | Path | None = None) -> dict[int, dict] | None:
 
 
 def build(variant: str, defines: dict, arch: str | None = None):
-    """A DPS launcher of ``variant``'s source built with ``defines`` (in-place capable)."""
+    """A DPS launcher of ``variant``'s source built with ``defines`` (in-place capable).
+
+    A knob ``defines`` leaves out takes the variant's value, else the file's default
+    (``#ifndef NAME / #define NAME v``); a define the file does not declare is an error, so
+    a candidate list that names a removed knob fails loudly instead of building the default.
+    """
+    from decodekit.compile import declared_defines
     from decodekit.launch import kernel_impl
     from decodekit.registry import get
 
     im = get(variant)
     if "shape_for" not in im.meta:
         raise ValueError(f"argument 'variant': {variant!r} has no tunable launch shape")
+    knobs = declared_defines(im.source)
+    unknown = sorted(set(defines) - set(knobs))
+    if unknown:
+        raise ValueError(
+            f"argument 'defines': {', '.join(unknown)} not declared in {im.source} "
+            f"(it declares {', '.join(sorted(knobs)) or 'none'})"
+        )
+    full = {**knobs, **im.meta.get("defines", {}), **defines}
     label = f"{variant}[{_label(defines)}]"
     return kernel_impl(
         im.source,
         im.meta["entry"],
-        im.meta["shape_for"](defines),
-        defines,
+        im.meta["shape_for"](full),
+        full,
         arch,
         inplace_ok=im.inplace_ok,
         name=label,
@@ -239,15 +294,20 @@ class Dispatcher:
     tuning table. Launchers are built on first use of a batch size and shared between sizes
     that chose the same build; afterwards a call costs one dict lookup before the launch, and
     a repeat with the same ``q`` object an identity check (resize ``q`` in place and the
-    stale choice is kept: pass a new tensor)."""
+    stale choice is kept: pass a new tensor).
+
+    ``tuning`` says what the table is, for records and headlines: its file, the GPU it was
+    tuned on, and whether that is the GPU at hand (``tuned``)."""
 
     def __init__(
         self,
         table: dict[int, dict],
         origin: str = "table",
         make: Callable[[str, dict], Callable] = build,
+        tuning: dict | None = None,
     ):
         self.table, self.origin, self._make = dict(table), origin, make
+        self.tuning = dict(tuning or {"tuning_table": origin, "tuned": None})
         self._by_b: dict[int, Callable] = {}
         self._builds: dict[tuple, Callable] = {}
         self._q: object = None  # the last call's q and launcher: a repeat skips the lookup
@@ -274,19 +334,97 @@ class Dispatcher:
         return self._builds[key]
 
 
-def dispatcher(path: str | Path | None = None) -> Dispatcher:
-    """A :class:`Dispatcher` over this GPU's tuning table, or :data:`DEFAULT_TABLE` (with a
-    warning naming the command that makes one) where there is none."""
-    p = Path(path) if path is not None else table_path()
-    table = load_table(p)
-    if table is None:
+def _table_gpu(path: Path) -> tuple[str | None, dict]:
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None, {}
+    if not isinstance(doc, dict) or not isinstance(doc.get("table"), dict):
+        return None, {}
+    return doc.get("gpu"), doc.get("environment") or {}
+
+
+def nearest_table(
+    capability: str, sm_count: int | None = None, l2_bytes: int | None = None,
+    directory: str | Path = TUNING_DIR, exclude: str | None = None,
+) -> Path | None:  # fmt: skip
+    """The recorded table of the GPU nearest to this one: same compute capability, then the
+    closest SM count and L2 size. None when no table of that architecture is recorded."""
+    scored = []
+    for p in sorted(Path(directory).glob("*.json")):
+        gpu, env = _table_gpu(p)
+        if gpu is None or gpu == exclude or str(env.get("compute_capability")) != capability:
+            continue
+        d = sum(
+            abs(float(env.get(k) or 0) - v) / max(v, 1)
+            for k, v in (("sm_count", sm_count), ("l2_bytes", l2_bytes))
+            if v
+        )
+        scored.append((d, p.name, p))
+    return min(scored)[2] if scored else None
+
+
+def this_gpu() -> dict:
+    """Name, compute capability, SM count and L2 size of the current CUDA device."""
+    props = torch.cuda.get_device_properties(torch.cuda.current_device())
+    return {
+        "name": props.name,
+        "capability": f"{props.major}.{props.minor}",
+        "sm_count": props.multi_processor_count,
+        "l2_bytes": props.L2_cache_size,
+    }
+
+
+def untuned_note(gpu: dict | None = None, directory=TUNING_DIR) -> str | None:
+    """``untuned on <gpu>: ...`` when the GPU (default: the current one) has no tuning
+    table, naming the table ``best`` borrows and the command that tunes it; else None."""
+    g = gpu or this_gpu()
+    if table_path(g["name"], directory).is_file():
+        return None
+    near = nearest_table(g["capability"], g.get("sm_count"), g.get("l2_bytes"), directory,
+                         exclude=g["name"])  # fmt: skip
+    uses = f"the table of {_table_gpu(near)[0]} ({near.name})" if near else "built-in defaults"
+    return f"untuned on {g['name']}: best uses {uses}; tune this GPU: decodekit tune --quick"
+
+
+def dispatcher(
+    path: str | Path | None = None, *, gpu: dict | None = None, directory=TUNING_DIR
+) -> Dispatcher:
+    """A :class:`Dispatcher` over this GPU's tuning table (or the file ``path``). Where the
+    GPU (``gpu``: :func:`this_gpu`'s dict) has none, the table of the nearest recorded GPU
+    of the same architecture (:func:`nearest_table`: the H100's on an H200), else
+    :data:`DEFAULT_TABLE`; either way with a warning that says "untuned on <gpu>" and names
+    the command that tunes it. ``.tuning`` carries the same facts into the records."""
+    if path is not None:
+        p = Path(path)
+        table = load_table(p)
+        if table is not None:
+            info = {"tuning_table": p.name, "tuned_on": _table_gpu(p)[0], "tuned": None}
+            return Dispatcher(table, origin=str(p), tuning=info)
+        where, here, near = f"no tuning table {p}", None, None
+    else:
+        g = gpu or this_gpu()
+        here = g["name"]
+        p = table_path(here, directory)
+        if p.is_file():
+            info = {"tuning_table": p.name, "tuned_on": here, "tuned": True}
+            return Dispatcher(load_table(p), origin=str(p), tuning=info)
+        near = nearest_table(g["capability"], g.get("sm_count"), g.get("l2_bytes"), directory,
+                             exclude=here)  # fmt: skip
+        where = f"untuned on {here}"
+    fix = "tune this GPU: decodekit tune --quick"
+    if near is not None:
+        other = _table_gpu(near)[0]
         warnings.warn(
-            f"no tuning table {p.name} in {p.parent}; 'best' uses built-in defaults "
-            "(make one: decodekit tune)",
+            f"{where}: 'best' uses the table of {other}, the nearest recorded GPU of compute "
+            f"capability {g['capability']} ({near.name}); {fix}",
             stacklevel=2,
         )
-        return Dispatcher(DEFAULT_TABLE, origin="built-in defaults")
-    return Dispatcher(table, origin=str(p))
+        info = {"tuning_table": near.name, "tuned_on": other, "tuned": False}
+        return Dispatcher(load_table(near), origin=str(near), tuning=info)
+    warnings.warn(f"{where}: 'best' uses built-in defaults; {fix}", stacklevel=2)
+    info = {"tuning_table": "built-in defaults", "tuned_on": None, "tuned": False}
+    return Dispatcher(DEFAULT_TABLE, origin="built-in defaults", tuning=info)
 
 
 def tune_workloads(batch_size: int, per_batch: int = 1) -> list:
@@ -540,6 +678,23 @@ def write_table(
     return path
 
 
+def table_geomean(df: pd.DataFrame, table: dict) -> float | None:
+    """Geomean over batch sizes of the mean latency a sweep ``df`` measured for ``table``'s
+    choice at each size (None if a choice was not timed there): how two tables compare on
+    the same measurements (``tune --quick`` against a full sweep)."""
+    import math
+
+    ok = df[df["status"] == "ok"]
+    logs = []
+    for B, c in table.items():
+        label = f"{c['variant']}[{_label(c.get('defines', {}))}]"
+        hit = ok[(ok["batch_size"] == int(B)) & (ok["config"] == label)]["latency_us"]
+        if hit.empty:
+            return None
+        logs.append(math.log(float(hit.mean())))
+    return math.exp(sum(logs) / len(logs)) if logs else None
+
+
 def cli_tune(
     batch_sizes: Iterable[int] = BATCH_SIZES,
     preset: str = "quick",
@@ -548,15 +703,27 @@ def cli_tune(
     per_batch: int = 1,
     fresh: bool = False,
     margin: float = MARGIN,
+    quick: bool = False,
+    out_dir: str | Path = TUNING_DIR,
 ) -> int:
     """``decodekit tune``: run the sweep, write the table, print the winners and every
     candidate that failed. Unless ``fresh``, this GPU's current table is the incumbent.
-    Returns 0 when every batch size has a winner, else 1."""
+    ``quick``: the candidates of :func:`quick_space` for this GPU's architecture, one
+    workload per batch size. Returns 0 when every batch size has a winner, else 1 (2 without
+    a GPU, with the reason)."""
+    if not torch.cuda.is_available():
+        raise RuntimeError(
+            "tune needs a CUDA GPU (torch.cuda.is_available() is False); on a GPU machine: "
+            "decodekit tune --quick"
+        )
     sizes = [int(b) for b in batch_sizes]
-    incumbent = None if fresh else load_table()
+    if quick:
+        configs, per_batch = quick_space(this_gpu()["capability"], out_dir), 1
+    incumbent = None if fresh else load_table(table_path(directory=out_dir))
     df = tune(
-        variants, sizes, configs, preset, per_batch=per_batch, incumbent=incumbent, margin=margin
-    )
+        variants, sizes, configs, preset, per_batch=per_batch, incumbent=incumbent,
+        margin=margin, out_dir=out_dir,
+    )  # fmt: skip
     table = winners(df, incumbent, margin)
     for b, c in sorted(table.items()):
         kept = f"  ({c['kept']})" if "kept" in c else ""

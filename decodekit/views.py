@@ -196,16 +196,24 @@ def banner(df: pd.DataFrame, live: bool) -> str:
     if live:
         import torch
 
+        from decodekit.tuning import untuned_note
+
         gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "the GPU"
+        untuned = untuned_note() if torch.cuda.is_available() else None
         return (
             f"live: measuring on {gpu} now; figures draw on the records "
             f"this session appends to {data_dir() / 'results'}"
-        )
+        ) + (f"; {untuned}" if untuned else "")
     d = latest(df)
     why = "no GPU" if not gpu_available() else "recorded mode (live=False)"
     if d.empty:
         return f"{why}: no recorded results under {data_dir() / 'results'} yet; figures are empty"
-    return f"{why}: showing recorded data from {gpu_of(d)} {when(d)}"
+    from decodekit.sweep import tuning_note
+
+    untuned = tuning_note(d)
+    return f"{why}: showing recorded data from {gpu_of(d)} {when(d)}" + (
+        f"; {untuned}" if untuned else ""
+    )
 
 
 def kernels_log(section: str | None = None) -> str:

@@ -255,8 +255,9 @@ def test_host_methods_with_fake_clock():
 def test_cupti_spans_correlate_by_launch():
     api = [(100, 1), (150, 2), (400, 3)]
     gpu = [(1000, 3000, 1), (3500, 4000, 2), (9000, 9100, 3)]
-    span, total, count = cupti_timer.spans(api, gpu, [(90, 200), (390, 410)])
+    span, total, count, names = cupti_timer.spans(api, gpu, [(90, 200), (390, 410)])
     assert span == [3.0, 0.1] and total == [2.5, 0.1] and count == [2.0, 1.0]
+    assert names == [("?", "?"), ("?",)]
     with pytest.raises(RuntimeError, match="no GPU activity"):
         cupti_timer.spans(api, gpu, [(0, 50)])
 

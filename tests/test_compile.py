@@ -303,3 +303,61 @@ def test_cubins_are_complete_elf_images():
     phoff, shoff = struct.unpack_from("<QQ", cubin, 0x20)
     phentsize, phnum, shentsize, shnum = struct.unpack_from("<HHHH", cubin, 0x36)
     assert len(cubin) >= max(phoff + phentsize * phnum, shoff + shentsize * shnum)
+
+
+# resources from the cubin itself (issue: tune failed when a driver query came back empty) --
+
+
+@pytest.mark.parametrize("arch", ["sm_90a", "sm_100a"])
+def test_resources_are_read_from_the_cubin_without_a_log(arch):
+    from decodekit.cubin import elf_resources, parse_ptxas
+
+    for f in kernel_files():
+        build = compile_kernel(f.name, arch=arch)
+        from_elf = elf_resources(build.cubin)  # no log: what NVRTC 13.0 gives
+        logged = parse_ptxas(build.log)
+        assert set(from_elf) == set(build.resources) and from_elf, f.name
+        for entry, r in from_elf.items():
+            assert r.registers > 0 and r.stack_bytes == 0 and r.spills == 0, (f.name, r)
+            if entry in logged:  # where ptxas prints them, the two agree exactly
+                assert r == logged[entry], (f.name, r, logged[entry])
+
+
+def test_resources_match_cuobjdump_res_usage(tmp_path):
+    import re
+    import subprocess
+
+    from decodekit.cubin import RESERVED_SMEM
+    from decodekit.sass import ToolMissing, find_tools
+
+    try:
+        cuobjdump, _ = find_tools()
+    except ToolMissing as e:
+        pytest.skip(str(e))
+    for name in ("gdn_decode_baseline.cu", "gdn_decode_bulk.cu", "gdn_decode_ordered.cu"):
+        build = compile_kernel(name, arch="sm_90a")
+        path = tmp_path / "k.cubin"
+        path.write_bytes(build.cubin)
+        out = subprocess.run([str(cuobjdump), "-res-usage", str(path)], capture_output=True,
+                             text=True, check=True).stdout  # fmt: skip
+        for m in re.finditer(r"Function (\w+):\s+REG:(\d+) STACK:(\d+) SHARED:(\d+)", out):
+            r = build.resources[m[1]]
+            shared = int(m[4]) - (RESERVED_SMEM if int(m[4]) else 0)
+            assert (r.registers, r.stack_bytes, r.shared_bytes) == (int(m[2]), int(m[3]), shared)
+
+
+def test_a_cubin_without_resource_notes_is_an_error_that_says_why(tmp_path, monkeypatch):
+    (tmp_path / "k.cu").write_text('extern "C" __global__ void k(int* x) { x[0] = 1; }\n')
+    monkeypatch.setattr(dk_compile, "elf_resources", lambda cubin, log="": {})
+    with pytest.raises(CompileError, match=r"no resource notes .*entry k"):
+        compile_kernel("k.cu", arch="sm_90a", kernels_dir=tmp_path)
+
+
+def test_declared_defines_and_define_values():
+    from decodekit.compile import declared_defines
+
+    knobs = declared_defines("gdn_decode_ordered.cu")
+    assert knobs["FENCE"] == 0 and knobs["LANES_PER_ROW"] == 16
+    assert knobs["FAST_GATES"] == 0  # declared in the included gdn_fast.cuh
+    with pytest.raises(ValueError, match="argument 'defines': WARPS must be an int"):
+        compile_kernel("gdn_decode_rowsplit.cu", arch="sm_90a", defines={"WARPS": "4;evil"})

@@ -360,3 +360,85 @@ def test_tune_times_several_workloads_and_remeasures_the_incumbent(tmp_path):
 
 def _wr(w, r):
     return {"WARPS": w, "ROWS_PER_WARP": r}
+
+
+def test_build_uses_the_file_and_variant_defaults():
+    run = tuning.build("rowsplit", {}, arch="sm_90a")  # was KeyError: 'WARPS'
+    # rowsplit's registry entry: 4 warps x 4 rows, so 8 blocks share a head
+    assert run.launch_shape(1) == ((8 * 8,), (128,), 0)
+    assert run.build.usage().registers > 0
+
+
+def test_build_rejects_a_define_the_file_does_not_declare():
+    with pytest.raises(ValueError, match="DELTA_FMA not declared in gdn_decode_ordered.cu"):
+        tuning.build("ordered", {"WARPS": 2, "ROWS_PER_WARP": 4, "DELTA_FMA": 1}, arch="sm_90a")
+
+
+H100 = {"name": "NVIDIA H100 80GB HBM3", "capability": "9.0", "sm_count": 132,
+        "l2_bytes": 50 << 20}  # fmt: skip
+
+
+def _table_file(directory, gpu, capability, table=TABLE, sm_count=132):
+    env = {"compute_capability": capability, "sm_count": sm_count, "l2_bytes": 50 << 20}
+    doc = {"gpu": gpu, "environment": env, "table": {str(b): c for b, c in table.items()}}
+    path = tuning.table_path(gpu, directory)
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def test_an_untuned_gpu_takes_the_nearest_table_of_its_architecture_and_says_so(tmp_path):
+    _table_file(tmp_path, "NVIDIA H100 80GB HBM3", "9.0")
+    _table_file(tmp_path, "NVIDIA H100 PCIe", "9.0", {1: {"variant": "rowsplit"}}, sm_count=114)
+    _table_file(tmp_path, "NVIDIA B200", "10.0", {1: {"variant": "bulk"}})
+    h200 = {"name": "NVIDIA H200", "capability": "9.0", "sm_count": 132, "l2_bytes": 60 << 20}
+    with pytest.warns(UserWarning, match="untuned on NVIDIA H200: 'best' uses the table of "
+                      "NVIDIA H100 80GB HBM3.*decodekit tune --quick"):  # fmt: skip
+        d = tuning.dispatcher(gpu=h200, directory=tmp_path)
+    assert d.table == TABLE
+    assert d.tuning == {"tuning_table": "h100-80gb-hbm3.json",
+                        "tuned_on": "NVIDIA H100 80GB HBM3", "tuned": False}  # fmt: skip
+
+
+def test_a_tuned_gpu_uses_its_own_table_quietly(tmp_path, recwarn):
+    _table_file(tmp_path, "NVIDIA H100 80GB HBM3", "9.0")
+    d = tuning.dispatcher(gpu=H100, directory=tmp_path)
+    assert d.tuning["tuned"] is True and d.table == TABLE and not recwarn.list
+
+
+def test_a_gpu_of_an_unrecorded_architecture_gets_defaults_and_a_warning(tmp_path):
+    _table_file(tmp_path, "NVIDIA H100 80GB HBM3", "9.0")
+    b200 = {"name": "NVIDIA B200", "capability": "10.0", "sm_count": 148, "l2_bytes": 1}
+    with pytest.warns(UserWarning, match="untuned on NVIDIA B200: 'best' uses built-in"):
+        d = tuning.dispatcher(gpu=b200, directory=tmp_path)
+    assert d.table == tuning.DEFAULT_TABLE and d.tuning["tuned"] is False
+
+
+def test_quick_space_joins_the_seeds_and_the_recorded_winners_once(tmp_path):
+    extra = {1: {"variant": "rowsplit", "defines": {"WARPS": 8, "ROWS_PER_WARP": 8}}}
+    _table_file(tmp_path, "NVIDIA H100 80GB HBM3", "9.0", extra)
+    _table_file(tmp_path, "NVIDIA B200", "10.0", {1: {"variant": "bulk", "defines": {}}})
+    space = tuning.quick_space("9.0", tmp_path)
+    assert ("rowsplit", {"WARPS": 8, "ROWS_PER_WARP": 8}) in space
+    assert ("bulk", {}) not in space
+    assert len(space) == len(tuning.QUICK_SEEDS) + 1
+    for variant, defines in tuning.quick_space("9.0"):  # every seed builds (no stray knobs)
+        tuning.build(variant, defines, arch="sm_90a")
+
+
+def test_table_geomean_reads_a_tables_choices_from_a_sweep():
+    df = pd.DataFrame([
+        dict(batch_size=1, config="a[]", status="ok", latency_us=2.0),
+        dict(batch_size=4, config="a[]", status="ok", latency_us=8.0),
+        dict(batch_size=4, config="b[]", status="ok", latency_us=4.0),
+    ])  # fmt: skip
+    assert tuning.table_geomean(df, {1: {"variant": "a"}, 4: {"variant": "a"}}) == 4.0
+    assert tuning.table_geomean(df, {1: {"variant": "b"}}) is None
+
+
+def test_tune_without_a_gpu_is_one_clear_error(monkeypatch, capsys):
+    from decodekit.cli import main
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert main(["tune", "--quick"]) == 2
+    err = capsys.readouterr().err
+    assert "tune needs a CUDA GPU" in err and "Traceback" not in err
