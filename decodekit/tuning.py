@@ -165,11 +165,26 @@ def quick_space(capability: str | None = None, directory: str | Path = TUNING_DI
         out += [(c["variant"], dict(c.get("defines", {}))) for c in load_table(p).values()]
     seen, unique = set(), []
     for v, d in out:
-        key = v + _label(d)
+        key = canonical(v, d)
         if key not in seen:
             seen.add(key)
             unique.append((v, d))
     return unique
+
+
+def canonical(variant: str, defines: dict) -> str:
+    """One name per build: the variant's family file with every knob it declares, filled
+    from the variant's and the file's defaults (two spellings of one build compare equal).
+
+    >>> canonical("ordered", {"WARPS": 2}) == canonical("ordered", {"WARPS": 2, "FENCE": 0})
+    True
+    """
+    from decodekit.compile import declared_defines
+    from decodekit.registry import get
+
+    im = get(variant)
+    full = {**declared_defines(im.source), **im.meta.get("defines", {}), **defines}
+    return f"{im.source}[{_label(full)}]"
 
 
 def load_configs(path: str | Path) -> list[tuple[str, dict]]:
@@ -685,10 +700,12 @@ def table_geomean(df: pd.DataFrame, table: dict) -> float | None:
     import math
 
     ok = df[df["status"] == "ok"]
+    keys = [canonical(r.variant, dict(r.defines)) for r in ok.itertuples()]
+    ok = ok.assign(key=keys)
     logs = []
     for B, c in table.items():
-        label = f"{c['variant']}[{_label(c.get('defines', {}))}]"
-        hit = ok[(ok["batch_size"] == int(B)) & (ok["config"] == label)]["latency_us"]
+        key = canonical(c["variant"], c.get("defines", {}))
+        hit = ok[(ok["batch_size"] == int(B)) & (ok["key"] == key)]["latency_us"]
         if hit.empty:
             return None
         logs.append(math.log(float(hit.mean())))
@@ -718,7 +735,7 @@ def cli_tune(
         )
     sizes = [int(b) for b in batch_sizes]
     if quick:
-        configs, per_batch = quick_space(this_gpu()["capability"], out_dir), 1
+        configs, per_batch = quick_space(this_gpu()["capability"]), 1
     incumbent = None if fresh else load_table(table_path(directory=out_dir))
     df = tune(
         variants, sizes, configs, preset, per_batch=per_batch, incumbent=incumbent,

@@ -426,13 +426,19 @@ def test_quick_space_joins_the_seeds_and_the_recorded_winners_once(tmp_path):
 
 
 def test_table_geomean_reads_a_tables_choices_from_a_sweep():
+    a, b = {"WARPS": 2, "ROWS_PER_WARP": 4}, {"WARPS": 4, "ROWS_PER_WARP": 8}
     df = pd.DataFrame([
-        dict(batch_size=1, config="a[]", status="ok", latency_us=2.0),
-        dict(batch_size=4, config="a[]", status="ok", latency_us=8.0),
-        dict(batch_size=4, config="b[]", status="ok", latency_us=4.0),
+        dict(batch_size=1, variant="ordered", defines=a, status="ok", latency_us=2.0),
+        dict(batch_size=4, variant="ordered", defines=a, status="ok", latency_us=8.0),
+        dict(batch_size=4, variant="ordered", defines=b, status="ok", latency_us=4.0),
     ])  # fmt: skip
-    assert tuning.table_geomean(df, {1: {"variant": "a"}, 4: {"variant": "a"}}) == 4.0
-    assert tuning.table_geomean(df, {1: {"variant": "b"}}) is None
+    spelled_out = {**a, "FENCE": 0, "STORE_HINT": 0}  # the same build, other spelling
+    table = {
+        1: {"variant": "ordered", "defines": a},
+        4: {"variant": "ordered", "defines": spelled_out},
+    }
+    assert tuning.table_geomean(df, table) == pytest.approx(4.0)
+    assert tuning.table_geomean(df, {1: {"variant": "ordered", "defines": b}}) is None
 
 
 def test_tune_without_a_gpu_is_one_clear_error(monkeypatch, capsys):

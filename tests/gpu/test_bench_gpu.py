@@ -79,10 +79,12 @@ def test_cupti_span_of_one_and_many_kernels(run):
     kit = impl_rows(bench.bench("baseline", "B8", preset="standard", run=run), "baseline")
     r = kit["cupti-cold"]
     assert r["status"] == "ok" and r["n_kernels"] == 1
+    assert r["kernels"] == ["gdn_decode_baseline"] and r["kernel_flag"] is None
     assert r["sum_us"] == pytest.approx(r["latency_us"], rel=1e-6)
     ref = impl_rows(bench.bench("torch-fp32", "B8", preset="standard", run=run), "torch-fp32")
     r = ref["cupti-cold"]
     assert r["status"] == "ok" and r["n_kernels"] > 1 and r["sum_us"] <= r["latency_us"]
+    assert r["kernel_flag"] is None  # declared multi-kernel, and the same set every call
 
 
 def test_contest_and_seed_presets(run):
