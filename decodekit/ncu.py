@@ -28,6 +28,7 @@ from pathlib import Path
 import pandas as pd
 
 from decodekit import ncu_parse
+from decodekit.env import gpu_slug
 from decodekit.ncu_parse import DATA, RAW_PAGE, NcuError, load
 from decodekit.registry import Impl, get
 from decodekit.workloads import ROOT, select
@@ -87,7 +88,8 @@ def profile(
     spec = workloads if isinstance(workloads, str) else ",".join(w.uuid for w in ws)
     if tag is None:
         tag = _tag(workloads, clock_control, cache_control)
-    stem = Path(out_dir) / f"{impl.name}_{tag}"
+    gpu = _gpu()  # one export per GPU: a profile on another GPU never overwrites this one
+    stem = Path(out_dir) / (f"{impl.name}_{tag}" + (f"_{gpu_slug(gpu)}" if gpu else ""))
     stem.parent.mkdir(parents=True, exist_ok=True)
     kfilter = kernel_regex or kernel_regex_for(impl)
     wanted = list(dict.fromkeys([*ncu_parse.METRICS, *(metrics or [])]))
@@ -143,7 +145,7 @@ def profile(
         metrics=wanted,
         sections=list(sections or []),
         input_profile=input_profile,
-        gpu=_gpu(),
+        gpu=gpu,
         date=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         command=cmd,
         source_digest=source_digest(impl),

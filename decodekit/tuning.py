@@ -228,6 +228,9 @@ def candidates(
     a JSON file of candidates (:func:`load_configs`) or a list of ``(variant, defines)``."""
     if configs is None or configs in ("quick", "full"):
         space = search_space(configs or "quick")
+        if configs == "full":  # the full sweep covers whatever the quick one can pick
+            known = {canonical(v, d) for v, d in space}
+            space += [(v, d) for v, d in quick_space() if canonical(v, d) not in known]
     elif isinstance(configs, (str, Path)):
         if not Path(configs).is_file():
             raise ValueError(
@@ -414,7 +417,9 @@ def dispatcher(
         p = Path(path)
         table = load_table(p)
         if table is not None:
-            info = {"tuning_table": p.name, "tuned_on": _table_gpu(p)[0], "tuned": None}
+            on = _table_gpu(p)[0]
+            here = (gpu or this_gpu())["name"] if gpu or torch.cuda.is_available() else None
+            info = {"tuning_table": p.name, "tuned_on": on, "tuned": on == here if here else None}
             return Dispatcher(table, origin=str(p), tuning=info)
         where, here, near = f"no tuning table {p}", None, None
     else:

@@ -187,9 +187,12 @@ _persistent.meta["shape_for"] = persistent_shape
 
 
 def _best_factory():
+    import os
+
     from decodekit.tuning import dispatcher
 
-    return dispatcher()
+    # DECODEKIT_TUNING names another table file (an A/B of two tables); records say which
+    return dispatcher(os.environ.get("DECODEKIT_TUNING") or None)
 
 
 register(
