@@ -36,3 +36,20 @@ def test_floor_rows_come_from_the_newest_run_with_the_kernels_method():
 def test_no_floor_records_leaves_only_the_kernels():
     df = pd.DataFrame([_rec("rowsplit", "cupti-cold", 1, 2.2)])
     assert list(kernel_table.table(df).index) == ["rowsplit"]
+
+
+def test_one_table_per_gpu_each_naming_its_date_and_runs():
+    df = pd.DataFrame(
+        [
+            _rec("rowsplit", "cupti-cold", 1, 2.2, gpu_name="x", run="old1"),
+            _rec("rowsplit", "cupti-cold", 1, 1.9, run="new1", ts="2026-02-01T00:00:00"),
+            _rec("best", "cupti-cold", 1, 1.8, run="new2", ts="2026-02-02T00:00:00"),
+        ]
+    )  # fmt: skip
+    df.loc[0, "gpu"] = "NVIDIA H100"
+    df.loc[1:, "gpu"] = "NVIDIA H200"
+    md = kernel_table.markdown(df)
+    h200, h100 = md.index("### NVIDIA H200"), md.index("### NVIDIA H100")
+    assert h200 < h100  # the newest GPU first
+    assert "2026-02-02" in md[h200:h100] and "runs new1, new2" in md[h200:h100]
+    assert "runs old1" in md[h100:] and "| 2.2 |" in md[h100:] and "| 2.2 |" not in md[:h100]

@@ -448,3 +448,18 @@ def test_tune_without_a_gpu_is_one_clear_error(monkeypatch, capsys):
     assert main(["tune", "--quick"]) == 2
     err = capsys.readouterr().err
     assert "tune needs a CUDA GPU" in err and "Traceback" not in err
+
+
+def test_recorded_views_and_the_bench_headline_say_untuned():
+    from decodekit import records, sweep, views
+
+    row = dict(impl="best", uuid="u", batch_size=1, method="cupti-cold", status="ok",
+               latency_us=2.0, gpu="NVIDIA H200", timestamp="2026-12-01T00:00:00+00:00",
+               run_id="r", tuned=False, tuned_on="NVIDIA H100 80GB HBM3",
+               tuning_table="h100-80gb-hbm3.json")  # fmt: skip
+    df = records.to_frame([row])
+    note = sweep.tuning_note(df)
+    assert note.startswith("untuned on NVIDIA H200: best ran the table of NVIDIA H100 80GB HBM3")
+    assert "decodekit tune --quick" in note
+    assert "untuned on NVIDIA H200" in views.banner(df, live=False)
+    assert sweep.tuning_note(records.to_frame([dict(row, tuned=True)])) is None
