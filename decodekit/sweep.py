@@ -93,6 +93,43 @@ def _impls(impls) -> list:
     return registry.names() if out == ["all"] else out
 
 
+def speedups(df: pd.DataFrame, kit: str = "best", method: str | None = None) -> pd.DataFrame:
+    """How much faster ``kit`` is than each peer, per batch size (columns) and overall
+    (``geomean``, ``min`` over workloads), each peer against ``kit`` in the peer's own
+    contract: FLA (dps) against best, FlashInfer (inplace) against best in place. A pool
+    peer is set against ``kit`` in place where ``kit`` has no pool contract (identity
+    indices move the same bytes); the ``vs`` column says which row each one was set against.
+    """
+    import numpy as np
+
+    d = df[(df["status"] == "ok") & (df.get("impl_kind", "") != "floor")]
+    if method is not None:
+        d = d[d["method"] == method]
+    if d.empty or "impl_name" not in d:
+        return pd.DataFrame()
+    contract = d["contract"].fillna("dps")
+    mine = {c: g for c, g in d[d["impl_name"] == kit].groupby(contract[d["impl_name"] == kit])}
+    rows = {}
+    for (_peer, c), g in d[d["impl_name"] != kit].groupby(["impl_name", contract]):
+        ref = mine.get(c) if c in mine else mine.get("inplace") if c == "pool" else None
+        if ref is None:
+            continue
+        pair = g.set_index("uuid")["latency_us"] / ref.set_index("uuid")["latency_us"]
+        pair = pair.dropna()
+        if pair.empty:
+            continue
+        by_b = pair.groupby(g.set_index("uuid")["batch_size"].reindex(pair.index)).apply(
+            lambda x: float(np.exp(np.log(x).mean()))
+        )
+        row = {int(b): round(v, 3) for b, v in by_b.items()}
+        row.update(geomean=round(float(np.exp(np.log(pair).mean())), 4),
+                   min=round(float(pair.min()), 3), vs=ref["impl"].iloc[0])  # fmt: skip
+        rows[g["impl"].iloc[0]] = row
+    out = pd.DataFrame.from_dict(rows, orient="index")
+    out.columns.name = f"{kit} speedup (peer / {kit}, same contract)"
+    return out
+
+
 def tuning_note(df: pd.DataFrame) -> str | None:
     """The headline a run of an untuned GPU carries: ``untuned on <gpu>: best ran the table
     of <other GPU>``, with the command that tunes it; None when tuned or not recorded."""
@@ -149,6 +186,10 @@ def cli_bench(
         print(note)
     print(f"median latency (us), method {method}, preset {preset}, mean over each B's workloads")
     print(table(df, method).to_string())
+    fast = speedups(df, method=method)
+    if not fast.empty:
+        print(f"\nhow much faster best is, geomean over each B's workloads ({method}):")
+        print(fast.to_string())
     if "kernel_flag" in df:
         for (impl, flag), _ in df[df["kernel_flag"].notna()].groupby(["impl", "kernel_flag"]):
             print(f"{impl}: {flag}")

@@ -142,3 +142,22 @@ def test_flashinfer_peers_declare_their_native_contracts():
     assert get("flashinfer-pool").contracts == ("pool",)
     assert get("fla").contracts == ("dps",) and get("best").contracts == ("dps", "inplace")
     assert get("torch-fp32").kernels_per_call is None
+
+
+def test_speedups_set_each_peer_against_best_in_the_peers_own_contract():
+    def rec(impl, contract, uuid, B, us):
+        return dict(impl=impl, contract=contract, uuid=uuid, batch_size=B, method="cupti-cold",
+                    status="ok", latency_us=us, impl_kind="baseline")  # fmt: skip
+
+    rows = [
+        rec("best", "dps", "u1", 1, 2.0), rec("best", "dps", "u2", 4, 3.0),
+        rec("best", "inplace", "u1", 1, 1.0), rec("best", "inplace", "u2", 4, 2.0),
+        rec("fla", "dps", "u1", 1, 3.0), rec("fla", "dps", "u2", 4, 3.0),
+        rec("fi", "inplace", "u1", 1, 2.0), rec("fi", "inplace", "u2", 4, 2.0),
+        rec("fi-pool", "pool", "u1", 1, 4.0),
+    ]  # fmt: skip
+    t = sweep.speedups(records.to_frame(rows))
+    assert t.loc["fla", 1] == 1.5 and t.loc["fla", 4] == 1.0 and t.loc["fla", "vs"] == "best"
+    assert t.loc["fi [inplace]", 1] == 2.0 and t.loc["fi [inplace]", "min"] == 1.0
+    assert t.loc["fi [inplace]", "vs"] == "best [inplace]"
+    assert t.loc["fi-pool [pool]", 1] == 4.0 and t.loc["fi-pool [pool]", "vs"] == "best [inplace]"
