@@ -161,6 +161,7 @@ def bench(
     device: str | None = None,
     out_dir=records.AUTO,
     contract: str | None = None,
+    tags: dict | None = None,
 ) -> list[dict]:
     """Check ``impl`` on ``workload``, then time it with the preset's method and any extra
     ``methods``; append one record per method to the run's file and return the rows.
@@ -191,6 +192,7 @@ def bench(
         "n_warmup": p.n_warmup,
         "n_iter": p.n_iter,
         "n_trials": p.n_trials,
+        **(tags or {}),  # e.g. the round of an interleaved A/B
     }
     wanted = list(dict.fromkeys([p.method, *methods]))
 

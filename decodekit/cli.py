@@ -8,6 +8,7 @@ decodekit tune
 decodekit ncu --impl NAME --workloads ...
 decodekit sanitize --impl NAME
 decodekit report [--out DIR]
+decodekit compare RUN_A [RUN_B] [--impl A] [--impl-b B]
 """
 
 from __future__ import annotations
@@ -79,10 +80,19 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(run=_check)
 
     c = sub.add_parser("bench", help="time implementations; records go to data/results/")
-    c.add_argument("--impl", nargs="+", required=True)
+    c.add_argument("--impl", nargs="+", default=None)
     c.add_argument("--workloads", default="representative")
     c.add_argument("--preset", default="quick")
     c.add_argument("--methods", default=None, help="extra methods: graph-hot,host-dispatch,wall")
+    c.add_argument(
+        "--repeat-interleaved",
+        nargs=2,
+        metavar=("A", "B"),
+        default=None,
+        help="time two implementations alternately, workload by workload, --rounds times, in "
+        "one run (then: decodekit compare RUN --impl A --impl-b B)",
+    )
+    c.add_argument("--rounds", type=int, default=3, help="rounds of --repeat-interleaved")
     c.add_argument(
         "--contracts",
         default="native",
@@ -141,6 +151,16 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--tools", default="memcheck,racecheck,initcheck,synccheck")
     c.set_defaults(run=_sanitize)
 
+    c = sub.add_parser("compare", help="did my change help? B against A, with a verdict")
+    c.add_argument("run_a", help="run id (or its prefix) of the baseline A")
+    c.add_argument("run_b", nargs="?", default=None, help="run id of B (default: the same run)")
+    c.add_argument("--impl", default=None, help="A's implementation (default: all in both)")
+    c.add_argument("--impl-b", default=None, help="B's implementation (one run: required)")
+    c.add_argument("--method", default=None, help="timing method (default: the headline one)")
+    c.add_argument("--noise", type=float, default=0.01, help="noise band of 'same' (fraction)")
+    c.add_argument("--json", action="store_true", help="the per-batch table as JSON")
+    c.set_defaults(run=_compare)
+
     c = sub.add_parser("report", help="execute the notebooks headless and export HTML")
     c.add_argument("--out", default="reports")
     c.add_argument("--notebooks", nargs="*", default=None)
@@ -160,7 +180,18 @@ def _compile(a) -> int:
 def _bench(a) -> int:
     from decodekit.sweep import cli_bench
 
-    return cli_bench(a.impl, a.workloads, a.preset, a.methods, contracts=a.contracts)
+    if bool(a.impl) == bool(a.repeat_interleaved):
+        raise ValueError("argument '--impl': give --impl NAME... or --repeat-interleaved A B")
+    return cli_bench(
+        a.impl or a.repeat_interleaved, a.workloads, a.preset, a.methods,
+        contracts=a.contracts, rounds=a.rounds if a.repeat_interleaved else 1,
+    )  # fmt: skip
+
+
+def _compare(a) -> int:
+    from decodekit.compare import cli_compare
+
+    return cli_compare(a.run_a, a.run_b, a.impl, a.impl_b, a.method, a.noise, a.json)
 
 
 def _sass(a) -> int:

@@ -35,8 +35,13 @@ def run(
     timer: Timer | None = None,
     floors: bool | None = None,
     contracts: Iterable[str] | str | None = ("native",),
+    rounds: int = 1,
 ) -> pd.DataFrame:
     """Check and time each implementation on each workload; return the run's records.
+
+    ``rounds`` > 1 repeats every workload's implementations that many times, alternating
+    them (A, B, A, B, ...), so a paired A/B (:mod:`decodekit.compare`) sees both under the
+    same conditions; each record carries its ``round``.
 
     ``contracts``: ``native`` (each implementation's own calling mode) and/or named ones
     (``dps``, ``inplace``, ``pool``); each implementation runs in those of them it supports
@@ -54,13 +59,21 @@ def run(
     r = open_run(device, out_dir=out_dir, timer=timer, floors=floors)
     bar = tqdm(total=len(impl_list) * len(wl), disable=not progress, desc=f"bench {preset}")
     wanted = _names(contracts) or ["native"]
+    if rounds < 1:
+        raise ValueError(f"argument 'rounds': expected an int >= 1, got {rounds!r}")
+    bar.total = bar.total * rounds
     rows = []
     for w in wl:
-        for im in impl_list:
-            bar.set_postfix_str(f"{im.name} {w.name}", refresh=False)
-            for c in _contracts(im, wanted):
-                rows.extend(bench(im, w, preset=preset, methods=tuple(methods), run=r, contract=c))
-            bar.update()
+        for i in range(rounds):
+            for im in impl_list:
+                bar.set_postfix_str(f"{im.name} {w.name}", refresh=False)
+                for c in _contracts(im, wanted):
+                    tags = {"round": i} if rounds > 1 else None
+                    rows.extend(
+                        bench(im, w, preset=preset, methods=tuple(methods), run=r, contract=c,
+                              tags=tags)
+                    )  # fmt: skip
+                bar.update()
     bar.close()
     df = records.to_frame(rows)
     df.attrs["path"] = str(r.recorder.path) if r.recorder.path else None
@@ -170,6 +183,7 @@ def cli_bench(
     methods: Iterable[str] | str | None = (),
     out_dir=records.AUTO,
     contracts: Iterable[str] | str | None = ("native",),
+    rounds: int = 1,
 ) -> int:
     """``decodekit bench``: run the sweep, print a headline (tuned or not), a compact
     impl x batch-size table, flagged kernel sets and where the records went. Returns 1 when
@@ -178,7 +192,7 @@ def cli_bench(
         print(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
         return 2
     df = run(impls, workloads, preset=preset, methods=methods, out_dir=out_dir,
-             contracts=contracts)  # fmt: skip
+             contracts=contracts, rounds=rounds)  # fmt: skip
     head = df[(df["status"] == "ok") & (df["impl_kind"] != "floor")]
     method = head["method"].iloc[0] if len(head) else None
     note = tuning_note(df)
