@@ -49,9 +49,21 @@ def empty(title: str, message: str) -> Figure:
     return fig
 
 
+def runs_note(df: pd.DataFrame) -> str:
+    """Which runs a figure drew from, every one of them: ``run a`` or ``mixes 3 runs: a, b, c``.
+
+    >>> runs_note(pd.DataFrame({"run_id": ["b", "a", "b"]}))
+    'mixes 2 runs: a, b'
+    """
+    runs = sorted(map(str, df["run_id"].dropna().unique()))
+    if not runs:
+        return "run ?"
+    return f"run {runs[0]}" if len(runs) == 1 else f"mixes {len(runs)} runs: {', '.join(runs)}"
+
+
 def _note(fig: Figure, df: pd.DataFrame) -> Figure:
-    run = ", ".join(map(str, df["run_id"].dropna().unique()[:3])) or "?"
-    text = f"recorded {views.when(df)} on {views.gpu_of(df)} (run {run})"
+    """``df``: the rows the figure drew (so the note names exactly their runs)."""
+    text = f"recorded {views.when(df)} on {views.gpu_of(df)} ({runs_note(df)})"
     fig.text(0.01, 0.01, text, fontsize=7, color="0.4")
     fig.tight_layout(rect=(0, 0.03, 1, 1))
     return fig
@@ -133,24 +145,31 @@ def latency_vs_batch(
     rows = _impl_rows(d, m, impls)
     if rows.empty:
         return empty("latency vs batch size", f"no {m} records for {list(impls or [])}")
-    fig, (ax,) = _figure()
+    # The torch references run 100-1000x slower: their own panel keeps the kernels readable.
+    is_ref = rows["impl"].astype(str).str.startswith("torch-")
+    refs, rows = rows[is_ref], rows[~is_ref]
+    if rows.empty:
+        rows, refs = refs, refs.iloc[0:0]
+    if len(refs):
+        fig, (ax, ax_ref) = _figure(1, 2, size=(13, 4.8))
+    else:
+        fig, (ax,) = _figure()
     colors = _colors(d["impl"].unique())
     for name, g in _per_batch(rows).groupby("impl"):
         ax.plot(g["batch_size"], g["latency_us"], "o-", color=colors[name], label=name)
         ax.fill_between(g["batch_size"], g["p10_us"], g["p90_us"], color=colors[name], alpha=0.15)
     floor = _floors(d, "copy-floor", m)
     if len(floor):
-        ax.plot(floor.index, floor.values, "k--", label="copy-floor: copy of the same bytes")
+        ax.plot(floor.index, floor.values, "k--", label="torch-copy floor: copy of the state bytes")
     rows_floor = _floors(d, "row-copy-floor", m)
     if len(rows_floor):
-        label = "row-copy-floor: kit grid, loads and stores, no math"
+        label = "row-copy floor: kit grid, loads and stores, no math"
         ax.plot(rows_floor.index, rows_floor.values, "k-.", label=label)
     launch = _floor_rows(d, "empty-kernel", m)["latency_us"]  # once per run, no B
     if len(launch):
         # Measured once per run (no batch size): the cost of launching nothing.
         ax.axhline(launch.median(), color="k", ls=":", label="empty-kernel (launch floor)")
     _batch_axis(ax, rows["batch_size"])
-    # Baselines such as torch-fp32 sit an order of magnitude above the kernels.
     ax.set_yscale("log")
     # plain numbers (1, 10, 100, 1e+06), never an offset or a shared exponent on a log axis
     ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda y, _: f"{y:g}"))
@@ -158,7 +177,18 @@ def latency_vs_batch(
     ax.set_title(f"GDN decode latency vs batch size on {views.gpu_of(d)} [{m}]")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    return _note(fig, d)
+    if len(refs):
+        for name, g in _per_batch(refs).groupby("impl"):
+            ax_ref.plot(g["batch_size"], g["latency_us"], "o-", color=colors[name], label=name)
+        _batch_axis(ax_ref, refs["batch_size"])
+        ax_ref.set_yscale("log")
+        ax_ref.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda y, _: f"{y:g}"))
+        ax_ref.set_ylabel("latency (µs, median; log scale)")
+        ax_ref.set_title("torch references (slow by design)")
+        ax_ref.legend(fontsize=8)
+        ax_ref.grid(alpha=0.3)
+    floors = d[d["method"].isin(FLOOR_METHODS) & ((d["timing"] == m) | d["timing"].isna())]
+    return _note(fig, pd.concat([rows, refs, floors]))
 
 
 def workload_bars(df: pd.DataFrame, impl: str | None = None, method: str | None = None) -> Figure:
@@ -200,7 +230,10 @@ def workload_bars(df: pd.DataFrame, impl: str | None = None, method: str | None 
 def latency_breakdown(
     df: pd.DataFrame, impl: str | None = None, method: str | None = None
 ) -> Figure:
-    """Stacked per batch size: host dispatch, launch/idle gap, kernel time (copy floor inside).
+    """Stacked per batch size: host dispatch, launch/idle gap, kernel time, all from ONE run
+    (the newest that timed ``impl`` with the kernel method; parts that run did not record are
+    left out, never filled in from another run), with that run's row-copy floor marked on
+    the kernel bar.
 
     The gap is ``wall - host-dispatch - kernel`` (clipped at 0) where ``wall`` is recorded.
     """
@@ -208,18 +241,32 @@ def latency_breakdown(
     if blank:
         return blank
     impl = impl or _default_impl(_impl_rows(d, m))
-    mine = d[d["impl"] == impl]
+    timed = d[(d["impl"] == impl) & (d["method"] == m)]
+    if timed.empty:
+        return empty("latency breakdown", f"no {m} records for {impl!r}")
+    # one run: the one with the most of this impl's methods, then the newest
+    full = views.ok(views.normalize(df))
+    full = full[(full["gpu"] == views.gpu_of(timed)) & full["run_id"].isin(timed["run_id"])]
+    score = (
+        full[full["impl"] == impl]
+        .groupby("run_id")
+        .agg(n=("method", "nunique"), when=("timestamp", "max"))
+    )
+    run = score.sort_values(["n", "when"]).index[-1]
+    one = full[full["run_id"] == run].sort_values("timestamp")
+    one = one.drop_duplicates(["impl", "uuid", "method", "timing"], keep="last")
+    mine = one[one["impl"] == impl]
 
     def part(meth):
         return mine[mine["method"] == meth].groupby("batch_size")["latency_us"].mean()
 
     kernel = part(m)
-    if kernel.empty:
-        return empty("latency breakdown", f"no {m} records for {impl!r}")
     host = part("host-dispatch").reindex(kernel.index)
     wall = part("wall").reindex(kernel.index)
     gap = (wall - host.fillna(0) - kernel).clip(lower=0)
-    floor = _floors(d, "copy-floor", m).reindex(kernel.index)
+    floor_name, floor = "row-copy", _floors(one, "row-copy-floor", m).reindex(kernel.index)
+    if floor.isna().all():  # older runs measured only the torch copy
+        floor_name, floor = "torch-copy", _floors(one, "copy-floor", m).reindex(kernel.index)
     fig, (ax,) = _figure()
     x = np.arange(len(kernel))
     bottom = np.zeros(len(kernel))
@@ -231,18 +278,23 @@ def latency_breakdown(
         v = np.nan_to_num(values.to_numpy(dtype=float))
         if v.any():
             ax.bar(x, v, bottom=bottom, color=color, label=label, width=0.6)
-            if label.startswith("kernel"):
-                f = np.minimum(np.nan_to_num(floor.to_numpy(dtype=float)), v)
-                hatched = dict(fill=False, hatch="///", edgecolor="0.2", width=0.6)
-                ax.bar(x, f, bottom=bottom, label="memory floor (copy) inside kernel", **hatched)
+            if label.startswith("kernel") and floor.notna().any():
+                f = floor.to_numpy(dtype=float)
+                ax.scatter(x, bottom + f, marker="_", s=900, color="k", zorder=3,
+                           label=f"{floor_name} floor (same run): the kernel's memory time")  # fmt: skip
             bottom = bottom + v
     ax.set_xticks(x, [f"B={b:.0f}" for b in kernel.index])
     ax.set_xlabel("batch size")
     ax.set_ylabel("time per call (µs, mean over workloads)")
-    ax.set_title(f"{impl}: where a call's time goes on {views.gpu_of(d)}")
+    missing = [n for n, s in (("host dispatch", host), ("wall", wall)) if s.isna().all()]
+    extra = f"; not in this run: {', '.join(missing)}" if missing else ""
+    ax.set_title(f"{impl}: where a call's time goes on {views.gpu_of(d)} (run {run}{extra})")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3, axis="y")
-    return _note(fig, d)
+    drawn = (one["impl"] == impl) | (
+        one["method"] == f"{'copy' if floor_name == 'torch-copy' else 'row-copy'}-floor"
+    )
+    return _note(fig, one[drawn])
 
 
 def bandwidth_vs_batch(
@@ -274,7 +326,7 @@ def bandwidth_vs_batch(
     ax.set_ylabel("achieved bandwidth (GB/s)")
     ax2.set_ylabel("% of measured copy peak")
     ax.set_title(f"bandwidth on {views.gpu_of(d)} [{m}]")
-    ax2.set_title("share of the memory floor")
+    ax2.set_title("share of the measured copy peak")
     return _note(fig, d)
 
 

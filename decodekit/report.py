@@ -4,7 +4,8 @@ Each notebook runs through papermill with its ``parameters`` cell overridden (``
 ``workloads``, ``preset``, ``live``), in a kernel of this Python. The executed notebook gets a
 first cell that states the provenance of its numbers (live or recorded, GPU, date, commit,
 method, software), then nbconvert writes ``<out>/<notebook>.html`` with figures embedded as
-base64 PNG. ``<out>/index.html`` links them. Nothing is fetched from the network to view them.
+base64 PNG. ``<out>/index.html`` opens with the headline of every recorded GPU (one run each:
+:mod:`decodekit.headline`) and links them. Nothing is fetched from the network to view them.
 
 >>> [p.stem for p in notebook_paths(["01", "04_latency_breakdown"])]
 ['01_quickstart', '04_latency_breakdown']
@@ -224,8 +225,40 @@ def _build(notebooks, out_dir, params, exclude_input=False, timeout=1800):
     return written + [index], summary
 
 
+def _png(fig) -> str:
+    import base64
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def headlines_html(records: pd.DataFrame) -> str:
+    """Per GPU, newest first: the headline table of one run (:mod:`decodekit.headline`), its
+    caption naming that run, and one figure drawn from that run alone."""
+    from decodekit import headline, plots
+
+    parts = []
+    for gpu, run in headline.runs_by_gpu(records).items():
+        t = headline.headline(records, gpu, run)
+        if t.empty:
+            continue
+        one = records[(records["gpu"] == gpu) & (records["run_id"] == run)]
+        fig = plots.latency_vs_batch(one, method=t.attrs["method"])
+        parts.append(
+            f"<section class='headline' data-gpu='{html.escape(gpu)}' data-run='{html.escape(run)}'>"
+            f"<h2>{html.escape(gpu)}</h2><p>{html.escape(headline.caption(t))}</p>"
+            f"{t.reset_index().to_html(index=False, border=0, na_rep='', float_format=lambda x: f'{x:g}')}"
+            f"<img alt='latency vs batch size, run {html.escape(run)}' "
+            f"src='data:image/png;base64,{_png(fig)}'></section>"
+        )  # fmt: skip
+    return "".join(parts) or "<p>No recorded run of the kit's kernels yet.</p>"
+
+
 def _index(summary: list[tuple[str, str | None, float]], params: dict, live: bool) -> str:
-    recs = views.latest(views.load_records())
+    everything = views.load_records()
+    recs = views.latest(everything)
     rows = pd.DataFrame(
         [
             {
@@ -241,8 +274,9 @@ def _index(summary: list[tuple[str, str | None, float]], params: dict, live: boo
     return (
         f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>decodekit reports</title>"
         f"<style>{STYLE}</style></head><body><h1>decodekit reports</h1>"
-        f"<p><b>{html.escape(views.banner(recs, live))}</b></p>{_table(environment(params))}"
-        f"{rows.to_html(index=False, escape=False, border=0)}"
+        f"<p><b>{html.escape(views.banner(recs, live))}</b></p>"
+        f"{headlines_html(everything)}<h2>Notebooks</h2>"
+        f"{rows.to_html(index=False, escape=False, border=0)}{_table(environment(params))}"
         f"<h3>Recorded runs</h3><pre>{html.escape(views.provenance(recs))}</pre></body></html>"
     )
 

@@ -96,7 +96,11 @@ def test_breakdown_without_host_or_wall_draws_kernel_and_floor(records):
     only_kernel = records[~records["method"].isin(["host-dispatch", "wall"])]
     fig = plots.latency_breakdown(only_kernel, impl="baseline")
     labels = fig.axes[0].get_legend_handles_labels()[1]
-    assert labels == ["kernel (cupti-cold)", "memory floor (copy) inside kernel"]
+    assert sorted(labels) == [
+        "kernel (cupti-cold)",
+        "torch-copy floor (same run): the kernel's memory time",
+    ]
+    assert "(run fake-run-1; not in this run: host dispatch, wall)" in fig.axes[0].get_title()
 
 
 def test_method_comparison_adds_the_seed_range_on_request(records):
@@ -212,4 +216,4 @@ def test_latency_floors_use_the_kernels_timing_method(records):
     ax = fig.axes[0]
     flat = [ln for ln in ax.get_lines() if len(set(ln.get_ydata())) == 1]
     assert [ln.get_ydata()[0] for ln in flat] == [base["latency_us"]]
-    assert any("row-copy-floor" in t.get_text() for t in ax.get_legend().get_texts())
+    assert any("row-copy floor" in t.get_text() for t in ax.get_legend().get_texts())

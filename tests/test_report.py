@@ -174,3 +174,31 @@ def test_chromium_renders_index(built, tmp_path):
     png = tmp_path / "index.png"
     _screenshot((out / "index.html").as_uri(), png, tmp_path / "profile", height=900)
     assert _pixels(png).std() > 5
+
+
+def test_chromium_index_headline_matches_the_records_it_names(tmp_path):
+    """The index opens with a headline per recorded GPU; every number in its table is the
+    mean, over that batch size's workloads, of the one run its section names."""
+    from decodekit import records, views
+
+    page = tmp_path / "index.html"
+    page.write_text(report._index([("01_quickstart", None, 1.0)], {}, False))
+    png = tmp_path / "index.png"
+    _screenshot(page.as_uri(), png, tmp_path / "profile", height=1600)
+    assert _pixels(png).std() > 5
+    dom = _chrome(tmp_path / "profile", "--dump-dom", page.as_uri()).stdout
+    sections = re.findall(r"<section class=\"headline\" data-gpu=\"([^\"]+)\" data-run=\"(\w+)\">"
+                          r"(.*?)</section>", dom, re.S)  # fmt: skip
+    recorded = records.load(views.data_dir() / "results")
+    assert {gpu for gpu, _, _ in sections} >= {"NVIDIA H100 80GB HBM3", "NVIDIA H200"}
+    for gpu, run, body in sections:
+        assert f"run {run}" in body
+        head = re.findall(r"<th>(.*?)</th>", body)
+        rows = [re.findall(r"<td>(.*?)</td>", r) for r in re.findall(r"<tr>(.*?)</tr>", body, re.S)]
+        rows = [r for r in rows if r]
+        col = head.index("best µs")
+        mine = recorded[(recorded["run_id"] == run) & (recorded["impl"] == "best")
+                        & (recorded["method"] == "cupti-cold") & (recorded["status"] == "ok")]  # fmt: skip
+        want = mine.groupby(mine["batch_size"].astype(int))["latency_us"].mean().round(2)
+        got = {int(r[0]): float(r[col]) for r in rows}
+        assert got == want.to_dict(), (gpu, run)
