@@ -22,6 +22,7 @@ $(VENV)/.ready: pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "$(TORCH)"
 	$(PY) -m pip install -q -e ".[$(EXTRAS)]"
+	$(PY) -m pip install -q --no-deps "flashinfer-bench==0.1.2"
 	$(PY) -m ipykernel install --sys-prefix --name decodekit --display-name "decodekit" >/dev/null
 	touch $@
 

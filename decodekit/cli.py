@@ -161,6 +161,20 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--json", action="store_true", help="the per-batch table as JSON")
     c.set_defaults(run=_compare)
 
+    c = sub.add_parser("export-solution", help="a flashinfer-bench Solution of a kit kernel")
+    c.add_argument("--impl", default="best")
+    c.add_argument("--arch", default="sm_90a", help="target arch (sm_90a, sm_100a, ...)")
+    c.add_argument("--table", default=None, help="tuning table for best (default: this GPU's, "
+                   "else the newest recorded one of the arch)")  # fmt: skip
+    c.add_argument("--out", default=None, help="JSON file (default <name>.json)")
+    c.set_defaults(run=_export_solution)
+
+    c = sub.add_parser("export-traces", help="flashinfer-bench Traces of a recorded run")
+    c.add_argument("run_id", help="run id (or its prefix)")
+    c.add_argument("--impl", default="best")
+    c.add_argument("--out", default=None, help="JSONL file (default traces_<impl>_<run>.jsonl)")
+    c.set_defaults(run=_export_traces)
+
     c = sub.add_parser("report", help="execute the notebooks headless and export HTML")
     c.add_argument("--out", default="reports")
     c.add_argument("--notebooks", nargs="*", default=None)
@@ -186,6 +200,18 @@ def _bench(a) -> int:
         a.impl or a.repeat_interleaved, a.workloads, a.preset, a.methods,
         contracts=a.contracts, rounds=a.rounds if a.repeat_interleaved else 1,
     )  # fmt: skip
+
+
+def _export_solution(a) -> int:
+    from decodekit.export import cli_export_solution
+
+    return cli_export_solution(a.impl, a.arch, a.out, a.table)
+
+
+def _export_traces(a) -> int:
+    from decodekit.export import cli_export_traces
+
+    return cli_export_traces(a.run_id, a.impl, a.out)
 
 
 def _compare(a) -> int:
