@@ -147,6 +147,15 @@ def compare(
     return per_w, per_b
 
 
+def latest_pair(df: pd.DataFrame, impl: str, gpu: str | None = None) -> tuple[str, str] | None:
+    """The two newest runs (older, newer) that timed ``impl`` (on ``gpu``), or None."""
+    d = df[(df["impl"] == impl) & (df["status"] == "ok")]
+    if gpu is not None:
+        d = d[d["gpu"] == gpu]
+    runs = d.groupby("run_id")["timestamp"].max().sort_values().index.tolist()
+    return (runs[-2], runs[-1]) if len(runs) >= 2 else None
+
+
 def cli_compare(
     run_a: str,
     run_b: str | None = None,

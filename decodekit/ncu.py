@@ -271,10 +271,11 @@ def format_seed_table(df: pd.DataFrame) -> str:
 
 
 def by_batch_size(df: pd.DataFrame) -> pd.DataFrame:
-    """Per implementation and batch size: count, mean/min/max duration, GB/s, % of floor."""
-    keys = [k for k in ("impl", "batch_size") if k in df]
+    """Per GPU, implementation and batch size: count, mean/min/max duration (µs), GB/s, % of
+    floor, rounded for reading (GPUs are never averaged together)."""
+    keys = [k for k in ("gpu", "impl", "batch_size") if k in df]
     g = df.groupby(keys, sort=True, dropna=False)
-    return g.agg(
+    out = g.agg(
         n=("uuid", "size"),
         duration_us=("duration_us", "mean"),
         min_us=("duration_us", "min"),
@@ -282,6 +283,40 @@ def by_batch_size(df: pd.DataFrame) -> pd.DataFrame:
         dram_gbps=("dram_gbps", "mean"),
         pct_of_floor=("pct_of_floor", "mean"),
     ).reset_index()
+    if "batch_size" in out and out["batch_size"].notna().all():
+        out["batch_size"] = out["batch_size"].astype(int)
+    return out.round({"duration_us": 2, "min_us": 2, "max_us": 2, "dram_gbps": 0,
+                      "pct_of_floor": 1})  # fmt: skip
+
+
+# Why an Nsight Compute duration is not the bench's number for the same call (notebook 03).
+NCU_VS_CUPTI = (
+    "Nsight Compute replays each kernel on its own with clock control 'base' (the SM clock "
+    "held at its base frequency, below the boost clock the bench's calls run at) and adds its "
+    "own per-kernel measurement overhead, which weighs most on microsecond kernels: its "
+    "durations are longer than the bench's cupti-cold span for the same call, most at small "
+    "B. Compare NCU with NCU (same clock control) and the bench with the bench."
+)
+
+
+def exports(folder: str | Path | None = None) -> pd.DataFrame:
+    """One row per Nsight Compute export: file, implementation, GPU, date, ncu version,
+    clock and cache control, workloads profiled."""
+    folder = Path(folder) if folder is not None else DATA
+    rows = []
+    for meta_file in sorted(folder.glob("*.json")):
+        try:
+            m = json.loads(meta_file.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if not isinstance(m, dict) or "ncu_version" not in m:
+            continue
+        rows.append(dict(export=meta_file.stem, impl=m.get("impl"), gpu=m.get("gpu"),
+                         date=str(m.get("date", ""))[:16].replace("T", " "),
+                         ncu=m.get("ncu_version"), clock_control=m.get("clock_control"),
+                         cache_control=m.get("cache_control"),
+                         workloads=len(m.get("workloads") or [])))  # fmt: skip
+    return pd.DataFrame(rows)
 
 
 def side_by_side(

@@ -2,11 +2,14 @@
 
 On a GPU the run button calls :func:`decodekit.sweep.run`, which checks, times and writes
 records; the panel then reloads the records and redraws the same plots a recorded run gets.
-Without a GPU the button is off and the panel browses recorded runs, saying so at the top.
+Without a GPU the button is off and the panel browses recorded runs, saying so at the top:
+the B slider snaps to the recorded batch sizes and marks the chosen one (with a table of
+its workloads), the workloads box and the preset filter the records, and the runs are
+listed by date, GPU, commit and what they hold.
 
 >>> p = panel(records=views.empty_records(), live=False)
->>> p.run_button.disabled, p.workloads.value
-(True, 'B1')
+>>> p.run_button.disabled, p.workloads.value, p.batch.options
+(True, 'all', (1,))
 """
 
 from __future__ import annotations
@@ -52,13 +55,26 @@ class Panel(w.VBox):
         chosen = [i for i in impls or recorded[:4] or ["baseline"] if i in options]
         presets = _presets()
 
-        self.batch = w.IntSlider(1, min=1, max=512, description="B", continuous_update=False)
+        sizes = sorted({int(b) for b in views.ok(self.records)["batch_size"].dropna()})
+        if self.live:  # any size can be measured; the recorded ones are on the track too
+            sizes = sorted(set(sizes) | {2**i for i in range(10)})
+        self.batch = w.SelectionSlider(
+            options=sizes or [1], value=(sizes or [1])[0], description="B",
+            continuous_update=False,
+        )  # fmt: skip
         self.workloads = w.Text(
-            "B1", description="workloads", placeholder="B1,B3,700 | representative | contest"
+            "B1" if self.live else "all",
+            description="workloads",
+            placeholder="B1,B3,700 | representative | contest | all",
         )
         self.impls = w.SelectMultiple(options=options, value=chosen, description="impls", rows=5)
-        default = preset or ("quick" if "quick" in presets else presets[0])
-        self.preset = w.Dropdown(options=presets, value=default, description="preset")
+        if self.live:
+            default = preset or ("quick" if "quick" in presets else presets[0])
+            self.preset = w.Dropdown(options=presets, value=default, description="preset")
+        else:  # recorded: a filter over the presets the records hold
+            have = sorted(set(self.records["preset"].dropna()))
+            self.preset = w.Dropdown(options=["any", *have], value=preset if preset in have
+                                     else "any", description="preset")  # fmt: skip
         self.mode = w.ToggleButtons(options=["cold", "hot"], description="L2")
         self.run_button = w.Button(
             description="run sweep",
@@ -71,10 +87,17 @@ class Panel(w.VBox):
         self.label = w.HTML()
         self.out = w.Output()
 
-        # The slider writes the text so the text is the one statement of what runs; typing
-        # "B1,B3,700" or "contest" there reaches any batch size, not only the slider's range.
-        self.batch.observe(lambda ch: setattr(self.workloads, "value", f"B{ch['new']}"), "value")
-        for control in (self.impls, self.mode, self.recorded_run):
+        # Live, the slider writes the text so the text is the one statement of what runs
+        # (typing "B1,B3,700" or "contest" there reaches any batch size). Recorded, the slider
+        # picks the batch size shown in detail and the text filters the records.
+        if self.live:
+            self.batch.observe(
+                lambda ch: setattr(self.workloads, "value", f"B{ch['new']}"), "value"
+            )
+        controls = [self.impls, self.mode, self.recorded_run]
+        if not self.live:
+            controls += [self.batch, self.workloads, self.preset]
+        for control in controls:
             control.observe(lambda _: self.redraw(), "value")
         self.run_button.on_click(lambda _: self.run())
 
@@ -89,17 +112,53 @@ class Panel(w.VBox):
         table = views.runs(self.records)
         items = [("newest per row", None)]
         for r in table.itertuples():
-            date = r.date.strftime("%Y-%m-%d") if not pd.isna(r.date) else "?"
-            items.append((f"{r.gpu} {date} ({r.run_id}, {r.rows} rows)", r.run_id))
+            date = r.date.strftime("%Y-%m-%d %H:%M") if not pd.isna(r.date) else "?"
+            commit = str(r.git_commit)[:7] if not pd.isna(r.git_commit) else "no commit"
+            items.append((f"{date} {r.gpu} {commit} {r.run_id}: {r.impls} [{r.methods}]",
+                          r.run_id))  # fmt: skip
         return items
 
+    def _workload_filter(self, df: pd.DataFrame) -> pd.DataFrame:
+        """Recorded mode: the records of the workloads the text names (their uuids where the
+        records hold them, else their batch sizes); ``all`` keeps every one."""
+        from decodekit.workloads import select
+
+        text = self.workloads.value.strip()
+        if not text or text == "all":
+            return df
+        try:
+            ws = select(text)
+        except (ValueError, KeyError):
+            return df.iloc[0:0]
+        uuids = {x.uuid for x in ws}
+        if df["uuid"].isin(uuids).any():
+            return df[df["uuid"].isin(uuids) | (df["impl_kind"] == "floor")]
+        return df[df["batch_size"].isin({x.batch_size for x in ws})]
+
     def selection(self) -> pd.DataFrame:
-        """The records the panel shows: chosen recorded run (if any) and implementations."""
+        """The records the panel shows: chosen recorded run (if any), implementations, and
+        in recorded mode the workloads and preset filters."""
         df = self.records
         if self.recorded_run.value is not None:
             df = df[df["run_id"] == self.recorded_run.value]
+        if not self.live:
+            df = self._workload_filter(df)
+            if self.preset.value != "any":
+                df = df[(df["preset"] == self.preset.value) | (df["impl_kind"] == "floor")]
         keep = df["impl"].isin(self.impls.value) | (df["impl_kind"] == "floor")
         return df[keep]
+
+    def detail(self) -> pd.DataFrame:
+        """Recorded mode: the chosen batch size's workloads, µs per implementation (rows)."""
+        df, m = self.selection(), self.method()
+        d = views.ok(views.latest(df))
+        d = d[(d["method"] == m) & (d["batch_size"] == self.batch.value)]
+        d = d[d["impl_kind"].fillna("") != "floor"]
+        if d.empty:
+            return pd.DataFrame()
+        t = d.pivot_table(index="impl", columns="workload", values="latency_us").round(2)
+        t.columns.name = f"B={self.batch.value} [{m}], µs"
+        return t
 
     def method(self) -> str | None:
         have = set(self.selection()["method"].dropna())
@@ -111,10 +170,13 @@ class Panel(w.VBox):
         if m is None:
             missing = f"no {self.mode.value} timing recorded for {list(self.impls.value)}"
             return [plots.empty("latency vs batch size", missing)]
-        return [
+        figs = [
             plots.latency_vs_batch(df, method=m, impls=list(self.impls.value)),
             plots.bandwidth_vs_batch(df, method=m, impls=list(self.impls.value)),
         ]
+        if not self.live and figs[0].axes and figs[0].axes[0].has_data():
+            figs[0].axes[0].axvline(self.batch.value, color="0.5", lw=6, alpha=0.2)
+        return figs
 
     def redraw(self) -> None:
         self.label.value = f"<b>{views.banner(self.selection(), self.live)}</b>"
@@ -123,6 +185,10 @@ class Panel(w.VBox):
         self.out.outputs = ()
         for fig in self.figures():
             self.out.append_display_data(fig)
+        if not self.live:
+            detail = self.detail()
+            if not detail.empty:
+                self.out.append_display_data(detail)
 
     def run(self) -> pd.DataFrame | None:
         """Sweep the chosen implementations over the chosen workloads (GPU only), then show

@@ -159,8 +159,23 @@ def test_panel_without_gpu_browses_recorded_runs(records):
     p.mode.value = "hot"
     assert p.method() == "graph-hot"
     assert "[graph-hot]" in p.figures()[0].axes[0].get_title()
-    p.batch.value = 300
-    assert p.workloads.value == "B300"
+    # recorded mode: the slider snaps to the recorded sizes and picks the one shown in detail
+    assert list(p.batch.options) == [1, 4, 8, 16, 32, 48, 64]
+    p.mode.value = "cold"
+    p.batch.value = 64
+    assert p.detail().columns.name == "B=64 [cupti-cold], µs" and len(p.detail().columns) == 8
+    p.workloads.value = "representative"  # the workloads box filters the records
+    from decodekit.workloads import select
+
+    kept = set(p.selection().loc[p.selection()["impl_kind"] != "floor", "uuid"])
+    assert kept == {w.uuid for w in select("representative")}
+    p.workloads.value = "all"
+    assert p.preset.options == ("any", "quick")
+    p.preset.value = "quick"
+    assert len(p.selection()) > 0
+    label = dict((v, k) for k, v in p.recorded_run.options)["fake-run-1"]
+    assert label.startswith("2026-01-02 03:04 FAKE-GPU") and "0000000" in label
+    p.mode.value = "hot"
     p.recorded_run.value = "fake-run-0"
     assert "fake-run-0" in _texts(p.figures()[0])
     p.impls.value = ("torch-fp32",)
