@@ -24,6 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from decodekit.compile import KERNELS_DIR, _local_includes
+from decodekit.records import write_json, write_text
 from decodekit.spec import DEFINITION, INPUT_NAMES
 
 AUTHOR = "decodekit"
@@ -236,7 +237,7 @@ def cli_export_solution(impl: str, arch: str, out: str | None, table: str | None
         raise ValueError(f"argument '--table': no tuning table {table}")
     doc = solution(impl, arch, table=picks)
     path = Path(out or f"{doc['name']}.json")
-    _write_json(path, doc)
+    write_json(path, doc)
     print(f"wrote {path} ({len(doc['sources'])} sources, entry {doc['spec']['entry_point']})")
     return 0
 
@@ -246,14 +247,6 @@ def cli_export_traces(run: str, impl: str, out: str | None) -> int:
 
     rows = traces(load_records(), run, impl)
     path = Path(out or f"traces_{impl}_{run}.jsonl")
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(json.dumps(t) + "\n" for t in rows))
-    tmp.replace(path)
+    write_text(path, "".join(json.dumps(t) + "\n" for t in rows))
     print(f"wrote {path} ({len(rows)} traces)")
     return 0
-
-
-def _write_json(path: Path, doc: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=1) + "\n")
-    tmp.replace(path)

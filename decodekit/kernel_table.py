@@ -40,6 +40,7 @@ FLOORS = (
 def table(df: pd.DataFrame, method: str | None = None, gpu: str | None = None) -> pd.DataFrame:
     """Mean latency (µs) per kit kernel x batch size; GB/s and % of copy at the largest B."""
     shown = [i.name for i in all_impls("kernel")] + list(BASELINES)
+    df = df.reindex(columns=list(dict.fromkeys([*df.columns, "gbps", "pct_copy", "run_id"])))
     d = df[(df["status"] == "ok") & df["impl"].isin(shown)]
     d = d.assign(batch_size=d["batch_size"].astype(int))
     if d.empty:
@@ -135,7 +136,9 @@ def write(df: pd.DataFrame, path: Path = README, **kw) -> str:
     head, _, rest = text.partition(BEGIN)
     tail = rest.partition(END)[2] if END in rest else rest
     md = markdown(df, **kw)
-    path.write_text(f"{head}{BEGIN}\n{md}\n{END}{tail}")
+    from decodekit.records import write_text
+
+    write_text(path, f"{head}{BEGIN}\n{md}\n{END}{tail}")
     return md
 
 

@@ -30,6 +30,7 @@ import pandas as pd
 from decodekit import ncu_parse
 from decodekit.env import gpu_slug
 from decodekit.ncu_parse import DATA, RAW_PAGE, NcuError, load
+from decodekit.records import write_json
 from decodekit.registry import Impl, get
 from decodekit.workloads import ROOT, select
 
@@ -151,7 +152,7 @@ def profile(
         source_digest=source_digest(impl),
         workloads=[dict(uuid=w.uuid, batch_size=w.batch_size) for w in ws],
     )
-    stem.with_suffix(".json").write_text(json.dumps(meta, indent=1) + "\n")
+    write_json(stem.with_suffix(".json"), meta)
     return load(stem.with_suffix(".csv"), copy_gbps=copy_gbps)
 
 

@@ -1,8 +1,9 @@
 """Records: one JSON line per implementation x workload x method, with the environment.
 
 A run appends to ``data/results/<date>_<gpu-slug>_<run_id>.jsonl`` (``$DECODEKIT_DATA/results``
-when that is set); each line is written
-whole (one ``write`` of a complete line), so a crash never leaves half a record. Every
+when that is set); each batch of lines is written whole (one ``write``, after a newline if
+the file lacks its last one, truncated back on failure), so a crash never leaves half a record
+that swallows the next. Rows are validated on read (:func:`validate`). Every
 record carries at least :data:`REQUIRED`. :func:`load` returns a pandas DataFrame with
 provenance columns (``recorded``, ``provenance``, ``source_file``), so a machine without a
 GPU shows where and when each figure was measured.
@@ -81,20 +82,55 @@ def _clean(x):
 
 
 def append(path: str | Path, rows: Iterable[dict]) -> None:
-    """Append rows as JSON lines, each line written whole."""
+    """Append rows as JSON lines in one write: a file left without its final newline (a
+    crash, a full disk) gets one first, so a broken line never swallows the next record; a
+    failed write is truncated back, so a batch lands whole or not at all."""
     lines = [json.dumps(_clean(r), default=str, allow_nan=False) + "\n" for r in rows]
     if not lines:
         return
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
     try:
-        for line in lines:
-            data = line.encode()
+        size = os.fstat(fd).st_size
+        guard = b""
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            guard = b"\n"
+        data = guard + "".join(lines).encode()
+        try:
             while data:
                 data = data[os.write(fd, data) :]
+        except OSError:
+            os.ftruncate(fd, size)
+            raise
     finally:
         os.close(fd)
+
+
+def write_json(path: str | Path, doc) -> Path:
+    """Write ``doc`` as JSON to a temp file beside ``path`` and rename it into place, so a
+    reader never sees half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(json.dumps(doc, indent=1, default=str) + "\n")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    """Text written to a temp file and renamed into place (README tables and the like)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
 
 
 class Recorder:
@@ -129,16 +165,70 @@ class Recorder:
 
 
 def read(path: str | Path) -> list[dict]:
-    """Rows of one file; a line that does not parse is skipped with a warning."""
+    """Valid rows of one file (:func:`validate`); a line that is not a JSON object or not a
+    valid record is skipped with a ``file:line`` warning, never used and never a crash."""
     rows = []
     for i, line in enumerate(Path(path).read_text().splitlines()):
         if not line.strip():
             continue
+        where = f"{path}:{i + 1}"
         try:
-            rows.append(json.loads(line))
+            row = json.loads(line)
         except json.JSONDecodeError:
-            warnings.warn(f"{path}:{i + 1}: not a JSON record, skipped", stacklevel=2)
+            warnings.warn(f"{where}: not a JSON record, skipped", stacklevel=2)
+            continue
+        why = validate(row)
+        if why:
+            warnings.warn(f"{where}: {why}, skipped", stacklevel=2)
+            continue
+        rows.append(row)
     return rows
+
+
+def validate(row) -> str | None:
+    """Why a read-back row cannot be used (None if it can); numbers are coerced in place.
+
+    An ``ok`` row needs a finite positive latency; any row a parseable timestamp, a batch
+    size >= 1, a GPU name, and the :data:`REQUIRED` fields.
+
+    >>> validate({"impl": "k", "uuid": "u", "batch_size": "4", "method": "m", "status": "ok",
+    ...           "latency_us": "2.5", "gpu": "G", "timestamp": "2026-01-01T00:00:00+00:00"})
+    >>> validate([1, 2])
+    'a JSON list, not a record object'
+    """
+    if not isinstance(row, dict):
+        return f"a JSON {type(row).__name__.replace('dict', 'object')}, not a record object"
+    once = row.get("impl_kind") == "floor"  # launch and peak floors: once per run, no B
+    need = [k for k in REQUIRED if k != "latency_us" and not (once and k in ("uuid", "batch_size"))]
+    missing = [k for k in need if k not in row]
+    if missing:
+        return f"missing {', '.join(missing)}"
+    if not isinstance(row["gpu"], str) or not row["gpu"].strip():
+        return f"gpu {row['gpu']!r} is not a GPU name"
+    try:
+        datetime.fromisoformat(str(row["timestamp"]).replace("Z", "+00:00"))
+    except ValueError:
+        return f"timestamp {row['timestamp']!r} does not parse"
+    if row.get("batch_size") is not None or not once:
+        try:
+            b = float(row["batch_size"])
+        except (TypeError, ValueError):
+            return f"batch_size {row['batch_size']!r} is not a number"
+        if not math.isfinite(b) or b < 1 or b != int(b):
+            return f"batch_size {row['batch_size']!r} is not an int >= 1"
+        row["batch_size"] = int(b)
+    lat = row.get("latency_us")
+    if row["status"] == "ok":
+        try:
+            lat = float(lat)
+        except (TypeError, ValueError):
+            return f"status ok with latency_us {row.get('latency_us')!r}, not a number"
+        if not math.isfinite(lat) or lat <= 0:
+            return f"status ok with latency_us {lat!r}, not finite and positive"
+        row["latency_us"] = lat
+    elif lat is not None:
+        return f"status {row['status']!r} with a latency ({lat!r})"
+    return None
 
 
 FLAG = " (!kernels)"  # appended to the label of an implementation whose spans were flagged

@@ -661,7 +661,7 @@ def write_table(
     carries the date of the sweep that timed a kept entry through later partial sweeps.
     """
     from decodekit.env import capture
-    from decodekit.records import now
+    from decodekit.records import now, write_json
 
     env = capture(device)
     path = table_path(env["gpu"], out_dir)
@@ -694,8 +694,7 @@ def write_table(
         "table": dict(sorted(table.items(), key=lambda kv: int(kv[0]))),
         "candidates": cands,
     }
-    path.write_text(json.dumps(doc, indent=1, default=str) + "\n")
-    return path
+    return write_json(path, doc)  # a temp file renamed: never half a table
 
 
 def table_geomean(df: pd.DataFrame, table: dict) -> float | None:

@@ -38,7 +38,7 @@ TABLE = {
 def test_the_solution_round_trips_through_flashinfer_bench(fib, tmp_path):
     doc = export.solution("best", "sm_90a", table=TABLE)
     path = tmp_path / "s.json"
-    export._write_json(path, doc)
+    export.write_json(path, doc)
     sol = fib.Solution.model_validate(json.loads(path.read_text()))
     assert sol.definition == "gdn_decode_qk4_v8_d128_k_last" and sol.get_entry_symbol() == "run"
     assert sol.spec.destination_passing_style and "sm_90a" in sol.spec.target_hardware

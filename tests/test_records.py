@@ -193,3 +193,93 @@ def test_decodekit_data_redirects_writes_and_reads(tmp_path, monkeypatch):
     rec.append([required_row()])
     assert rec.path.parent == tmp_path / "results"
     assert list(records.load()["run_id"]) == ["env"]
+
+
+# records that must never be used, and never crash a view ----------------------------------
+
+
+def _line(**kw):
+    r = dict(required_row(), gpu="G", timestamp="2026-01-01T00:00:00+00:00")
+    r.update(kw)
+    return json.dumps(r)
+
+
+@pytest.mark.parametrize(
+    "bad, why",
+    [
+        (_line(latency_us=float("nan")).replace("NaN", '"NaN"'), "not finite and positive"),
+        (_line(latency_us=-1.0), "not finite and positive"),
+        (_line(latency_us="fast"), "not a number"),
+        (_line(latency_us=None), "not a number"),
+        (_line(timestamp="yesterday"), "does not parse"),
+        (_line(batch_size=0), "not an int >= 1"),
+        (_line(gpu=""), "is not a GPU name"),
+        (_line(status="check-failed", latency_us=2.0), "with a latency"),
+        ("[1, 2, 3]", "a JSON list, not a record object"),
+        ("42", "a JSON int, not a record object"),
+        ('{"impl": "half', "not a JSON record"),
+    ],
+)
+def test_a_bad_row_is_skipped_with_its_file_and_line(tmp_path, bad, why):
+    f = tmp_path / "r.jsonl"
+    f.write_text(_line() + "\n" + bad + "\n" + _line(uuid="B3", batch_size="3") + "\n")
+    with pytest.warns(UserWarning, match=rf"r\.jsonl:2: .*{why}"):
+        df = records.load(tmp_path)
+    assert df["uuid"].tolist() == ["B1", "B3"] and df["batch_size"].tolist() == [1, 3]
+
+
+def test_a_partly_written_line_does_not_swallow_the_next_record(tmp_path):
+    rec = records.Recorder(tmp_path, env={"gpu": "G"}, run_id="r")
+    rec.append([required_row()])
+    with open(rec.path, "a") as f:
+        f.write('{"impl": "kit", "uuid": "B2", "batch')  # the disk filled up mid-line
+    rec.append([required_row(uuid="B3", batch_size=3)])
+    with pytest.warns(UserWarning, match=":2: not a JSON record"):
+        df = records.load(tmp_path)
+    assert df["uuid"].tolist() == ["B1", "B3"]
+
+
+def test_a_failed_append_leaves_the_file_as_it_was(tmp_path, monkeypatch):
+    rec = records.Recorder(tmp_path, env={"gpu": "G"}, run_id="r")
+    rec.append([required_row()])
+    before = rec.path.read_bytes()
+    calls = []
+
+    def short_then_full(fd, data):
+        calls.append(len(data))
+        if len(calls) == 1:
+            return real(fd, data[:10])  # part of the batch lands...
+        raise OSError(28, "No space left on device")  # ...then the disk is full
+
+    real = records.os.write
+    monkeypatch.setattr(records.os, "write", short_then_full)
+    with pytest.raises(OSError):
+        rec.append([required_row(uuid="B3"), required_row(uuid="B4")])
+    monkeypatch.undo()
+    assert rec.path.read_bytes() == before
+
+
+def test_json_files_are_replaced_whole(tmp_path, monkeypatch):
+    path = records.write_json(tmp_path / "t.json", {"a": 1})
+    assert json.loads(path.read_text()) == {"a": 1}
+
+    def boom(*a, **kw):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(records.os, "replace", boom)
+    with pytest.raises(OSError):
+        records.write_json(path, {"a": 2})
+    assert json.loads(path.read_text()) == {"a": 1} and list(tmp_path.iterdir()) == [path]
+
+
+def test_table_and_report_survive_a_non_object_line(tmp_path, monkeypatch, capsys):
+    from decodekit import kernel_table, report
+
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "r.jsonl").write_text('[1, 2]\n"text"\n' + _line(impl="best") + "\n")
+    monkeypatch.setenv("DECODEKIT_DATA", str(tmp_path))
+    with pytest.warns(UserWarning, match="not a record object"):
+        df = records.load(tmp_path / "results")
+        html = report._index([], {}, False)
+    assert len(df) == 1 and "decodekit reports" in html
+    assert isinstance(kernel_table.markdown(df), str)
