@@ -14,6 +14,7 @@ listed by date, GPU, commit and what they hold.
 
 from __future__ import annotations
 
+import html
 from collections.abc import Sequence
 
 import ipywidgets as w
@@ -179,7 +180,8 @@ class Panel(w.VBox):
         return figs
 
     def redraw(self) -> None:
-        self.label.value = f"<b>{views.banner(self.selection(), self.live)}</b>"
+        # recorded strings (a GPU name, a run id) are data, never markup
+        self.label.value = f"<b>{html.escape(views.banner(self.selection(), self.live))}</b>"
         # Appended as display data, not displayed inside ``with self.out``, so a panel built
         # outside a kernel (a script, a doctest) prints nothing.
         self.out.outputs = ()

@@ -232,3 +232,13 @@ def test_latency_floors_use_the_kernels_timing_method(records):
     flat = [ln for ln in ax.get_lines() if len(set(ln.get_ydata())) == 1]
     assert [ln.get_ydata()[0] for ln in flat] == [base["latency_us"]]
     assert any("row-copy floor" in t.get_text() for t in ax.get_legend().get_texts())
+
+
+def test_recorded_strings_are_escaped_in_the_panel_and_the_report(records, tmp_path, monkeypatch):
+    from decodekit import report
+
+    evil = records.assign(gpu="<img src=x onerror=alert(1)>")
+    p = widgets.panel(records=evil, live=False)
+    assert "<img" not in p.label.value and "&lt;img" in p.label.value
+    for html_text in (report.headlines_html(evil), report._index([], {}, False)):
+        assert "<img src=x" not in html_text
