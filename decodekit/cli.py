@@ -31,6 +31,15 @@ def _check(args) -> int:
         return 2
     device = "cuda" if torch.cuda.is_available() else "cpu"
     failed = 0
+    if args.json:
+        import json
+
+        for w in select(args.workloads):
+            for profile in args.profiles.split(","):
+                res = check(impl, w, device=device, profile=profile)
+                failed += not res.passed
+                print(json.dumps({**res.row(), "impl": impl.name, "profile": profile}))
+        return 1 if failed else 0
     print(f"{'workload':<10} {'B':>4}  {'result':<6} details")
     for w in select(args.workloads):
         for profile in args.profiles.split(","):
@@ -57,9 +66,37 @@ def _lazy(module: str, func: str):
     return run
 
 
+WORKLOADS_HELP = (
+    "contest (the 54), representative (8), batch sizes B1,B3,300, uuids or their prefixes, "
+    "or trace:/path/to/flashinfer-trace"
+)
+GPU_COMMANDS = ("tune", "overhead", "ncu", "sanitize")  # nothing to do without a GPU
+
+
+def _impl_help() -> str:
+    from decodekit.registry import names
+
+    return "one of: " + ", ".join(names())
+
+
+def _preset_help() -> str:
+    from decodekit.bench import PRESETS
+
+    return "timing protocol, one of: " + ", ".join(
+        f"{p.name} ({p.method} {p.n_warmup}/{p.n_iter}/{p.n_trials})" for p in PRESETS.values()
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="decodekit", description=__doc__.splitlines()[0])
+    from decodekit import __version__
+
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+    p = argparse.ArgumentParser(prog="decodekit", description=__doc__.splitlines()[0],
+                                formatter_class=fmt)  # fmt: skip
+    p.add_argument("--version", action="version", version=f"decodekit {__version__}")
     sub = p.add_subparsers(dest="cmd", required=True)
+    _add = sub.add_parser
+    sub.add_parser = lambda *a, **kw: _add(*a, formatter_class=fmt, **kw)  # defaults in --help
 
     c = sub.add_parser("compile", help="compile kernels/ (no GPU needed with --arch)")
     c.add_argument("kernels", nargs="*")
@@ -74,16 +111,18 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(run=_sass)
 
     c = sub.add_parser("check", help="check an implementation against the fp64 oracle")
-    c.add_argument("--impl", required=True)
-    c.add_argument("--workloads", default="representative")
-    c.add_argument("--profiles", default="random", help="random,extreme")
+    c.add_argument("--impl", required=True, help=_impl_help())
+    c.add_argument("--workloads", default="representative", help=WORKLOADS_HELP)
+    c.add_argument("--profiles", default="random", help="input profiles: random,extreme")
+    c.add_argument("--json", action="store_true", help="one JSON object per check, no table")
     c.set_defaults(run=_check)
 
     c = sub.add_parser("bench", help="time implementations; records go to data/results/")
-    c.add_argument("--impl", nargs="+", default=None)
-    c.add_argument("--workloads", default="representative")
-    c.add_argument("--preset", default="quick")
+    c.add_argument("--impl", nargs="+", default=None, help=_impl_help())
+    c.add_argument("--workloads", default="representative", help=WORKLOADS_HELP)
+    c.add_argument("--preset", default="quick", help=_preset_help())
     c.add_argument("--methods", default=None, help="extra methods: graph-hot,host-dispatch,wall")
+    c.add_argument("--json", action="store_true", help="the run's records as JSON, no table")
     c.add_argument(
         "--repeat-interleaved",
         nargs=2,
@@ -136,6 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("table", help="regenerate the variant table of kernels/README.md")
     c.add_argument("--print-only", action="store_true")
+    c.add_argument("--json", action="store_true", help="the tables as JSON (writes nothing)")
     c.set_defaults(run=_table)
 
     c = sub.add_parser("ncu", help="profile under Nsight Compute; exports to data/ncu/")
@@ -198,7 +238,7 @@ def _bench(a) -> int:
         raise ValueError("argument '--impl': give --impl NAME... or --repeat-interleaved A B")
     return cli_bench(
         a.impl or a.repeat_interleaved, a.workloads, a.preset, a.methods,
-        contracts=a.contracts, rounds=a.rounds if a.repeat_interleaved else 1,
+        contracts=a.contracts, rounds=a.rounds if a.repeat_interleaved else 1, as_json=a.json,
     )  # fmt: skip
 
 
@@ -263,7 +303,7 @@ def _overhead(a) -> int:
 def _table(a) -> int:
     from decodekit.kernel_table import cli_table
 
-    return cli_table(write_readme=not a.print_only)
+    return cli_table(write_readme=not (a.print_only or a.json), as_json=a.json)
 
 
 def _ncu(a) -> int:
@@ -286,9 +326,20 @@ def _report(a) -> int:
     return cli_report(a.out, a.notebooks, a.impl, a.workloads, a.preset)
 
 
+def _needs_gpu(cmd: str) -> None:
+    import torch
+
+    if cmd in GPU_COMMANDS and not torch.cuda.is_available():
+        raise RuntimeError(
+            f"{cmd} needs a CUDA GPU (torch.cuda.is_available() is False); run it on a GPU "
+            "machine (.ci/gpu-session.sh does the whole session)"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        _needs_gpu(args.cmd)
         return int(args.run(args) or 0)
     except KeyboardInterrupt:
         return 130

@@ -142,10 +142,22 @@ def write(df: pd.DataFrame, path: Path = README, **kw) -> str:
     return md
 
 
-def cli_table(write_readme: bool = True) -> int:
+def cli_table(write_readme: bool = True, as_json: bool = False) -> int:
+    """``decodekit table``: print (and unless told otherwise write) the per-GPU tables;
+    ``as_json``: one object per GPU with its rows, date, method and runs."""
     from decodekit.records import load
 
     df = load()
+    if as_json:
+        import json
+
+        out = []
+        for gpu in gpus(df):
+            t = table(df, None, gpu)
+            rows = json.loads(t.to_json(orient="index"))
+            out.append({**{k: t.attrs[k] for k in ("gpu", "date", "method", "runs")}, "rows": rows})
+        print(json.dumps(out))
+        return 0
     md = write(df) if write_readme else markdown(df)
     print(md)
     return 0

@@ -12,12 +12,13 @@ keeps what it measured. The progress bar is ``tqdm.auto`` (a widget in notebooks
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 
 import pandas as pd
 from tqdm.auto import tqdm
 
 from decodekit import records, registry
-from decodekit.bench import PRESETS, as_impl, bench, open_run
+from decodekit.bench import as_impl, bench, open_run
 from decodekit.timing import Timer
 from decodekit.workloads import Workload, select
 
@@ -184,15 +185,37 @@ def cli_bench(
     out_dir=records.AUTO,
     contracts: Iterable[str] | str | None = ("native",),
     rounds: int = 1,
+    as_json: bool = False,
 ) -> int:
     """``decodekit bench``: run the sweep, print a headline (tuned or not), a compact
-    impl x batch-size table, flagged kernel sets and where the records went. Returns 1 when
-    a check failed or a timing errored, else 0."""
-    if preset not in PRESETS:
-        print(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
-        return 2
+    impl x batch-size table, flagged kernel sets and where the records went (``as_json``:
+    the records as JSON lines instead). Returns 1 when a check failed, a timing errored or
+    nothing was measured (a run that measured nothing leaves no file behind), else 0."""
+    import torch
+
+    from decodekit.bench import get_preset
+    from decodekit.timing import HOST_METHODS
+
+    p = get_preset(preset)
+    wanted = [p.method, *_names(methods)]
+    if not torch.cuda.is_available() and not any(m in HOST_METHODS for m in wanted):
+        raise RuntimeError(
+            f"bench --preset {preset} times with {p.method}, which needs a CUDA GPU "
+            "(torch.cuda.is_available() is False); without one only host methods run: "
+            "--methods wall,host-dispatch"
+        )
     df = run(impls, workloads, preset=preset, methods=methods, out_dir=out_dir,
              contracts=contracts, rounds=rounds)  # fmt: skip
+    measured = (df["status"] == "ok") & (df["impl_kind"] != "floor")
+    path = df.attrs.get("path")
+    if not measured.any() and path and Path(path).exists():
+        Path(path).unlink()  # nothing measured: no file of "unavailable" rows in data/
+        df.attrs["path"] = None
+    if as_json:
+        print(
+            df.drop(columns=["provenance"], errors="ignore").to_json(orient="records", lines=True)
+        )
+        return 0 if measured.any() else 1
     head = df[(df["status"] == "ok") & (df["impl_kind"] != "floor")]
     method = head["method"].iloc[0] if len(head) else None
     note = tuning_note(df)
@@ -215,4 +238,7 @@ def cli_bench(
         print(f"{impl} [{method}] {status} on {where}: {note}")
     if df.attrs.get("path"):
         print(f"records: {df.attrs['path']}")
+    elif not measured.any():
+        print("nothing was measured: no records written")
+        return 1
     return int(df["status"].isin(["check-failed", "error"]).any())

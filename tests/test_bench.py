@@ -289,7 +289,8 @@ def test_cli_bench_prints_table(tmp_path, capsys):
     rc = sweep.cli_bench(["torch-fp32"], "B1", preset="quick", methods=["wall"], out_dir=tmp_path)
     out = capsys.readouterr().out
     assert rc == 0 and "torch-fp32" in out and "records:" in out
-    assert sweep.cli_bench(["torch-fp32"], "B1", preset="bogus", out_dir=tmp_path) == 2
+    with pytest.raises(KeyError, match="argument 'preset'"):
+        sweep.cli_bench(["torch-fp32"], "B1", preset="bogus", out_dir=tmp_path)
 
 
 def test_stats_row_is_json_ready():

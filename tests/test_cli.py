@@ -1,0 +1,58 @@
+"""CLI conventions: --version, choices and defaults in --help, --json, one-line errors, and
+a command that measured nothing writes nothing."""
+
+import json
+
+import pytest
+import torch
+
+from decodekit import __version__
+from decodekit.cli import main
+
+pytestmark = pytest.mark.skipif(torch.cuda.is_available(), reason="the no-GPU paths")
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out.strip() == f"decodekit {__version__}"
+
+
+def test_help_lists_choices_and_defaults(capsys):
+    with pytest.raises(SystemExit):
+        main(["bench", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "flashinfer-pool" in out and "best" in out  # --impl choices
+    assert "contest (cupti-cold 10/50/3)" in out and "(default: quick)" in out  # --preset
+    assert "representative (8)" in out and "(default: representative)" in out  # --workloads
+
+
+@pytest.mark.parametrize("cmd", [["tune", "--quick"], ["overhead"], ["ncu", "--impl", "best"],
+                                 ["sanitize", "--impl", "best"]])  # fmt: skip
+def test_gpu_commands_without_a_gpu_are_one_line(cmd, capsys):
+    assert main(cmd) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "needs a CUDA GPU" in err and "Traceback" not in err
+
+
+def test_bench_without_a_gpu_writes_nothing(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("DECODEKIT_DATA", str(tmp_path))
+    assert main(["bench", "--impl", "best", "--workloads", "B1"]) == 2
+    assert "needs a CUDA GPU" in capsys.readouterr().err
+    # host methods run on the CPU, but an implementation that cannot run measures nothing
+    assert main(["bench", "--impl", "fla", "--workloads", "B1", "--methods", "wall"]) == 1
+    assert "nothing was measured" in capsys.readouterr().out
+    assert not list(tmp_path.rglob("*.jsonl"))
+
+
+def test_json_outputs(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("DECODEKIT_DATA", str(tmp_path))
+    assert main(["check", "--impl", "torch-fp32", "--workloads", "B1,B2", "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["passed"] for r in rows] == [True, True] and rows[0]["impl"] == "torch-fp32"
+    args = ["bench", "--impl", "torch-fp32", "--workloads", "B1", "--methods", "wall", "--json"]
+    assert main(args) == 0
+    recs = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.strip()]
+    assert {r["method"]: r["status"] for r in recs} == {"events-cold": "unavailable", "wall": "ok"}
+    assert main(["table", "--json"]) == 0
+    assert isinstance(json.loads(capsys.readouterr().out), list)
