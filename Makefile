@@ -9,7 +9,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 # CPU-only machines get the CPU build of torch (fast to install); GPU machines the CUDA one.
 TORCH ?= $(if $(shell command -v nvidia-smi 2>/dev/null),torch,torch==2.13.0)
-# GPU machines also get the baselines (FLA, cupti-python for the contest timing method).
+# GPU machines also get the baselines (FLA); cupti-python (the contest timing method) is in gpu.
 EXTRAS ?= gpu,notebooks,test$(if $(shell command -v nvidia-smi 2>/dev/null),$(comma)baselines,)
 comma := ,
 

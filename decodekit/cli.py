@@ -94,6 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="decodekit", description=__doc__.splitlines()[0],
                                 formatter_class=fmt)  # fmt: skip
     p.add_argument("--version", action="version", version=f"decodekit {__version__}")
+    p.add_argument(
+        "--data-dir",
+        default=None,
+        help="where records are written and read (also $DECODEKIT_DATA; default: the "
+        "checkout's data/, else ~/.local/share/decodekit)",
+    )
     sub = p.add_subparsers(dest="cmd", required=True)
     _add = sub.add_parser
     sub.add_parser = lambda *a, **kw: _add(*a, formatter_class=fmt, **kw)  # defaults in --help
@@ -338,6 +344,10 @@ def _needs_gpu(cmd: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.data_dir:
+        import os
+
+        os.environ["DECODEKIT_DATA"] = str(args.data_dir)
     try:
         _needs_gpu(args.cmd)
         return int(args.run(args) or 0)

@@ -35,9 +35,9 @@ from decodekit.cubin import (  # noqa: F401  (cubin_arch, parse_ptxas: part of t
     entry_names,
     parse_ptxas,
 )
+from decodekit.paths import ROOT, kernels_dir, relative  # noqa: E402,F401
 
-ROOT = Path(__file__).resolve().parent.parent
-KERNELS_DIR = ROOT / "kernels"
+KERNELS_DIR = kernels_dir()
 FLAGS = ("-std=c++17", "-lineinfo", "-Xptxas=-v")
 _ARCH_RE = re.compile(r"^sm_(\d+)([af]?)$")
 _INCLUDE_RE = re.compile(r'^\s*#\s*include\s*"([^"]+)"', re.M)
@@ -278,7 +278,7 @@ def _build(path: Path, arch: str, dkey: tuple, kdir: Path) -> Build:
             return Build(**{**old.__dict__, "stamp": stamp, "files": files})
     incs = [f"-I{d}" for d in search] + [f"-I{cuda_include_dir()}"]
     options = tuple(portable + incs)
-    name = str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)
+    name = relative(path)
     t0 = time.perf_counter()
     cubin, log = _nvrtc_compile(name, texts[0], options)
     seconds = time.perf_counter() - t0
@@ -345,7 +345,11 @@ def cli_compile(kernels: list[str] | None = None, arch: str | None = None) -> in
     row = "{:<28} {:<8} {:<8} {:<24} {:>4} {:>5} {:>5} {:>6}  {}".format
     print(row("kernel", "arch", "cubin", "entry", "regs", "spill", "stack", "smem", "result"))
     failures = []
-    for f in kernels or [f.name for f in kernel_files()]:
+    todo = kernels or [f.name for f in kernel_files()]
+    if not todo:
+        print(f"no kernels to compile: {KERNELS_DIR} holds no .cu files")
+        return 1
+    for f in todo:
         for a in archs:
             try:
                 b = compile_kernel(f, a)

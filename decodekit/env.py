@@ -15,12 +15,12 @@ import importlib.metadata
 import os
 import platform
 import subprocess
-from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-KERNELS = ROOT / "kernels"
+from decodekit.paths import ROOT, kernels_dir  # noqa: E402
+
+KERNELS = kernels_dir()
 PACKAGES = {
     "torch": "torch",
     "cupy": "cupy-cuda13x",

@@ -19,9 +19,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from decodekit.paths import kernels_dir
 from decodekit.registry import all_impls
 
-README = Path(__file__).resolve().parent.parent / "kernels" / "README.md"
+README = kernels_dir() / "README.md"
 BEGIN, END = "<!-- variant-table -->", "<!-- /variant-table -->"
 METHODS = ("cupti-cold", "events-cold")
 BASELINES = ("fla",)  # shown beside the variants, measured the same way

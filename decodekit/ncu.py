@@ -229,15 +229,14 @@ def _gpu() -> str | None:
 
 
 def source_digest(impl: Impl) -> str:
-    """sha256 (16 hex) of what defines the implementation: its .cu (+ common.cuh) or module."""
+    """The digest of what defines the implementation: for a kit kernel the bench's own
+    (:func:`decodekit.env.source_digest`), so a profile and a bench of one kernel join;
+    for a peer, its adapter's module."""
+    from decodekit.env import source_digest as kernel_digest
+
     if impl.source:
-        files = [ROOT / "kernels" / impl.source, ROOT / "kernels" / "common.cuh"]
-    else:
-        files = [Path(inspect.getsourcefile(impl.factory) or "")]
-    h = hashlib.sha256()
-    for f in files:
-        if f.is_file():
-            h.update(f.read_bytes())
+        return kernel_digest(impl.source)
+    h = hashlib.sha256(Path(inspect.getsourcefile(impl.factory) or "").read_bytes())
     return h.hexdigest()[:16]
 
 

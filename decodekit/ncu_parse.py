@@ -32,10 +32,11 @@ from typing import Any
 
 import pandas as pd
 
+from decodekit.paths import data_dir
 from decodekit.spec import bytes_moved
-from decodekit.workloads import ROOT
+from decodekit.workloads import ROOT  # noqa: F401
 
-DATA = ROOT / "data" / "ncu"
+DATA = data_dir() / "ncu"
 RAW_PAGE = ["--csv", "--page", "raw", "--print-units", "base", "--print-kernel-base", "function"]
 
 DURATION = "gpu__time_duration.sum"

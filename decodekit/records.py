@@ -30,9 +30,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from decodekit.env import ROOT, gpu_slug
+from decodekit import paths
+from decodekit.env import gpu_slug
 
-RESULTS = ROOT / "data" / "results"
+RESULTS = paths.data_dir() / "results"  # at import; results_dir() reads the variable per call
 AUTO = "auto"  # out_dir meaning results_dir() at the time of the call
 SCHEMA = 1
 REQUIRED = ("impl", "uuid", "batch_size", "method", "latency_us", "status", "gpu", "timestamp")
@@ -58,8 +59,7 @@ LEADING = REQUIRED + (
 def results_dir() -> Path:
     """Where records go and come from: ``$DECODEKIT_DATA/results`` if set, else
     ``data/results`` of the repository (the views honour the same variable)."""
-    data = os.environ.get("DECODEKIT_DATA")
-    return Path(data) / "results" if data else RESULTS
+    return paths.data_dir() / "results"
 
 
 def new_run_id() -> str:
@@ -209,7 +209,10 @@ def validate(row) -> str | None:
         datetime.fromisoformat(str(row["timestamp"]).replace("Z", "+00:00"))
     except ValueError:
         return f"timestamp {row['timestamp']!r} does not parse"
-    if row.get("batch_size") is not None or not once:
+    b = row.get("batch_size")
+    if once and (b is None or (isinstance(b, float) and math.isnan(b))):
+        row["batch_size"] = None  # a once-per-run floor has no batch size
+    else:
         try:
             b = float(row["batch_size"])
         except (TypeError, ValueError):
@@ -227,7 +230,10 @@ def validate(row) -> str | None:
             return f"status ok with latency_us {lat!r}, not finite and positive"
         row["latency_us"] = lat
     elif lat is not None:
-        return f"status {row['status']!r} with a latency ({lat!r})"
+        if isinstance(lat, float) and math.isnan(lat):  # NaN written by another tool: none
+            row["latency_us"] = None
+        else:
+            return f"status {row['status']!r} with a latency ({lat!r})"
     return None
 
 
@@ -295,7 +301,10 @@ def load(paths: str | Path | Iterable | None = None, latest: bool = False) -> pd
         paths = [paths]
     files: list[Path] = []
     for p in map(Path, paths):
-        files.extend(sorted(p.glob("*.jsonl")) if p.is_dir() else [p])
+        if p.is_dir():
+            files.extend(sorted(p.glob("*.jsonl")))
+        elif p.exists():
+            files.append(p)
     rows = []
     for f in files:
         for r in read(f):

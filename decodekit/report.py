@@ -25,9 +25,9 @@ from pathlib import Path
 import nbformat
 import pandas as pd
 
-from decodekit import views
+from decodekit import paths, views
 
-NOTEBOOKS = views.ROOT / "notebooks"
+NOTEBOOKS = paths.notebooks_dir()
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 STYLE = (
     "body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px}"
@@ -256,6 +256,30 @@ def headlines_html(records: pd.DataFrame) -> str:
     return "".join(parts) or "<p>No recorded run of the kit's kernels yet.</p>"
 
 
+def compare_html(records: pd.DataFrame, impl: str = "best") -> str:
+    """Per GPU: the two newest runs that timed ``impl``, compared (:mod:`decodekit.compare`):
+    the verdict per batch size and overall, naming both runs."""
+    from decodekit import compare, headline
+
+    parts = []
+    for gpu in headline.runs_by_gpu(records):
+        pair = compare.latest_pair(records, impl, gpu)
+        if pair is None:
+            continue
+        try:
+            _, per_b = compare.compare(records, *pair, impl_a=impl)
+        except ValueError as e:  # nothing paired (other workloads or methods): say so
+            parts.append(f"<p>{html.escape(gpu)}: {html.escape(str(e))}</p>")
+            continue
+        per_b = per_b[per_b["impl"] == impl].drop(columns=["impl"])
+        head = (f"{gpu}: run {pair[1]} (B) against run {pair[0]} (A), {impl}, "
+                f"{per_b.attrs['method']}; ratio B / A, 95% bootstrap interval")  # fmt: skip
+        parts.append(f"<h3>{html.escape(head)}</h3>{per_b.to_html(index=False, border=0)}")
+    if not parts:
+        return ""
+    return "<h2>Did the last change help?</h2>" + "".join(parts)
+
+
 def _index(summary: list[tuple[str, str | None, float]], params: dict, live: bool) -> str:
     everything = views.load_records()
     recs = views.latest(everything)
@@ -275,7 +299,7 @@ def _index(summary: list[tuple[str, str | None, float]], params: dict, live: boo
         f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>decodekit reports</title>"
         f"<style>{STYLE}</style></head><body><h1>decodekit reports</h1>"
         f"<p><b>{html.escape(views.banner(recs, live))}</b></p>"
-        f"{headlines_html(everything)}<h2>Notebooks</h2>"
+        f"{headlines_html(everything)}{compare_html(everything)}<h2>Notebooks</h2>"
         f"{rows.to_html(index=False, escape=False, border=0)}{_table(environment(params))}"
         f"<h3>Recorded runs</h3><pre>{html.escape(views.provenance(recs))}</pre></body></html>"
     )

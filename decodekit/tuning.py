@@ -26,9 +26,10 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from decodekit.workloads import ROOT
+from decodekit import paths
 
-TUNING_DIR = ROOT / "data" / "tuning"
+TUNING_DIR = paths.data_dir() / "tuning"  # where tune writes; tables are also looked up in
+# the ones shipped with an installed kit (paths.tuning_dirs)
 BATCH_SIZES = (1, 4, 8, 16, 32, 48, 64)
 SHAPES = ((1, 4), (2, 4), (4, 4), (4, 8), (8, 8), (2, 16))  # (WARPS, ROWS_PER_WARP)
 # Fast-intrinsic gate math (FAST_GATES=1, see kernels/gdn_fast.cuh) shortens the chain that
@@ -158,7 +159,7 @@ def quick_space(capability: str | None = None, directory: str | Path = TUNING_DI
     True
     """
     out = [(v, dict(d)) for v, d in QUICK_SEEDS]
-    for p in sorted(Path(directory).glob("*.json")):
+    for p in sorted(f for d in _dirs(directory) for f in d.glob("*.json")):
         gpu, env = _table_gpu(p)
         if gpu is None or (capability and str(env.get("compute_capability")) != capability):
             continue
@@ -252,6 +253,16 @@ def choose(table: dict, batch_size: int) -> dict:
     sizes = sorted(int(b) for b in table)
     at = next((b for b in sizes if b >= batch_size), sizes[-1])
     return table[at] if at in table else table[str(at)]
+
+
+def _dirs(directory) -> list[Path]:
+    """The folders tables are looked up in: ``directory`` when named, else
+    :func:`decodekit.paths.tuning_dirs` (the data directory, then the shipped tables)."""
+    return [Path(directory)] if Path(directory) != TUNING_DIR else paths.tuning_dirs()
+
+
+def _own_table(gpu: str, directory) -> Path | None:
+    return next((p for d in _dirs(directory) if (p := table_path(gpu, d)).is_file()), None)
 
 
 def table_path(gpu: str | None = None, directory: str | Path = TUNING_DIR) -> Path:
@@ -369,7 +380,7 @@ def nearest_table(
     """The recorded table of the GPU nearest to this one: same compute capability, then the
     closest SM count and L2 size. None when no table of that architecture is recorded."""
     scored = []
-    for p in sorted(Path(directory).glob("*.json")):
+    for p in sorted(f for d in _dirs(directory) for f in d.glob("*.json")):
         gpu, env = _table_gpu(p)
         if gpu is None or gpu == exclude or str(env.get("compute_capability")) != capability:
             continue
@@ -397,7 +408,7 @@ def untuned_note(gpu: dict | None = None, directory=TUNING_DIR) -> str | None:
     """``untuned on <gpu>: ...`` when the GPU (default: the current one) has no tuning
     table, naming the table ``best`` borrows and the command that tunes it; else None."""
     g = gpu or this_gpu()
-    if table_path(g["name"], directory).is_file():
+    if _own_table(g["name"], directory):
         return None
     near = nearest_table(g["capability"], g.get("sm_count"), g.get("l2_bytes"), directory,
                          exclude=g["name"])  # fmt: skip
@@ -425,10 +436,10 @@ def dispatcher(
     else:
         g = gpu or this_gpu()
         here = g["name"]
-        p = table_path(here, directory)
-        if p.is_file():
+        p = _own_table(here, directory)
+        if p is not None:
             info = {"tuning_table": p.name, "tuned_on": here, "tuned": True}
-            return Dispatcher(load_table(p), origin=str(p), tuning=info)
+            return Dispatcher(load_table(p), origin=paths.relative(p), tuning=info)
         near = nearest_table(g["capability"], g.get("sm_count"), g.get("l2_bytes"), directory,
                              exclude=here)  # fmt: skip
         where = f"untuned on {here}"

@@ -12,12 +12,13 @@ view to another data set, which is how tests and reports render a copy without t
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pandas as pd
 
-ROOT = Path(__file__).resolve().parent.parent
+from decodekit import paths  # noqa: E402
+
+ROOT = paths.ROOT
 
 # The records schema (decodekit.records) as far as views read it; absent columns become NA.
 RECORD_COLUMNS = (
@@ -35,7 +36,7 @@ KERNEL_METHODS = ("cupti-cold", "events-cold", "graph-hot", "fib-0.1.2", "wall")
 
 def data_dir() -> Path:
     """The data folder views read: ``$DECODEKIT_DATA`` if set, else the repository's ``data/``."""
-    return Path(os.environ.get("DECODEKIT_DATA") or ROOT / "data")
+    return paths.data_dir()
 
 
 def empty_records() -> pd.DataFrame:
@@ -218,7 +219,7 @@ def banner(df: pd.DataFrame, live: bool) -> str:
 
 def kernels_log(section: str | None = None) -> str:
     """``kernels/README.md`` (or one ``## section`` of it) as Markdown text."""
-    path = ROOT / "kernels" / "README.md"
+    path = paths.kernels_dir() / "README.md"
     if not path.exists():
         return "_kernels/README.md is not written yet._"
     text = path.read_text()

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import torch
 
+from decodekit.paths import ROOT, manifest_dir  # noqa: E402,F401
 from decodekit.spec import DEFINITION, HEAD_SIZE, NUM_Q_HEADS, NUM_V_HEADS, SpecError
 
-ROOT = Path(__file__).resolve().parent.parent
-MANIFEST = ROOT / "data" / "workloads" / f"{DEFINITION.name}.jsonl"
+MANIFEST = manifest_dir() / f"{DEFINITION.name}.jsonl"
 PROFILES = ("random", "extreme")
 
 

@@ -56,3 +56,14 @@ def test_json_outputs(tmp_path, monkeypatch, capsys):
     assert {r["method"]: r["status"] for r in recs} == {"events-cold": "unavailable", "wall": "ok"}
     assert main(["table", "--json"]) == 0
     assert isinstance(json.loads(capsys.readouterr().out), list)
+
+
+def test_data_dir_option_redirects_records(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("DECODEKIT_DATA", "unset-at-teardown")  # main() sets it: restore after
+    monkeypatch.delenv("DECODEKIT_DATA")
+    args = ["--data-dir", str(tmp_path), "bench", "--impl", "torch-fp32", "--workloads", "B1",
+            "--methods", "wall"]  # fmt: skip
+    assert main(args) == 0
+    assert len(list((tmp_path / "results").glob("*.jsonl"))) == 1
+    assert main(["--data-dir", str(tmp_path / "empty"), "table", "--print-only"]) == 0
+    assert "No recorded runs" in capsys.readouterr().out

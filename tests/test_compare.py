@@ -94,3 +94,18 @@ def test_cli_compare_prints_a_verdict(tmp_path, monkeypatch, capsys):
     assert "best: faster (0.9000x" in out
     assert main(["compare", "aaaa", "nope"]) == 2
     assert "no recorded run 'nope'" in capsys.readouterr().err
+
+
+def test_the_report_index_has_a_compare_section_naming_both_runs():
+    from decodekit import report
+
+    rows = []
+    for run, t, us in (
+        ("old", "2026-01-01T00:00:00+00:00", 10.0),
+        ("new", "2026-01-02T00:00:00+00:00", 9.0),
+    ):
+        rows += [dict(rec(run, "best", u, 1, [us, us + 0.05, us - 0.05]), timestamp=t)
+                 for u in ("u1", "u2")]  # fmt: skip
+    html_text = report.compare_html(records.to_frame(rows))
+    assert "Did the last change help?" in html_text
+    assert "run new (B) against run old (A)" in html_text and "faster" in html_text
