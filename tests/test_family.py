@@ -1,0 +1,126 @@
+"""The decode family on the CPU: names, the fp64 oracle, manifests, the pool contracts and the
+drift of a state fed back."""
+
+import pytest
+import torch
+
+from decodekit import family, family_check
+from decodekit.family import Member, cases, decode, make_inputs, parse, reference
+from decodekit.reference import gdn_decode_oracle
+from decodekit.spec import DEFINITION, SpecError
+from decodekit.workloads import make_inputs as contest_inputs
+
+
+def test_names_round_trip_and_the_contest_keeps_its_name():
+    assert Member().name == DEFINITION.name
+    for m in (Member(), *family.SERVING, Member(16, 64, state_dtype="bfloat16")):
+        assert parse(m.name) == m
+    with pytest.raises(SpecError, match="argument 'definition'"):
+        parse("gdn_prefill_qk4")
+    with pytest.raises(SpecError, match="argument 'v_heads'"):
+        Member(4, 6)
+
+
+def test_the_contest_member_is_the_contest_oracle():
+    x = contest_inputs(3)
+    out, state = decode(Member(), **{**x, "state_indices": None})
+    ref_out, ref_state = gdn_decode_oracle(**x)
+    assert torch.allclose(out, ref_out, rtol=0, atol=1e-12)
+    assert torch.allclose(state, ref_state, rtol=0, atol=1e-12)
+
+
+def test_t_tokens_are_t_single_steps_and_l2norm_normalises():
+    m2, m1 = Member(seq_len=2), Member()
+    x = make_inputs(cases(m2, (4,))[0])
+    out2, s2 = decode(m2, **x)
+    one = {n: (v[:, :1] if n in ("q", "k", "v", "a", "b") else v) for n, v in x.items()}
+    o_a, s_a = decode(m1, **one)
+    two = {**{n: (v[:, 1:] if n in ("q", "k", "v", "a", "b") else v) for n, v in x.items()},
+           "state": s_a}  # fmt: skip
+    o_b, s_b = decode(m1, **two)
+    assert torch.allclose(out2[:, 0], o_a[:, 0]) and torch.allclose(out2[:, 1], o_b[:, 0])
+    assert torch.allclose(s2, s_b)
+    ml = Member(l2norm=True)
+    y = make_inputs(cases(ml, (2,))[0])
+    unit = {**y, "q": family._l2(y["q"].double(), True), "k": family._l2(y["k"].double(), True)}
+    assert torch.allclose(decode(ml, **y)[0], decode(Member(), **unit)[0])
+
+
+def test_manifests_hold_the_members_workloads():
+    for m in family.SERVING:
+        path = family.manifest_path(m)
+        assert path.read_text() == family.manifest_lines(m), f"regenerate {path.name}"
+        got = family.load_cases(m)
+        assert [c.batch_size for c in got] == list(family.BATCH_SIZES)
+        assert all(c.pool_size == 2 * c.batch_size for c in got)
+        assert [c.padding for c in got] == [0, 1, 1, 2, 4, 8, 16, 32]
+        assert len({c.uuid for c in got}) == len(got)
+
+
+def test_pool_inputs_scatter_over_the_pool_with_padding():
+    c = cases(Member(layout="pool"), (32,))[0]
+    idx = make_inputs(c)["state_indices"]
+    assert (idx == -1).sum() == 4 and len(set(idx[idx >= 0].tolist())) == 28
+    assert idx[idx >= 0].max() < 64 and torch.equal(idx, make_inputs(c)["state_indices"])
+
+
+@pytest.mark.parametrize("member", family.SERVING, ids=lambda m: m.name)
+def test_the_reference_passes_every_contract(member):
+    for case in cases(member, (1, 8)):
+        res = family_check.check(reference(member), case)
+        assert res.passed, res.summary()
+
+
+def _bad(kind):
+    m = Member(layout="pool")
+    ok = reference(m)
+
+    def run(q, k, v, state, A_log, a, dt_bias, b, scale, output, new_state, state_indices=None):
+        ok(q, k, v, state, A_log, a, dt_bias, b, scale, output, new_state, state_indices)
+        free = sorted(set(range(state.shape[0])) - set(state_indices.tolist()))
+        if kind == "touches":
+            new_state[free[0]] += 1e-3
+        elif kind == "padding":
+            output[(state_indices < 0).nonzero().flatten()] = 1.0
+
+    return m, run
+
+
+def test_a_write_to_an_unnamed_slot_or_to_a_padding_row_fails():
+    for kind, finding in (("touches", "pool slots no index names were written"),
+                          ("padding", "padding rows")):  # fmt: skip
+        m, run = _bad(kind)
+        res = family_check.check(run, cases(m, (8,))[0])
+        assert not res.passed and any(finding in f for f in res.findings), res.summary()
+
+
+def test_bad_indices_are_rejected_before_the_call():
+    with pytest.raises(SpecError, match="slot 3 is named by rows"):
+        family.validate_indices(torch.tensor([3, 1, 3]), 8)
+    with pytest.raises(SpecError, match="expected -1 .padding. or 0..7, got 8"):
+        family.validate_indices(torch.tensor([0, 8]), 8)
+    family.validate_indices(torch.tensor([-1, -1, 0]), 8)  # two padding rows are fine
+    calls = []
+    m = Member(layout="pool")
+    c = cases(m, (4,))[0]
+    orig = family_check.make_inputs
+
+    def dup(case, device="cpu", **kw):
+        x = orig(case, device, **kw)
+        x["state_indices"][1] = x["state_indices"][0] = 2
+        return x
+
+    family_check.make_inputs = dup
+    try:
+        res = family_check.check(lambda **kw: calls.append(1), c)
+    finally:
+        family_check.make_inputs = orig
+    assert not res.passed and "argument 'state_indices'" in res.error and not calls
+
+
+def test_drift_over_many_steps_shows_fp32_and_bf16_state_side_by_side():
+    df = family_check.drift(reference, Member(), batch_size=2, steps=48)
+    assert len(df) == 96 and set(df["state_dtype"]) == {"float32", "bfloat16"}
+    last = df[df["step"] == 48].set_index("state_dtype")["state_rel"]
+    assert last["float32"] < 1e-5 < last["bfloat16"] < 5e-2
+    assert df["state_rel"].notna().all() and (df["output_rel"] < 5e-2).all()
