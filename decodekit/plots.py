@@ -456,3 +456,22 @@ def ncu_metrics(
     axes[0].set_title(f"{title} per workload on {gpu or views.gpu_of(rows)} (ncu)")
     fig.tight_layout()
     return fig
+
+
+def drift(df: pd.DataFrame, title: str = "state drift over steps") -> Figure:
+    """Relative error of the state fed back step after step against the fp64 trajectory
+    (:func:`decodekit.family_check.drift`), one line per state dtype, log scale."""
+    if df.empty:
+        return empty(title, "no drift computed")
+    fig, (ax,) = _figure()
+    for dt, g in df.groupby("state_dtype"):
+        ax.plot(g["step"], g["state_rel"], label=f"{dt} state: ||S - S64|| / ||S64||")
+        ax.plot(g["step"], g["output_rel"], ls=":", label=f"{dt} state: output error")
+    ax.set_yscale("log")
+    ax.set_xlabel("step (new_state fed back as state)")
+    ax.set_ylabel("relative error against the fp64 trajectory (log scale)")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig

@@ -14,6 +14,7 @@ EXPECTED = [
     "03_ncu_profile",
     "04_latency_breakdown",
     "05_variants_vs_baselines",
+    "06_serving_contracts",
 ]
 
 
