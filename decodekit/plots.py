@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from decodekit import views
+from decodekit import paths, views
 
 KERNEL_METHODS = views.KERNEL_METHODS
 FLOOR_METHODS = ("copy-floor", "row-copy-floor", "copy-peak", "empty-kernel", "host-bare-cupy")
@@ -128,7 +128,11 @@ def _prepare(df: pd.DataFrame, title: str, method: str | None):
     """Newest ok rows of one GPU and the resolved method, or an empty-state Figure."""
     d = views.ok(views.latest(df))
     if d.empty:
-        return None, None, empty(title, f"no recorded results ({views.data_dir()}/results)")
+        return (
+            None,
+            None,
+            empty(title, f"no recorded results ({paths.relative(views.data_dir() / 'results')})"),
+        )
     m = _method(d[d["impl_kind"].fillna("") != "floor"], method)
     if m is None:
         return None, None, empty(title, f"no records with timing method {method or 'any'!r}")
@@ -429,7 +433,9 @@ def ncu_metrics(
     """Nsight Compute metrics per workload (one panel per metric, one bar series per impl)."""
     title = "Nsight Compute metrics"
     if ncu is None or ncu.empty:
-        return empty(title, f"no Nsight Compute exports ({views.data_dir()}/ncu)")
+        return empty(
+            title, f"no Nsight Compute exports ({paths.relative(views.data_dir() / 'ncu')})"
+        )
     rows = ncu[ncu["impl"].isin(impls)] if impls else ncu
     metrics = [c for c in metrics if c in rows and rows[c].notna().any()]
     if rows.empty or not metrics:

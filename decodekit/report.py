@@ -145,7 +145,7 @@ def provenance_html(name: str, params: dict, live: bool, error: str | None) -> s
         f"{numbers}<p>Timing method: named in each figure's title and table's "
         f"<code>method</code> column. Nsight Compute exports: "
         f"{html.escape(', '.join(ncu) or 'none')}. Records folder: "
-        f"<code>{html.escape(str(views.data_dir()))}</code>.</p></div>"
+        f"<code>{html.escape(paths.relative(views.data_dir()))}</code>.</p></div>"
     )
     # One line of HTML: markdown would turn the table's indented lines into code blocks.
     return text.replace("\n", "")

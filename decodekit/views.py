@@ -203,12 +203,15 @@ def banner(df: pd.DataFrame, live: bool) -> str:
         untuned = untuned_note() if torch.cuda.is_available() else None
         return (
             f"live: measuring on {gpu} now; figures draw on the records "
-            f"this session appends to {data_dir() / 'results'}"
+            f"this session appends to {paths.relative(data_dir() / 'results')}"
         ) + (f"; {untuned}" if untuned else "")
     d = latest(df)
     why = "no GPU" if not gpu_available() else "recorded mode (live=False)"
     if d.empty:
-        return f"{why}: no recorded results under {data_dir() / 'results'} yet; figures are empty"
+        return (
+            f"{why}: no recorded results under {paths.relative(data_dir() / 'results')} yet; "
+            "figures are empty"
+        )
     from decodekit.sweep import tuning_note
 
     untuned = tuning_note(d)
