@@ -35,7 +35,7 @@ from decodekit.env import gpu_slug
 
 RESULTS = paths.data_dir() / "results"  # at import; results_dir() reads the variable per call
 AUTO = "auto"  # out_dir meaning results_dir() at the time of the call
-SCHEMA = 1
+SCHEMA = 2  # 2: a run header line holds the environment once; 1: every row carries it
 REQUIRED = ("impl", "uuid", "batch_size", "method", "latency_us", "status", "gpu", "timestamp")
 LEADING = REQUIRED + (
     "workload",
@@ -156,18 +156,29 @@ class Recorder:
         out.update(row)
         return out
 
+    def header(self) -> dict:
+        """The run header (schema 2): the environment once, before the run's first row."""
+        return {"schema": SCHEMA, "kind": "run", "run_id": self.run_id, "started": self.started,
+                **self.env}  # fmt: skip
+
     def append(self, rows: Iterable[dict]) -> list[dict]:
+        """Stamp and keep ``rows`` (returned whole, environment included); on disk each row
+        holds only what differs from the run header, written with the first batch."""
         stamped = [self.stamp(r) for r in rows]
         self.rows.extend(stamped)
-        if self.path is not None:
-            append(self.path, stamped)
+        if self.path is not None and stamped:
+            lines = [] if self.path.exists() else [self.header()]
+            env = self.env
+            lines += [{k: v for k, v in r.items() if k not in env or env[k] != v} for r in stamped]
+            append(self.path, lines)
         return stamped
 
 
 def read(path: str | Path) -> list[dict]:
     """Valid rows of one file (:func:`validate`); a line that is not a JSON object or not a
     valid record is skipped with a ``file:line`` warning, never used and never a crash."""
-    rows = []
+    rows: list[dict] = []
+    env: dict = {}
     for i, line in enumerate(Path(path).read_text().splitlines()):
         if not line.strip():
             continue
@@ -177,6 +188,11 @@ def read(path: str | Path) -> list[dict]:
         except json.JSONDecodeError:
             warnings.warn(f"{where}: not a JSON record, skipped", stacklevel=2)
             continue
+        if isinstance(row, dict) and row.get("kind") == "run":  # schema 2 run header
+            env = {k: v for k, v in row.items() if k not in ("kind", "started", "schema")}
+            continue
+        if isinstance(row, dict) and env:
+            row = {**env, **row}
         why = validate(row)
         if why:
             warnings.warn(f"{where}: {why}, skipped", stacklevel=2)

@@ -280,7 +280,7 @@ def test_sweep_plumbing_writes_records(tmp_path):
     ok = df[df["status"] == "ok"]
     assert list(ok["batch_size"]) == [1, 3, 5] and (ok["latency_us"] == 7.0).all()
     files = list(tmp_path.glob("*.jsonl"))
-    assert len(files) == 1 and len(files[0].read_text().splitlines()) == 6
+    assert len(files) == 1 and len(files[0].read_text().splitlines()) == 1 + 6  # header + rows
     t = sweep.table(df, "events-cold")
     assert t.loc["correct", 3] == "7.0" and t.loc["no_decay_writes_zeros", 5] == "check-failed"
 

@@ -55,9 +55,15 @@ def test_round_trip(tmp_path):
     rec.append([required_row(), required_row(uuid="B3", batch_size=3, latency_us=float("nan"))])
     assert rec.path.name.endswith("_h100-80gb-hbm3_r1.jsonl")
     assert rec.path.name[:10] == rec.started[:10]
-    lines = rec.path.read_text().splitlines()
-    assert len(lines) == 2 and json.loads(lines[1])["latency_us"] is None
-    df = records.load(tmp_path)
+    lines = [json.loads(x) for x in rec.path.read_text().splitlines()]
+    # schema 2: the environment once, in the run header; rows hold only what differs
+    assert len(lines) == 3 and lines[0]["kind"] == "run" and lines[0]["sm_count"] == 132
+    assert "gpu" not in lines[1] and lines[2]["latency_us"] is None
+    rec.append([required_row(uuid="B4", batch_size=4)])  # later batches add no header
+    assert sum('"kind": "run"' in x for x in rec.path.read_text().splitlines()) == 1
+    with pytest.warns(UserWarning, match="status ok with latency_us None"):
+        df = records.load(tmp_path)
+    assert df["uuid"].tolist() == ["B1", "B4"] and (df["schema"] == 2).all()
     for col in records.REQUIRED + ("run_id", "sm_count", "schema", "recorded", "provenance"):
         assert col in df.columns
     assert df["recorded"].all() and df["gpu"].iloc[0] == "NVIDIA H100 80GB HBM3"
@@ -234,7 +240,7 @@ def test_a_partly_written_line_does_not_swallow_the_next_record(tmp_path):
     with open(rec.path, "a") as f:
         f.write('{"impl": "kit", "uuid": "B2", "batch')  # the disk filled up mid-line
     rec.append([required_row(uuid="B3", batch_size=3)])
-    with pytest.warns(UserWarning, match=":2: not a JSON record"):
+    with pytest.warns(UserWarning, match=":3: not a JSON record"):  # line 1: the run header
         df = records.load(tmp_path)
     assert df["uuid"].tolist() == ["B1", "B3"]
 
@@ -283,3 +289,11 @@ def test_table_and_report_survive_a_non_object_line(tmp_path, monkeypatch, capsy
         html = report._index([], {}, False)
     assert len(df) == 1 and "decodekit reports" in html
     assert isinstance(kernel_table.markdown(df), str)
+
+
+def test_schema_1_records_still_load(tmp_path):
+    old = dict(required_row(), schema=1, run_id="old", gpu="G", sm_count=132,
+               timestamp="2026-01-01T00:00:00+00:00")  # fmt: skip
+    (tmp_path / "old.jsonl").write_text(json.dumps(old) + "\n")
+    df = records.load(tmp_path)
+    assert df["gpu"].tolist() == ["G"] and df["schema"].tolist() == [1]
