@@ -21,10 +21,11 @@ import pandas as pd
 
 from decodekit.paths import kernels_dir
 from decodekit.registry import all_impls
+from decodekit.timing import COLD_METHODS
 
 README = kernels_dir() / "README.md"
 BEGIN, END = "<!-- variant-table -->", "<!-- /variant-table -->"
-METHODS = ("cupti-cold", "events-cold")
+METHODS = COLD_METHODS  # the variant table is a cold-L2 table
 BASELINES = ("fla",)  # shown beside the variants, measured the same way
 # Floors shown as rows under the kernels: (row name, record method, what it is).
 FLOORS = (

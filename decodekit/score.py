@@ -19,7 +19,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-METHOD_PREFERENCE = ("cupti-cold", "events-cold", "fib-0.1.2", "graph-hot", "wall")
+from decodekit.timing import DEFAULT_METHODS as METHOD_PREFERENCE  # noqa: E402  (one order)
+
 KEY = ["impl", "uuid", "method"]
 
 

@@ -37,6 +37,9 @@ import torch
 
 METHODS = ("cupti-cold", "events-cold", "graph-hot", "host-dispatch", "wall", "fib-0.1.2")
 COLD_METHODS = ("cupti-cold", "events-cold")
+# The one preference order for "the kernel's time" when a caller names no method: every
+# view, table, score and comparison takes the first of these that the records hold.
+DEFAULT_METHODS = ("cupti-cold", "events-cold", "fib-0.1.2", "graph-hot", "wall")
 # Why each method moves the same kernel's figure, one line each (views and notebooks show it).
 WHY = {
     "cupti-cold": "GPU time only, cold L2: the contest's number (flashinfer-bench main)",

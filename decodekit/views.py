@@ -31,7 +31,7 @@ RECORD_COLUMNS = (
 )  # fmt: skip
 
 # Preference order for "the kernel's time" when a caller names no method.
-KERNEL_METHODS = ("cupti-cold", "events-cold", "graph-hot", "fib-0.1.2", "wall")
+from decodekit.timing import DEFAULT_METHODS as KERNEL_METHODS  # noqa: E402  (one order)
 
 
 def data_dir() -> Path:

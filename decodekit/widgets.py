@@ -21,8 +21,9 @@ import ipywidgets as w
 import pandas as pd
 
 from decodekit import plots, views
+from decodekit.timing import DEFAULT_METHODS
 
-COLD = ("cupti-cold", "events-cold", "fib-0.1.2", "wall")
+COLD = tuple(m for m in DEFAULT_METHODS if m != "graph-hot")  # the default order, cold
 HOT = ("graph-hot",)
 
 
