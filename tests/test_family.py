@@ -124,3 +124,16 @@ def test_drift_over_many_steps_shows_fp32_and_bf16_state_side_by_side():
     last = df[df["step"] == 48].set_index("state_dtype")["state_rel"]
     assert last["float32"] < 1e-5 < last["bfloat16"] < 5e-2
     assert df["state_rel"].notna().all() and (df["output_rel"] < 5e-2).all()
+
+
+def test_cli_checks_a_member_and_prints_its_drift(capsys):
+    from decodekit.cli import main
+
+    name = "gdn_decode_pool_qk4_v8_d128_k_last_l2norm"
+    assert main(["check", "--definition", name, "--impl", "torch-fp32", "--workloads", "B4"]) == 0
+    out = capsys.readouterr().out
+    assert "B=4    pass" in out and f"{name} torch-fp32: all passed" in out
+    assert main(["check", "--definition", name, "--impl", "best"]) == 2
+    assert "has no kit kernel yet" in capsys.readouterr().err
+    assert main(["drift", "--steps", "16", "--batch-size", "1"]) == 0
+    assert "bfloat16" in capsys.readouterr().out
