@@ -116,7 +116,9 @@ def speedups(df: pd.DataFrame, kit: str = "best", method: str | None = None) -> 
     """
     import numpy as np
 
-    d = df[(df["status"] == "ok") & (df.get("impl_kind", "") != "floor")]
+    d = df[df["status"] == "ok"]
+    if "impl_kind" in d:
+        d = d[d["impl_kind"].fillna("") != "floor"]
     if method is not None:
         d = d[d["method"] == method]
     if d.empty or "impl_name" not in d:
