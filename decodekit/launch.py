@@ -44,6 +44,10 @@ _SCALE_OFFSET = 64
 _MAX_STATIC_SMEM = 48 * 1024
 _CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES = 8
 _CUDA_ERROR_INVALID_CONTEXT = 201
+_INF = float("inf")
+# CUDA's launch limits: grid x up to 2^31 - 1, y and z up to 65535; B is packed as an int32
+_GRID_MAX = (2**31 - 1, 65535, 65535)
+_INT32_MAX = 2**31 - 1
 
 _get_device = getattr(torch._C, "_cuda_getDevice", None) or torch.cuda.current_device
 _raw_stream = getattr(torch._C, "_cuda_getCurrentRawStream", None) or (
@@ -105,7 +109,9 @@ class KernelLauncher:
         # call forget() after one.)
         key = tuple(map(id, ts))
         try:
-            s = scale if type(scale) is float and scale else resolve_scale(scale)
+            # the fast path only for a plain positive finite float; every other value is
+            # checked on every call (NaN, inf, bool, str rejected)
+            s = scale if type(scale) is float and 0.0 < scale < _INF else resolve_scale(scale)
         except (TypeError, ValueError, RuntimeError):
             raise SpecError(f"argument 'scale': expected a float or None, got {scale!r}") from None
         with self._lock:
@@ -246,11 +252,20 @@ class KernelLauncher:
         shape = self._shapes.get(B)
         if shape is None:
             grid, block, smem = self.launch_shape(B)
+            if not 1 <= B <= _INT32_MAX:
+                raise SpecError(
+                    f"argument 'q': batch size {B} does not fit the kernels' int32 batch_size"
+                )
             grid3, block3 = (tuple(grid) + (1, 1))[:3], (tuple(block) + (1, 1))[:3]
             if min(grid3 + block3) < 1 or math.prod(block3) > 1024 or smem < 0:
                 raise ValueError(
                     f"variant {self.name!r}: launch_shape({B}) gave grid {grid}, "
                     f"block {block}, shared {smem}; need >= 1 and <= 1024 threads"
+                )
+            if any(g > m for g, m in zip(grid3, _GRID_MAX, strict=True)):
+                raise SpecError(
+                    f"argument 'q': batch size {B} needs grid {grid3} from variant "
+                    f"{self.name!r}, past CUDA's limits {_GRID_MAX}"
                 )
             if smem > _MAX_STATIC_SMEM:
                 for fn in self._functions.values():

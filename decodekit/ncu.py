@@ -30,6 +30,7 @@ import pandas as pd
 from decodekit import ncu_parse
 from decodekit.env import gpu_slug
 from decodekit.ncu_parse import DATA, RAW_PAGE, NcuError, load
+from decodekit.proc import run as run_group
 from decodekit.records import write_json
 from decodekit.registry import Impl, get
 from decodekit.workloads import ROOT, select
@@ -167,8 +168,8 @@ def _tag(workloads, clock_control: str, cache_control: str) -> str:
 
 
 def _run(cmd: list[str], timeout_s: float | None, **kw) -> subprocess.CompletedProcess:
-    try:
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, **kw)
+    try:  # a timeout kills ncu and the profiled program with it (one process group)
+        return run_group(cmd, timeout_s, **kw)
     except subprocess.TimeoutExpired as e:
         raise NcuError(
             f"ncu did not finish within {timeout_s} s; profile fewer workloads or "

@@ -9,11 +9,11 @@ provenance columns (``recorded``, ``provenance``, ``source_file``), so a machine
 GPU shows where and when each figure was measured.
 
 >>> import tempfile
->>> d = tempfile.mkdtemp()
->>> rec = Recorder(d, env={"gpu": "cpu"}, run_id="doc")
->>> _ = rec.append([{"impl": "x", "uuid": "B1", "batch_size": 1, "method": "wall",
-...              "latency_us": 3.0, "status": "ok"}])
->>> load(d)[["impl", "latency_us", "recorded"]].values.tolist()
+>>> with tempfile.TemporaryDirectory() as d:  # leaves nothing behind
+...     rec = Recorder(d, env={"gpu": "cpu"}, run_id="doc")
+...     _ = rec.append([{"impl": "x", "uuid": "B1", "batch_size": 1, "method": "wall",
+...                      "latency_us": 3.0, "status": "ok"}])
+...     load(d)[["impl", "latency_us", "recorded"]].values.tolist()
 [['x', 3.0, True]]
 """
 

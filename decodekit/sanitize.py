@@ -16,7 +16,10 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
+
+from decodekit import proc
 
 TOOLS = ("memcheck", "racecheck", "initcheck", "synccheck")
 
@@ -91,22 +94,14 @@ def sanitize(
         cmd = [sanitizer, "--tool", tool, "--print-limit", "20"]
         if entry:
             cmd += ["--kernel-name", f"kns={entry}"]
-        procs.append(
-            (
-                tool,
-                subprocess.Popen(
-                    cmd + child, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-                ),
-            )
-        )
+        procs.append((tool, proc.start(cmd + child, stderr=subprocess.STDOUT)))
+    deadline = time.monotonic() + timeout  # one deadline for the tools running side by side
     runs = []
-    for tool, proc in procs:
-        try:
-            text, _ = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            text = proc.communicate()[0] + f"\n(killed after {timeout} s)"
-        runs.append(SanitizerRun(tool, parse_summary(text), proc.returncode, text[-2000:]))
+    for tool, p in procs:
+        text, _, timed_out = proc.finish(p, deadline)
+        if timed_out:  # the tool and the program under it, killed as one group
+            text += f"\n(killed after {timeout} s)"
+        runs.append(SanitizerRun(tool, parse_summary(text), p.returncode, text[-2000:]))
     return runs
 
 

@@ -106,14 +106,29 @@ OUTPUT_NAMES = tuple(t.name for t in DEFINITION.outputs)
 
 
 def resolve_scale(scale: float | None) -> float:
-    """``0`` or ``None`` means ``1/sqrt(head_size)``.
+    """``0`` or ``None`` means ``1/sqrt(head_size)``; anything else must be a finite real
+    number (a bool, a string, NaN or inf is an error naming the argument).
 
     >>> resolve_scale(None) == resolve_scale(0.0) == DEFAULT_SCALE
     True
+    >>> resolve_scale(float("nan"))
+    Traceback (most recent call last):
+    ...
+    decodekit.spec.SpecError: argument 'scale': expected a finite float or None, got nan
     """
-    if scale is None or float(scale) == 0.0:
+    if scale is None:
         return DEFAULT_SCALE
-    return float(scale)
+    if isinstance(scale, (bool, str, bytes)) or not hasattr(scale, "__float__"):
+        raise SpecError(f"argument 'scale': expected a finite float or None, got {scale!r}")
+    try:
+        value = float(scale)
+    except (TypeError, ValueError, RuntimeError):  # e.g. a tensor of more than one element
+        raise SpecError(
+            f"argument 'scale': expected a finite float or None, got {_describe(scale)}"
+        ) from None
+    if not math.isfinite(value):
+        raise SpecError(f"argument 'scale': expected a finite float or None, got {value!r}")
+    return DEFAULT_SCALE if value == 0.0 else value
 
 
 def _describe(x: Any) -> str:

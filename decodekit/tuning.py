@@ -193,9 +193,10 @@ def load_configs(path: str | Path) -> list[tuple[str, dict]]:
     (defines: macro name -> int). Errors name the file and the entry.
 
     >>> import json, tempfile
-    >>> f = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)
-    >>> json.dump([{"variant": "subwarp", "defines": {"WARPS": 4}}], f); f.close()
-    >>> load_configs(f.name)
+    >>> with tempfile.TemporaryDirectory() as d:  # leaves nothing behind
+    ...     f = Path(d) / "c.json"
+    ...     _ = f.write_text(json.dumps([{"variant": "subwarp", "defines": {"WARPS": 4}}]))
+    ...     load_configs(f)
     [('subwarp', {'WARPS': 4})]
     """
     path = Path(path)

@@ -361,3 +361,27 @@ def test_declared_defines_and_define_values():
     assert knobs["FAST_GATES"] == 0  # declared in the included gdn_fast.cuh
     with pytest.raises(ValueError, match="argument 'defines': WARPS must be an int"):
         compile_kernel("gdn_decode_rowsplit.cu", arch="sm_90a", defines={"WARPS": "4;evil"})
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf"), True, "0.1", [1.0]])
+def test_a_bad_scale_is_rejected_on_every_call(bad):
+    from decodekit.spec import resolve_scale
+
+    with pytest.raises(SpecError, match="argument 'scale'"):
+        resolve_scale(bad)
+    run = kernel_impl("gdn_decode_baseline.cu", "gdn_decode_baseline",
+                      lambda B: ((B * 8,), (128,), 0), arch="sm_90a")  # fmt: skip
+    x = make_inputs(1)
+    for _ in range(2):  # not only the first call: the hot path checks it too
+        with pytest.raises(SpecError, match="argument 'scale'"):
+            run(**{**x, "scale": bad}, **empty_outputs(1))
+
+
+def test_launch_shapes_past_cuda_limits_and_int32_batch_are_rejected():
+    run = kernel_impl("gdn_decode_rowsplit.cu", "gdn_decode_rowsplit",
+                      lambda B: ((B * 8 * 8,), (128,), 0), arch="sm_90a")  # fmt: skip
+    assert run._shape(4) == ((256, 1, 1), (128, 1, 1), 0)
+    with pytest.raises(SpecError, match=r"past CUDA's limits"):
+        run._shape(2**26)
+    with pytest.raises(SpecError, match="int32 batch_size"):
+        run._shape(2**31)

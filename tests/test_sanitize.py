@@ -1,5 +1,6 @@
 """The sanitizer wrapper reads summaries, fails on errors and explains a missing tool."""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -42,3 +43,30 @@ def test_every_kit_kernel_is_clean():
     for impl in all_impls("kernel"):
         runs = sanitize.sanitize(impl.name, (1, 3, 64))
         assert all(r.clean for r in runs), [(r.tool, r.errors, r.tail[-500:]) for r in runs]
+
+
+def test_a_timeout_ends_the_whole_process_group(tmp_path):
+    """A tool whose child outlives it (as ncu's profiled program would) is killed with it,
+    and the wait ends at the deadline."""
+    import subprocess
+    import sys
+    import time
+
+    from decodekit import proc
+
+    marker = tmp_path / "child.pid"
+    script = (f"import subprocess, sys, time; c = subprocess.Popen([sys.executable, '-c', "
+              f"'import time; time.sleep(60)']); open({str(marker)!r}, 'w').write(str(c.pid)); "
+              "time.sleep(60)")  # fmt: skip
+    t0 = time.monotonic()
+    with pytest.raises(subprocess.TimeoutExpired):
+        proc.run([sys.executable, "-c", script], timeout=2)
+    assert time.monotonic() - t0 < 10
+    child = int(marker.read_text())
+    time.sleep(0.2)
+    try:
+        os.kill(child, 0)
+        alive = open(f"/proc/{child}/stat").read().split()[2] not in ("Z", "X")
+    except (ProcessLookupError, FileNotFoundError):
+        alive = False
+    assert not alive, "the grandchild outlived the timeout"
