@@ -7,8 +7,8 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-# CPU-only machines get the CPU build of torch (fast to install); GPU machines the CUDA one.
-TORCH ?= $(if $(shell command -v nvidia-smi 2>/dev/null),torch,torch==2.13.0)
+# tools/setup-env.sh makes .venv (or fills a conda env: VENV=$$CONDA_PREFIX): a CPU build of
+# torch on machines without nvidia-smi, the CUDA one otherwise, then the kit and its extras.
 # GPU machines also get the baselines (FLA); cupti-python (the contest timing method) is in gpu.
 EXTRAS ?= gpu,notebooks,test$(if $(shell command -v nvidia-smi 2>/dev/null),$(comma)baselines,)
 comma := ,
@@ -17,13 +17,8 @@ comma := ,
 
 env: $(VENV)/.ready
 
-$(VENV)/.ready: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "$(TORCH)"
-	$(PY) -m pip install -q -e ".[$(EXTRAS)]"
-	$(PY) -m pip install -q --no-deps "flashinfer-bench==0.1.2"
-	$(PY) -m ipykernel install --sys-prefix --name decodekit --display-name "decodekit" >/dev/null
+$(VENV)/.ready: pyproject.toml tools/setup-env.sh
+	PYTHON=$(PYTHON) EXTRAS=$(EXTRAS) bash tools/setup-env.sh $(VENV)
 	touch $@
 
 report: env

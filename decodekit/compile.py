@@ -154,6 +154,12 @@ def cuda_include_dir() -> Path:
     ]
     homes = [os.environ.get("CUDA_HOME"), os.environ.get("CUDA_PATH"), "/usr/local/cuda"]
     candidates += [Path(h) / "include" for h in homes if h]
+    conda = os.environ.get("CONDA_PREFIX")  # conda-forge's cuda-cudart-dev layout
+    if conda:
+        candidates += [
+            Path(conda) / "targets" / "x86_64-linux" / "include",
+            Path(conda) / "include",
+        ]
     for c in candidates:
         if (c / "cuda_bf16.h").is_file():
             return c
