@@ -31,22 +31,19 @@ def _check(args) -> int:
     if why:
         print(f"{impl.name}: cannot run here: {why}", file=sys.stderr)
         return 2
+    import json
+
     device = "cuda" if torch.cuda.is_available() else "cpu"
     failed = 0
-    if args.json:
-        import json
-
-        for w in select(args.workloads):
-            for profile in args.profiles.split(","):
-                res = check(impl, w, device=device, profile=profile)
-                failed += not res.passed
-                print(json.dumps({**res.row(), "impl": impl.name, "profile": profile}))
-        return 1 if failed else 0
-    print(f"{'workload':<10} {'B':>4}  {'result':<6} details")
+    if not args.json:
+        print(f"{'workload':<10} {'B':>4}  {'result':<6} details")
     for w in select(args.workloads):
         for profile in args.profiles.split(","):
             res = check(impl, w, device=device, profile=profile)
             failed += not res.passed
+            if args.json:
+                print(json.dumps({**res.row(), "impl": impl.name, "profile": profile}))
+                continue
             tag = "pass" if res.passed else "FAIL"
             detail = "" if res.passed else res.summary()
             out = res.reports[0] if res.reports else None
@@ -55,7 +52,8 @@ def _check(args) -> int:
                     f"{profile}: out rel {out.rel_err:.2e}, state rel {res.reports[1].rel_err:.2e}"
                 )
             print(f"{w.name:<10} {w.batch_size:>4}  {tag:<6} {detail}")
-    print(f"{impl.name}: {'all passed' if not failed else f'{failed} FAILED'}")
+    if not args.json:
+        print(f"{impl.name}: {'all passed' if not failed else f'{failed} FAILED'}")
     return 1 if failed else 0
 
 

@@ -63,11 +63,11 @@ def _side(df: pd.DataFrame, run: str | None, impl: str | None, method: str) -> p
 
 
 def _method(d: pd.DataFrame) -> str:
-    from decodekit.views import KERNEL_METHODS
+    from decodekit.views import kernel_method
 
-    have = set(d.loc[d["status"] == "ok", "method"].dropna())
-    m = next((m for m in KERNEL_METHODS if m in have), None)
+    m = kernel_method(d)
     if m is None:
+        have = set(d.loc[d["status"] == "ok", "method"].dropna())
         raise ValueError(f"argument 'method': no timed records to compare (methods: {have})")
     return m
 

@@ -194,13 +194,12 @@ def traces(df: pd.DataFrame, run: str, impl: str = "best", solution_name: str | 
            reference: str = "fla", method: str | None = None) -> list[dict]:  # fmt: skip
     """flashinfer-bench ``Trace`` dicts for ``impl``'s records in ``run`` (one per workload;
     the reference's time from the same run where it has one)."""
-    from decodekit.views import KERNEL_METHODS
+    from decodekit.views import kernel_method
 
     d = df[df["run_id"].astype(str).str.startswith(run)]
     if d.empty:
         raise ValueError(f"argument 'run': no recorded run {run!r}")
-    have = set(d.loc[(d["impl"] == impl) & (d["status"] == "ok"), "method"])
-    method = method or next((m for m in KERNEL_METHODS if m in have), None)
+    method = method or kernel_method(d[d["impl"] == impl])
     if method is None:
         raise ValueError(f"argument 'impl': run {run} has no timed records of {impl!r}")
     mine = d[(d["impl"] == impl) & (d["method"] == method)]

@@ -110,15 +110,8 @@ def append(path: str | Path, rows: Iterable[dict]) -> None:
 def write_json(path: str | Path, doc) -> Path:
     """Write ``doc`` as JSON to a temp file beside ``path`` and rename it into place, so a
     reader never sees half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(json.dumps(doc, indent=1, default=str) + "\n")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return write_text(path, json.dumps(doc, indent=1, default=str) + "\n")
 
 
 def write_text(path: str | Path, text: str) -> Path:

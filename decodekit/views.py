@@ -115,7 +115,9 @@ def latest(df: pd.DataFrame, gpu: str | None = None) -> pd.DataFrame:
 def kernel_method(df: pd.DataFrame) -> str | None:
     """The timing method views show by default: the first of :data:`KERNEL_METHODS` recorded."""
     d = ok(df)
-    have = set(d.loc[d["impl_kind"].fillna("") != "floor", "method"])
+    if "impl_kind" in d:  # frames that are not normalized may lack it: then no floors
+        d = d[d["impl_kind"].fillna("") != "floor"]
+    have = set(d["method"])
     return next((m for m in KERNEL_METHODS if m in have), None)
 
 
