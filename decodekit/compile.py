@@ -1,16 +1,19 @@
 """Compile ``kernels/*.cu`` to a cubin with NVRTC, with or without a GPU.
 
-NVRTC comes from the ``nvidia-cuda-nvrtc`` wheel and ``cuda_bf16.h`` from
-``nvidia-cuda-runtime``, through CuPy's low-level binding (CuPy's own compiler front end asks
-the driver for its version and so needs a GPU). Options: C++17, line info, ``-I kernels/``,
-``-D`` defines, and ``ptxas -v`` for spill bytes where NVRTC prints them; registers, the
+NVRTC comes from the ``nvidia-cuda-nvrtc`` wheel through NVIDIA's public binding
+(:mod:`decodekit.nvrtc`, ``cuda.bindings``), ``cuda_bf16.h`` from the CUDA headers that
+:mod:`decodekit.tools` finds. Options: C++17, line info, ``-I kernels/``, ``-D`` defines,
+``ptxas -v`` for spill bytes where NVRTC prints them, and what ``cupy.RawModule`` adds to
+every compile, so the cubin built here is the one the GPU runs (:mod:`decodekit.gpu_module`
+builds that one from :attr:`Build.code` and :attr:`Build.rawmodule_options`). Registers, the
 local frame and shared memory are read from the cubin's own notes (:mod:`decodekit.cubin`).
 The arch is read back from the cubin and must be the one asked for.
 
-Builds are cached in memory, keyed on a digest of the source and its local includes, the
-options and the NVRTC version (a build takes NVRTC about 0.2 s, so there is no disk cache).
-A repeat call costs one ``stat`` per file: the digest is recomputed only when a file's mtime
-or size changed, so editing a ``.cu`` and calling again rebuilds with no restart.
+Builds are keyed on a digest of the source and its local includes, the options and the NVRTC
+version: in memory, and on disk (:mod:`decodekit.cubin_cache`), so a second process (a
+second ``tune``) reuses what the first built. A repeat call costs one ``stat`` per file:
+the digest is recomputed only when a file's mtime or size changed, so editing a ``.cu`` and
+calling again rebuilds with no restart.
 
 >>> build = compile_kernel("empty.cu", arch="sm_100a")
 >>> build.arch_from_cubin
@@ -27,15 +30,16 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+from decodekit import cubin_cache, nvrtc
 from decodekit.cubin import (  # noqa: F401  (cubin_arch, parse_ptxas: part of this API)
     Resources,
-    complete_elf,
     cubin_arch,
     elf_resources,
     entry_names,
     parse_ptxas,
 )
 from decodekit.paths import ROOT, kernels_dir, relative  # noqa: E402,F401
+from decodekit.tools import cuda_include_dir  # noqa: F401  (part of this API)
 
 KERNELS_DIR = kernels_dir()
 FLAGS = ("-std=c++17", "-lineinfo", "-Xptxas=-v")
@@ -65,14 +69,21 @@ class Build:
     source: Path
     arch: str  # requested, e.g. "sm_90a"
     arch_from_cubin: str  # read back from the cubin's ELF header and notes
-    options: tuple[str, ...]
+    options: tuple[str, ...]  # every option NVRTC got, CuPy's additions included
     digest: str  # sources + includes + options + NVRTC version
     resources: dict[str, Resources]  # per entry point, from the cubin's .nv.info notes
     files: tuple[Path, ...]  # the source and the local headers it includes
     stamp: tuple = field(repr=False)  # (mtime_ns, size) per file when built
     cubin: bytes = field(repr=False)
     log: str = field(repr=False)
-    seconds: float = 0.0  # NVRTC wall time
+    seconds: float = 0.0  # NVRTC wall time (of the build that made the cached cubin)
+    code: str = field(default="", repr=False)  # the text NVRTC compiled (see _code)
+    from_cache: bool = False  # the cubin came from the disk cache
+
+    @property
+    def rawmodule_options(self) -> tuple[str, ...]:
+        """The options to hand ``cupy.RawModule``: ours, less what CuPy adds itself."""
+        return tuple(o for o in self.options if o not in nvrtc.CUPY_ADDS)
 
     def usage(self, entry: str | None = None) -> Resources:
         """Resource usage of ``entry`` (the only entry when None)."""
@@ -95,9 +106,8 @@ def kernel_files() -> list[Path]:
     return sorted(KERNELS_DIR.glob("*.cu"))
 
 
-@lru_cache(maxsize=1)
 def _supported() -> tuple[int, ...]:
-    return tuple(_nvrtc().getSupportedArchs())
+    return nvrtc.supported_archs()
 
 
 @lru_cache(maxsize=1)
@@ -138,41 +148,6 @@ def check_arch(arch: str) -> str:
             f"({names}), e.g. 'sm_90a' or 'sm_100a'; got {arch!r}"
         )
     return arch
-
-
-@lru_cache(maxsize=1)
-def cuda_include_dir() -> Path:
-    """The folder holding ``cuda_bf16.h``: the nvidia-cuda-runtime wheel, else CUDA_HOME."""
-    try:
-        import nvidia  # namespace package of the nvidia-* wheels: cu13/include, cuda_runtime/...
-
-        bases = [Path(p) for p in nvidia.__path__]
-    except ImportError:
-        bases = []
-    candidates = [
-        c for b in bases for c in [b / "cuda_runtime" / "include", *b.glob("cu*/include")]
-    ]
-    homes = [os.environ.get("CUDA_HOME"), os.environ.get("CUDA_PATH"), "/usr/local/cuda"]
-    candidates += [Path(h) / "include" for h in homes if h]
-    conda = os.environ.get("CONDA_PREFIX")  # conda-forge's cuda-cudart-dev layout
-    if conda:
-        candidates += [
-            Path(conda) / "targets" / "x86_64-linux" / "include",
-            Path(conda) / "include",
-        ]
-    for c in candidates:
-        if (c / "cuda_bf16.h").is_file():
-            return c
-    raise FileNotFoundError(
-        "cuda_bf16.h not found: pip install nvidia-cuda-runtime "
-        f"(looked in {', '.join(map(str, candidates))})"
-    )
-
-
-def _nvrtc():
-    from cupy_backends.cuda.libs import nvrtc
-
-    return nvrtc
 
 
 _MEMO: dict[tuple, Build] = {}  # (path, arch, defines) -> latest build
@@ -273,8 +248,8 @@ def _build(path: Path, arch: str, dkey: tuple, kdir: Path) -> Build:
     files = tuple(_local_includes(path, search))
     stamp = _stamp(files)  # before reading, so an edit during the build is seen next call
     texts = [f.read_text() for f in files]
-    portable = [*FLAGS, f"--gpu-architecture={arch}", *_define_flags(dkey)]
-    h = hashlib.sha256(repr((portable, _nvrtc().getVersion())).encode())
+    portable = [*FLAGS, f"--gpu-architecture={arch}", *_define_flags(dkey), *nvrtc.CUPY_ADDS]
+    h = hashlib.sha256(repr((portable, nvrtc.version())).encode())
     for f, t in zip(files, texts, strict=True):
         h.update(f.name.encode() + b"\0" + t.encode() + b"\0")
     digest = h.hexdigest()[:16]
@@ -285,9 +260,14 @@ def _build(path: Path, arch: str, dkey: tuple, kdir: Path) -> Build:
     incs = [f"-I{d}" for d in search] + [f"-I{cuda_include_dir()}"]
     options = tuple(portable + incs)
     name = relative(path)
-    t0 = time.perf_counter()
-    cubin, log = _nvrtc_compile(name, texts[0], options)
-    seconds = time.perf_counter() - t0
+    code = _code(name, texts[0], digest)
+    cached = cubin_cache.load(digest)
+    if cached is not None:
+        cubin, log, seconds = cached
+    else:
+        t0 = time.perf_counter()
+        cubin, log = _nvrtc_compile(name, code, options)
+        seconds = time.perf_counter() - t0
     got = cubin_arch(cubin)
     if got != arch:
         raise ValueError(f"{name}: asked NVRTC for {arch} but the cubin says {got}")
@@ -301,22 +281,29 @@ def _build(path: Path, arch: str, dkey: tuple, kdir: Path) -> Build:
             line=None,
             log=log,
         )
-    build = Build(path, arch, got, options, digest, resources, files, stamp, cubin, log, seconds)
+    build = Build(
+        path, arch, got, options, digest, resources, files, stamp, cubin, log, seconds,
+        code=code, from_cache=cached is not None,
+    )  # fmt: skip
+    if cached is None:
+        cubin_cache.store(digest, cubin, log, seconds)
     _BY_DIGEST[digest] = build
     return build
 
 
-def _nvrtc_compile(name: str, text: str, options: tuple[str, ...]) -> tuple[bytes, str]:
-    nvrtc = _nvrtc()
-    prog = nvrtc.createProgram(text, name, [], [])
+def _code(name: str, text: str, digest: str) -> str:
+    """The text handed to NVRTC: a comment naming the digest (so CuPy's cache, keyed on the
+    text and options alone, sees an edited header too), then ``#line 1 "<file>"`` so that
+    errors and line info name the kernel file whatever name the compiler gives the program
+    (CuPy names it after a hash in a temp folder). Neither changes the cubin."""
+    return f'// decodekit build {digest}: {name} and its headers\n#line 1 "{name}"\n{text}'
+
+
+def _nvrtc_compile(name: str, code: str, options: tuple[str, ...]) -> tuple[bytes, str]:
     try:
-        try:
-            nvrtc.compileProgram(prog, list(options))
-        except nvrtc.NVRTCError as e:
-            raise _compile_error(name, nvrtc.getProgramLog(prog), options, e) from None
-        return complete_elf(nvrtc.getCUBIN(prog)), nvrtc.getProgramLog(prog).rstrip("\0")
-    finally:
-        nvrtc.destroyProgram(prog)
+        return nvrtc.compile_source(code, name, options)
+    except nvrtc.NvrtcError as e:
+        raise _compile_error(name, e.log, options, e) from None
 
 
 _DIAG_RE = re.compile(r"^(?P<file>.+?)\((?P<line>\d+)\): (?P<msg>(catastrophic )?error\b.*)")

@@ -42,27 +42,6 @@ class Resources:
         return self.spill_store_bytes + self.spill_load_bytes
 
 
-def complete_elf(cubin: bytes) -> bytes:
-    """``cubin`` padded with zero bytes up to the end of its ELF tables.
-
-    CuPy's ``nvrtc.getCUBIN`` returns the image without its last byte (a NUL counted as a
-    string terminator); the driver loads it anyway, but ``cuobjdump`` and ``nvdisasm`` reject
-    the file. The program and section header tables say how long the image must be.
-
-    >>> import struct
-    >>> head = bytearray(b"\\x7fELF" + bytes(60)); struct.pack_into("<QQ", head, 0x20, 64, 0)
-    >>> struct.pack_into("<HHHH", head, 0x36, 56, 1, 64, 0)
-    >>> len(complete_elf(bytes(head) + bytes(55)))
-    120
-    """
-    if len(cubin) < 64 or cubin[:4] != b"\x7fELF":
-        return cubin
-    phoff, shoff = struct.unpack_from("<QQ", cubin, 0x20)
-    phentsize, phnum, shentsize, shnum = struct.unpack_from("<HHHH", cubin, 0x36)
-    end = max(phoff + phentsize * phnum, shoff + shentsize * shnum)
-    return cubin + bytes(end - len(cubin)) if end > len(cubin) else cubin
-
-
 def cubin_arch(cubin: bytes) -> str:
     """The SM arch a cubin was built for, e.g. ``'sm_90a'``.
 

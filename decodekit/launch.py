@@ -2,9 +2,13 @@
 
 ``kernel_impl(source, entry, launch_shape)`` compiles ``kernels/<source>`` (see
 :mod:`decodekit.compile`) and returns a :class:`KernelLauncher`, called as
-``run(q, k, v, state, A_log, a, dt_bias, b, scale, output, new_state)``. It passes
-``data_ptr()`` s straight to ``cuLaunchKernel`` on ``torch.cuda.current_stream()``, so it works
-inside CUDA graph capture. Inputs and outputs are validated with :func:`decodekit.spec.validate`
+``run(q, k, v, state, A_log, a, dt_bias, b, scale, output, new_state)``. On the GPU the kernel
+is built inline by ``cupy.RawModule(code=..., options=("--gpu-architecture=sm_90a", ...))``
+from the same text and options as the compile-only build (which gives the cubin the kit
+inspects; the two are the same cubin: ``tests/gpu/test_rawmodule_gpu.py``), and launched
+from it: the entry's function pointer goes to ``cuLaunchKernel`` of NVIDIA's
+``cuda.bindings`` with the arguments packed once, ``data_ptr()`` s straight from torch, on
+``torch.cuda.current_stream()``, so it works inside CUDA graph capture. Inputs and outputs are validated with :func:`decodekit.spec.validate`
 before any launch; non-contiguous tensors are rejected (a hidden copy would distort timings).
 
 The hot path stays lean: the full checks run only when a tensor's shape, dtype, device,
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import ctypes
 import math
+import re
 import struct
 import threading
 import time
@@ -42,7 +47,6 @@ _ARG_OFFSETS = (0, 8, 16, 24, 32, 40, 48, 56, 64, 72, 80, 88)
 _SCALE = struct.Struct("<f")
 _SCALE_OFFSET = 64
 _MAX_STATIC_SMEM = 48 * 1024
-_CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES = 8
 _CUDA_ERROR_INVALID_CONTEXT = 201
 _INF = float("inf")
 # CUDA's launch limits: grid x up to 2^31 - 1, y and z up to 65535; B is packed as an int32
@@ -80,8 +84,8 @@ class KernelLauncher:
         self.defines, self.arch = dict(defines or {}), arch
         self.inplace_ok, self.name = inplace_ok, name or entry
         self.build: Build = compile_kernel(source, arch, self.defines)
-        self._functions: dict[int, object] = {}  # device index -> cupy Function
-        self._retired: list[object] = []  # earlier builds' functions: captured graphs keep them
+        self._functions: dict[int, object] = {}  # device index -> cupy RawKernel of the entry
+        self._retired: list[object] = []  # earlier builds' kernels: captured graphs keep them
         self._shapes: dict[int, Shape] = {}
         self._ok_meta: set = set()  # tensor metadata that passed spec.validate
         self._key: tuple | None = None  # ids + pointers of the last admitted call
@@ -143,15 +147,9 @@ class KernelLauncher:
 
     def func_attributes(self, device: int | None = None) -> dict[str, int]:
         """What the driver reports for the loaded entry: registers, local and shared bytes."""
-        from cupy_backends.cuda.api import driver
-
-        dev = torch.cuda.current_device() if device is None else device
-        fptr = self._function(dev).ptr
-        names = ("MAX_THREADS_PER_BLOCK", "SHARED_SIZE_BYTES", "LOCAL_SIZE_BYTES", "NUM_REGS")
-        return {
-            n.lower(): driver.funcGetAttribute(getattr(driver, f"CU_FUNC_ATTRIBUTE_{n}"), fptr)
-            for n in names
-        }
+        fn = self._function(torch.cuda.current_device() if device is None else device)
+        names = ("max_threads_per_block", "shared_size_bytes", "local_size_bytes", "num_regs")
+        return {n: int(getattr(fn, n)) for n in names}
 
     def _recheck(self) -> None:
         try:
@@ -163,16 +161,16 @@ class KernelLauncher:
         self._next_check = time.monotonic() + RECHECK_S
 
     def _launch(self, dev: int) -> None:
-        try:
-            self._driver_launch(*self._launch_args, _raw_stream(dev), self._argv_ptr, 0)
-        except Exception as e:
-            if getattr(e, "status", None) != _CUDA_ERROR_INVALID_CONTEXT:
-                raise
-            # a thread that has made no CUDA runtime call yet has no current context
-            from cupy_backends.cuda.api import runtime
-
-            runtime.setDevice(dev)
-            self._driver_launch(*self._launch_args, _raw_stream(dev), self._argv_ptr, 0)
+        (err,) = self._driver_launch(*self._launch_args, _raw_stream(dev), self._argv_ptr, 0)
+        if err:
+            if err == _CUDA_ERROR_INVALID_CONTEXT:
+                # a thread that has made no CUDA runtime call yet has no current context
+                torch.cuda.set_device(dev)
+                (err,) = self._driver_launch(
+                    *self._launch_args, _raw_stream(dev), self._argv_ptr, 0
+                )
+            if err:
+                raise RuntimeError(f"{self!r}: cuLaunchKernel failed: {_error_name(err)}")
 
     def _admit(self, key: tuple | None, ts: tuple, scale) -> None:
         """Full checks for a call whose tensors differ from the last one, then pack arguments."""
@@ -196,7 +194,7 @@ class KernelLauncher:
         fn = self._function(dev)
         grid, block, smem = self._shape(B)
         _ARGS.pack_into(self._buf, 0, *ptrs[:8], 0.0, ptrs[8], ptrs[9], B)
-        self._launch_args = (fn.ptr, *grid, *block, smem)
+        self._launch_args = (fn.kernel.ptr, *grid, *block, smem)
         self._dev, self._key = dev, key
         self._last = ts  # keeps the ids in the key unique
 
@@ -225,27 +223,38 @@ class KernelLauncher:
     def _function(self, dev: int):
         fn = self._functions.get(dev)
         if fn is None:
-            import cupy
-            from cupy_backends.cuda.api import driver
+            fn = self._functions[dev] = self._load(dev)
+        return fn
 
-            self._driver_launch = driver.launchKernel
-            what = f"{self.build.source.name} ({self.build.arch}), entry {self.entry!r}"
-            with torch.cuda.device(dev):
-                try:
-                    module = cupy.cuda.function.Module()
-                    module.load(self.build.cubin)
-                    fn = module.get_function(self.entry)
-                except driver.CUDADriverError as e:
-                    gpu = (
-                        f"{torch.cuda.get_device_name(dev)} {torch.cuda.get_device_capability(dev)}"
-                    )
-                    raise RuntimeError(
-                        f"{what} does not load on {gpu}: {e}; entries in the "
-                        f"cubin: {sorted(self.build.resources)}"
-                    ) from e
-                for smem in {s for _, _, s in self._shapes.values() if s > _MAX_STATIC_SMEM}:
-                    self._allow_smem(fn, smem)
-            self._functions[dev] = fn
+    def _load(self, dev: int):
+        """The entry, built by ``cupy.RawModule`` from the build's text and options on device
+        ``dev``; its registers and SM version must be the compile-only build's."""
+        import cupy
+        from cuda.bindings import driver
+
+        self._driver_launch = driver.cuLaunchKernel
+        b = self.build
+        what = f"{b.source.name} ({b.arch}), entry {self.entry!r}"
+        with torch.cuda.device(dev):
+            gpu = f"{torch.cuda.get_device_name(dev)} {torch.cuda.get_device_capability(dev)}"
+            try:
+                module = cupy.RawModule(code=b.code, options=b.rawmodule_options)
+                fn = module.get_function(self.entry)
+                got = (int(fn.binary_version), int(fn.num_regs))
+            except Exception as e:  # CuPy's CompileException, CUDADriverError, ...
+                raise RuntimeError(
+                    f"{what} does not build or load on {gpu} through cupy.RawModule: {e}; "
+                    f"entries in the compile-only build: {sorted(b.resources)}"
+                ) from e
+            want = (int(re.sub(r"\D", "", b.arch)), b.usage(self.entry).registers)
+            if got != want:
+                raise RuntimeError(
+                    f"{what}: cupy.RawModule built SM {got[0]} with {got[1]} registers on {gpu}, "
+                    f"the compile-only build SM {want[0]} with {want[1]}: not the same cubin "
+                    "(is the GPU's arch the one asked for?)"
+                )
+            for smem in {s for _, _, s in self._shapes.values() if s > _MAX_STATIC_SMEM}:
+                self._allow_smem(fn, smem)
         return fn
 
     def _shape(self, B: int) -> Shape:
@@ -275,9 +284,14 @@ class KernelLauncher:
 
     @staticmethod
     def _allow_smem(fn, smem: int) -> None:
-        from cupy_backends.cuda.api import driver
+        fn.max_dynamic_shared_size_bytes = smem
 
-        driver.funcSetAttribute(fn.ptr, _CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, smem)
+
+def _error_name(err) -> str:
+    from cuda.bindings import driver
+
+    _, name = driver.cuGetErrorName(err)
+    return name.decode() if isinstance(name, bytes) else str(err)
 
 
 def kernel_impl(
@@ -365,7 +379,7 @@ def _per_call_us(fn: Callable, args: tuple, n: int, batch: int = 50) -> float:
 def host_overhead(impl_name: str = "baseline", n: int = 2000, batch_size: int = 1) -> dict:
     """Host microseconds per call, all measured in this one run: the implementation, the kit's
     empty launch (same path, empty kernel), a bare CuPy empty launch and a raw
-    ``cuLaunchKernel`` of the empty kernel. ``ratio_vs_bare`` is the issue's figure (target
+    ``cuLaunchKernel`` (cuda.bindings) of the empty kernel. ``ratio_vs_bare`` is the issue's figure (target
     <= 1.5). This is a benchmark for records, not a test."""
     import functools
 
@@ -381,7 +395,7 @@ def host_overhead(impl_name: str = "baseline", n: int = 2000, batch_size: int = 
     args = (*(inp[name] for name in NAMES[:8]), inp["scale"], out["output"], out["new_state"])
     empty = empty_launcher()
     empty(*args)  # loads the module and binds cuLaunchKernel
-    fptr, one = empty._function(torch.cuda.current_device()).ptr, (1, 1, 1)
+    fptr, one = empty._function(torch.cuda.current_device()).kernel.ptr, (1, 1, 1)
     stream = torch.cuda.current_stream().cuda_stream
     raw = functools.partial(empty._driver_launch, fptr, *one, *one, 0, stream, 0, 0)
     res = {

@@ -19,7 +19,6 @@ import inspect
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -33,6 +32,7 @@ from decodekit.ncu_parse import DATA, RAW_PAGE, NcuError, load
 from decodekit.proc import run as run_group
 from decodekit.records import write_json
 from decodekit.registry import Impl, get
+from decodekit.tools import ToolMissing, find_tool
 from decodekit.workloads import ROOT, select
 
 # Baselines whose kernel name differs from anything in their Impl (their DPS adapters launch
@@ -51,14 +51,14 @@ def kernel_regex_for(impl: Impl | str) -> str | None:
 
 
 def find_ncu(ncu: str = "ncu") -> str:
-    path = shutil.which(ncu)
-    if path is None:
+    try:
+        return find_tool("ncu", ncu)
+    except ToolMissing as e:
         raise NcuError(
-            f"Nsight Compute CLI {ncu!r} not found on PATH. Install Nsight Compute (it ships with "
-            "the CUDA toolkit, e.g. /opt/nvidia/nsight-compute/<version>/ncu) and put it on PATH "
-            "or pass ncu='/path/to/ncu'. Recorded exports load without it: decodekit.ncu.load()."
-        )
-    return path
+            f"Nsight Compute CLI: {e}. Install Nsight Compute (it ships with the CUDA "
+            "toolkit) and put it on PATH or pass ncu='/path/to/ncu'. Recorded exports load "
+            "without it: decodekit.ncu.load()."
+        ) from None
 
 
 def profile(

@@ -19,12 +19,9 @@ floor.
 from __future__ import annotations
 
 import csv
-import glob
 import json
 import math
 import re
-import shutil
-import sys
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
@@ -292,20 +289,12 @@ def _row(
 
 
 def _ncu_report(ncu: str = "ncu"):
-    """NVIDIA's ``ncu_report`` module (``<nsight-compute>/extras/python``), or None."""
-    exe = shutil.which(ncu)
-    roots = [str(Path(exe).resolve().parent / "extras" / "python")] if exe else []
-    roots += sorted(glob.glob("/opt/nvidia/nsight-compute/*/extras/python"), reverse=True)
-    for root in [None, *roots]:
-        if root and root not in sys.path:
-            sys.path.append(root)
-        try:
-            import ncu_report
-
-            return ncu_report
-        except (ImportError, OSError):
-            continue
-    return None
+    """NVIDIA's ``ncu_report`` module (the ``ncu-report`` package on PyPI), or None."""
+    try:
+        import ncu_report
+    except (ImportError, OSError):
+        return None
+    return ncu_report
 
 
 def load(
@@ -355,7 +344,7 @@ def _load_export(stem: Path, copy_gbps, ncu: str, prefer_report: bool = False) -
         kernels = kernels_from_csv(csv.read_text())
     else:
         raise NcuError(
-            f"{rep} needs NVIDIA's ncu_report module (not importable here) or the CSV "
+            f"{rep} needs NVIDIA's ncu_report module (pip install ncu-report) or the CSV "
             f"beside it: ncu --import {rep} {' '.join(RAW_PAGE)} > {csv}"
         )
     impl = meta.get("impl") or stem.name.partition("_")[0]

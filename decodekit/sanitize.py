@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import argparse
 import re
-import shutil
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 
 from decodekit import proc
+from decodekit.tools import ToolMissing, find_tool
 
 TOOLS = ("memcheck", "racecheck", "initcheck", "synccheck")
 
@@ -50,15 +50,13 @@ def parse_summary(text: str) -> int | None:
 
 
 def find_sanitizer(exe: str = "compute-sanitizer") -> str:
-    fallback = ("/usr/local/cuda/bin/compute-sanitizer",) if exe == "compute-sanitizer" else ()
-    for cand in (exe, *fallback):
-        path = shutil.which(cand)
-        if path:
-            return path
-    raise SanitizerError(
-        "compute-sanitizer not found on PATH: install the CUDA toolkit (it ships with it) or "
-        f"pass exe='/path/to/compute-sanitizer' (looked for {exe!r})"
-    )
+    try:
+        return find_tool("compute-sanitizer", exe)
+    except ToolMissing as e:
+        raise SanitizerError(
+            f"{e}: install the CUDA toolkit (it ships with it) or pass "
+            "exe='/path/to/compute-sanitizer'"
+        ) from None
 
 
 def sanitize(

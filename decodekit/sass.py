@@ -11,27 +11,25 @@ did the compiler hoist" is one call::
         print(ins)
 
 The tools come with the ``gpu`` extra (``nvidia-cuda-cuobjdump``, ``nvidia-cuda-nvdisasm``)
-or a CUDA toolkit; :func:`find_tools` says where it looked when they are missing.
+or a CUDA toolkit, found by :func:`decodekit.tools.find_tool`; :func:`find_tools` says how
+to get them when they are missing.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from decodekit.tools import ToolMissing, find_tool  # noqa: F401  (ToolMissing: this API)
+
 # Opcodes kept by skeleton(): memory traffic, cross-lane and SFU latency, control flow.
 KEYS = ("LDG", "STG", "LDS", "STS", "RED", "ATOM", "SHFL", "MUFU", "BAR", "BRA", "CALL", "EXIT")
 _LINE_RE = re.compile(r"^\s*/\*([0-9a-f]{4,})\*/\s+(.*?)\s*;")
-
-
-class ToolMissing(RuntimeError):
-    """cuobjdump or nvdisasm is not installed where the kit looks."""
 
 
 @dataclass(frozen=True)
@@ -50,36 +48,15 @@ class Instr:
         return words[1] if words[0].startswith("@") and len(words) > 1 else words[0]
 
 
-def _candidate_dirs() -> list[Path]:
-    dirs = [Path(p) for p in os.environ.get("PATH", "").split(os.pathsep) if p]
-    for var in ("CUDA_HOME", "CUDA_PATH"):
-        if os.environ.get(var):
-            dirs.append(Path(os.environ[var]) / "bin")
-    dirs.append(Path("/usr/local/cuda/bin"))
-    # the pip wheels: site-packages/nvidia/cu13/bin (and cu12) of this interpreter
-    for base in sys.path:
-        dirs += sorted(Path(base).glob("nvidia/cu*/bin")) if base else []
-    return dirs
+_HINT = (
+    "install the gpu extra (pip install -e '.[gpu]': nvidia-cuda-cuobjdump, "
+    "nvidia-cuda-nvdisasm) or a CUDA toolkit"
+)
 
 
 def find_tools() -> tuple[Path, Path]:
-    """``(cuobjdump, nvdisasm)``; raises :class:`ToolMissing` naming where it looked."""
-    found = {}
-    dirs = _candidate_dirs()
-    for tool in ("cuobjdump", "nvdisasm"):
-        hit = shutil.which(tool) or next(
-            (str(d / tool) for d in dirs if (d / tool).is_file() and os.access(d / tool, os.X_OK)),
-            None,
-        )
-        if hit is None:
-            raise ToolMissing(
-                f"{tool} not found (looked in PATH, $CUDA_HOME/bin, /usr/local/cuda/bin and the "
-                "nvidia/cu*/bin folders of the pip wheels); install the gpu extra "
-                "(pip install -e '.[gpu]': nvidia-cuda-cuobjdump, nvidia-cuda-nvdisasm) or a "
-                "CUDA toolkit"
-            )
-        found[tool] = Path(hit)
-    return found["cuobjdump"], found["nvdisasm"]
+    """``(cuobjdump, nvdisasm)``; raises :class:`ToolMissing` saying how to get them."""
+    return tuple(Path(find_tool(t, hint=_HINT)) for t in ("cuobjdump", "nvdisasm"))
 
 
 def parse(text: str) -> list[Instr]:

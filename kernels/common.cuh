@@ -25,12 +25,12 @@
 
 typedef __nv_bfloat16 bf16;
 
-constexpr int NUM_Q_HEADS = 4;
-constexpr int NUM_V_HEADS = 8;
-constexpr int HEAD_SIZE = 128;
+inline constexpr int NUM_Q_HEADS = 4;
+inline constexpr int NUM_V_HEADS = 8;
+inline constexpr int HEAD_SIZE = 128;
 // value head h reads q/k head h / V_PER_QK
-constexpr int V_PER_QK = NUM_V_HEADS / NUM_Q_HEADS;
-constexpr int WARP_SIZE = 32;
+inline constexpr int V_PER_QK = NUM_V_HEADS / NUM_Q_HEADS;
+inline constexpr int WARP_SIZE = 32;
 static_assert(NUM_V_HEADS % NUM_Q_HEADS == 0, "value heads must group evenly over q/k heads");
 
 __device__ __forceinline__ float to_float(bf16 x) { return __bfloat162float(x); }

@@ -19,9 +19,9 @@
 // Time:   decodekit bench --impl baseline --workloads representative
 #include "common.cuh"
 
-constexpr int THREADS = HEAD_SIZE;  // one thread per state row v
-constexpr int VEC = 4;              // floats per vector load (float4)
-constexpr int ROW_VECS = HEAD_SIZE / VEC;
+inline constexpr int THREADS = HEAD_SIZE;  // one thread per state row v
+inline constexpr int VEC = 4;              // floats per vector load (float4)
+inline constexpr int ROW_VECS = HEAD_SIZE / VEC;
 static_assert(THREADS == HEAD_SIZE, "one thread per state row");
 static_assert(HEAD_SIZE % VEC == 0, "rows load as whole float4s");
 

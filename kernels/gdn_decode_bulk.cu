@@ -38,13 +38,13 @@
 #define BULK_STORE 0
 #endif
 
-constexpr int kWarps = WARPS;
-constexpr int kRowsPerWarp = ROWS_PER_WARP;
-constexpr int kRowsPerBlock = kWarps * kRowsPerWarp;
-constexpr int kSplit = gdn::kDim / kRowsPerBlock;
-constexpr unsigned kRunBytes = kRowsPerWarp * gdn::kDim * sizeof(float);
+inline constexpr int kWarps = WARPS;
+inline constexpr int kRowsPerWarp = ROWS_PER_WARP;
+inline constexpr int kRowsPerBlock = kWarps * kRowsPerWarp;
+inline constexpr int kSplit = gdn::kDim / kRowsPerBlock;
+inline constexpr unsigned kRunBytes = kRowsPerWarp * gdn::kDim * sizeof(float);
 // Rows reduced together: enough independent shuffles to hide their latency, few registers.
-constexpr int kGroup = kRowsPerWarp < 8 ? kRowsPerWarp : 8;
+inline constexpr int kGroup = kRowsPerWarp < 8 ? kRowsPerWarp : 8;
 static_assert(kWarps >= 1 && kWarps <= 32, "WARPS must be 1..32");
 static_assert(kRowsPerWarp >= 1 && kRowsPerWarp <= 32, "ROWS_PER_WARP must be 1..32");
 static_assert(kRowsPerWarp % kGroup == 0, "ROWS_PER_WARP must be < 8 or a multiple of 8");

@@ -53,14 +53,14 @@
 #define FENCE 0
 #endif
 
-constexpr int kWarps = WARPS;
-constexpr int kRowsPerWarp = ROWS_PER_WARP;
-constexpr int kLanes = LANES_PER_ROW;            // lanes sharing one row
-constexpr int kRowsPerStep = 32 / kLanes;        // rows covered by one warp-wide load
-constexpr int kChunks = gdn::kDim / 4 / kLanes;  // float4 chunks of a row per lane
-constexpr int kSteps = kRowsPerWarp / kRowsPerStep;
-constexpr int kRowsPerBlock = kWarps * kRowsPerWarp;
-constexpr int kSplit = gdn::kDim / kRowsPerBlock;
+inline constexpr int kWarps = WARPS;
+inline constexpr int kRowsPerWarp = ROWS_PER_WARP;
+inline constexpr int kLanes = LANES_PER_ROW;            // lanes sharing one row
+inline constexpr int kRowsPerStep = 32 / kLanes;        // rows covered by one warp-wide load
+inline constexpr int kChunks = gdn::kDim / 4 / kLanes;  // float4 chunks of a row per lane
+inline constexpr int kSteps = kRowsPerWarp / kRowsPerStep;
+inline constexpr int kRowsPerBlock = kWarps * kRowsPerWarp;
+inline constexpr int kSplit = gdn::kDim / kRowsPerBlock;
 static_assert(kLanes == 4 || kLanes == 8 || kLanes == 16 || kLanes == 32,
               "LANES_PER_ROW must be 4, 8, 16 or 32");
 static_assert(kWarps >= 1 && kWarps <= 32, "WARPS must be 1..32");
@@ -68,7 +68,9 @@ static_assert(kRowsPerWarp % kRowsPerStep == 0, "ROWS_PER_WARP must be a multipl
 static_assert(gdn::kDim % kRowsPerBlock == 0, "WARPS * ROWS_PER_WARP must divide 128");
 static_assert(LOAD_HINT == 0 || LOAD_HINT == 1 || LOAD_HINT == 3, "LOAD_HINT must be 0, 1 or 3");
 
-namespace {
+// A named namespace, not an anonymous one: anonymous-namespace symbols are mangled with the
+// program's name, which cupy.RawModule takes from a hash, so the cubin would depend on who built it.
+namespace ordered {
 
 // Volatile read-only loads: the compiler keeps them in program order.
 __device__ __forceinline__ uint2 ld_u32x2(const void* p) {
@@ -143,7 +145,8 @@ __device__ __forceinline__ gdn::Gates gates2(float a, float dt_bias, float A_log
   return r;
 }
 
-}  // namespace
+}  // namespace ordered
+using namespace ordered;
 
 extern "C" __global__ void __launch_bounds__(kWarps * 32)
     gdn_decode_ordered(const gdn::bf16* __restrict__ q, const gdn::bf16* __restrict__ k,

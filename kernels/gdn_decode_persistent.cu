@@ -45,17 +45,19 @@
 #define STORE_HINT 1
 #endif
 
-constexpr int kWarps = WARPS;
-constexpr int kRowsPerWarp = ROWS_PER_WARP;
-constexpr int kBlocksPerSm = BLOCKS_PER_SM;
-constexpr int kTilesPerHead = gdn::kDim / kRowsPerWarp;
+inline constexpr int kWarps = WARPS;
+inline constexpr int kRowsPerWarp = ROWS_PER_WARP;
+inline constexpr int kBlocksPerSm = BLOCKS_PER_SM;
+inline constexpr int kTilesPerHead = gdn::kDim / kRowsPerWarp;
 static_assert(kWarps >= 1 && kWarps <= 32, "WARPS must be 1..32");
 static_assert(kRowsPerWarp >= 1 && kRowsPerWarp <= 32, "ROWS_PER_WARP must be 1..32");
 static_assert(gdn::kDim % kRowsPerWarp == 0, "ROWS_PER_WARP must divide 128");
 static_assert(kBlocksPerSm >= 1 && kBlocksPerSm * kWarps <= 64,
               "BLOCKS_PER_SM * WARPS must fit an SM (1..64 warps)");
 
-namespace {
+// A named namespace, not an anonymous one: anonymous-namespace symbols are mangled with the
+// program's name, which cupy.RawModule takes from a hash, so the cubin would depend on who built it.
+namespace persistent {
 
 // Everything one tile needs, as loaded: nothing here has been used, so holding it costs no
 // stall. q, k stay packed bf16 until the tile is processed.
@@ -141,7 +143,8 @@ __device__ __forceinline__ void finish_tile(const Tile& x, int lane, float scale
     output[x.bh * gdn::kDim + x.row0 + lane] = __float2bfloat16(out_lane);
 }
 
-}  // namespace
+}  // namespace persistent
+using namespace persistent;
 
 extern "C" __global__ void __launch_bounds__(kWarps * 32, kBlocksPerSm)
     gdn_decode_persistent(const gdn::bf16* __restrict__ q, const gdn::bf16* __restrict__ k,

@@ -39,10 +39,10 @@
 #define STORE_HINT 0
 #endif
 
-constexpr int kWarps = WARPS;
-constexpr int kRowsPerWarp = ROWS_PER_WARP;
-constexpr int kRowsPerBlock = kWarps * kRowsPerWarp;
-constexpr int kSplit = gdn::kDim / kRowsPerBlock;  // blocks per (batch, value head)
+inline constexpr int kWarps = WARPS;
+inline constexpr int kRowsPerWarp = ROWS_PER_WARP;
+inline constexpr int kRowsPerBlock = kWarps * kRowsPerWarp;
+inline constexpr int kSplit = gdn::kDim / kRowsPerBlock;  // blocks per (batch, value head)
 static_assert(kWarps >= 1 && kWarps <= 32, "WARPS must be 1..32");
 static_assert(kRowsPerWarp >= 1 && kRowsPerWarp <= 32, "ROWS_PER_WARP must be 1..32");
 static_assert(gdn::kDim % kRowsPerBlock == 0, "WARPS * ROWS_PER_WARP must divide 128");

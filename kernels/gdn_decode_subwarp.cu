@@ -47,14 +47,14 @@
 #define TREE_SUM 0
 #endif
 
-constexpr int kWarps = WARPS;
-constexpr int kRowsPerWarp = ROWS_PER_WARP;
-constexpr int kLanes = LANES_PER_ROW;           // lanes sharing one row
-constexpr int kRowsPerStep = 32 / kLanes;       // rows covered by one warp-wide load
-constexpr int kChunks = gdn::kDim / 4 / kLanes;  // float4 chunks of a row per lane
-constexpr int kSteps = kRowsPerWarp / kRowsPerStep;
-constexpr int kRowsPerBlock = kWarps * kRowsPerWarp;
-constexpr int kSplit = gdn::kDim / kRowsPerBlock;
+inline constexpr int kWarps = WARPS;
+inline constexpr int kRowsPerWarp = ROWS_PER_WARP;
+inline constexpr int kLanes = LANES_PER_ROW;           // lanes sharing one row
+inline constexpr int kRowsPerStep = 32 / kLanes;       // rows covered by one warp-wide load
+inline constexpr int kChunks = gdn::kDim / 4 / kLanes;  // float4 chunks of a row per lane
+inline constexpr int kSteps = kRowsPerWarp / kRowsPerStep;
+inline constexpr int kRowsPerBlock = kWarps * kRowsPerWarp;
+inline constexpr int kSplit = gdn::kDim / kRowsPerBlock;
 static_assert(kLanes == 2 || kLanes == 4 || kLanes == 8 || kLanes == 16 || kLanes == 32,
               "LANES_PER_ROW must be 2, 4, 8, 16 or 32");
 static_assert(kWarps >= 1 && kWarps <= 32, "WARPS must be 1..32");

@@ -10,10 +10,10 @@ namespace gdn {
 
 typedef __nv_bfloat16 bf16;
 
-constexpr int kQKHeads = 4;  // query/key heads
-constexpr int kVHeads = 8;   // value heads; value head h reads q/k head h / 2
-constexpr int kDim = 128;    // K = V = 128; a state row is kDim floats = 512 bytes
-constexpr unsigned kFull = 0xffffffffu;
+inline constexpr int kQKHeads = 4;  // query/key heads
+inline constexpr int kVHeads = 8;   // value heads; value head h reads q/k head h / 2
+inline constexpr int kDim = 128;    // K = V = 128; a state row is kDim floats = 512 bytes
+inline constexpr unsigned kFull = 0xffffffffu;
 
 // Decay g and update gate beta of one (batch, value head), in fp32 like the reference.
 // softplus follows torch (beta 1, threshold 20): x > 20 -> x, else log1p(exp(x)).

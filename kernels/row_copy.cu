@@ -25,10 +25,10 @@
 #define STORE_HINT 0
 #endif
 
-constexpr int kWarps = WARPS;
-constexpr int kRowsPerWarp = ROWS_PER_WARP;
-constexpr int kRowsPerBlock = kWarps * kRowsPerWarp;
-constexpr int kSplit = gdn::kDim / kRowsPerBlock;
+inline constexpr int kWarps = WARPS;
+inline constexpr int kRowsPerWarp = ROWS_PER_WARP;
+inline constexpr int kRowsPerBlock = kWarps * kRowsPerWarp;
+inline constexpr int kSplit = gdn::kDim / kRowsPerBlock;
 static_assert(gdn::kDim % kRowsPerBlock == 0, "WARPS * ROWS_PER_WARP must divide 128");
 
 extern "C" __global__ void __launch_bounds__(kWarps * 32)

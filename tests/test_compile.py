@@ -31,7 +31,8 @@ extern "C" __global__ void broken(float* y) {
 
 @pytest.fixture
 def counted(monkeypatch):
-    """Counts real NVRTC compiles."""
+    """Counts real NVRTC compiles (the disk cache off, so each build is NVRTC's)."""
+    monkeypatch.setenv("DECODEKIT_CACHE", "off")
     calls = []
     real = dk_compile._nvrtc_compile
 
@@ -237,8 +238,9 @@ def cpu_launch(monkeypatch):
             arch="sm_90a",
             inplace_ok=inplace_ok,
         )
-        run._function = lambda dev: types.SimpleNamespace(ptr=1234)
-        run._driver_launch = lambda *a: calls.append((a, _unpack(run._buf.raw)))
+        run._function = lambda dev: types.SimpleNamespace(kernel=types.SimpleNamespace(ptr=1234))
+        # cuda.bindings returns (CUresult,): 0 is CUDA_SUCCESS
+        run._driver_launch = lambda *a: (calls.append((a, _unpack(run._buf.raw))), (0,))[1]
         return run
 
     return make, calls
@@ -293,8 +295,8 @@ def test_host_path_aliasing_rules(cpu_launch):
 
 
 def test_cubins_are_complete_elf_images():
-    """CuPy's getCUBIN drops the image's last byte; the kit restores it so cuobjdump and
-    nvdisasm accept the cubin (they reject the short one)."""
+    """The whole ELF image, up to the end of its tables (CuPy's private getCUBIN dropped the
+    last byte, which cuobjdump and nvdisasm reject; cuda.bindings sizes it from NVRTC)."""
     import struct
 
     from decodekit.compile import compile_kernel
@@ -385,3 +387,67 @@ def test_launch_shapes_past_cuda_limits_and_int32_batch_are_rejected():
         run._shape(2**26)
     with pytest.raises(SpecError, match="int32 batch_size"):
         run._shape(2**31)
+
+
+# the disk cache (issue 17: a second tune process does not recompile what the first built) --
+
+_BUILD_IN_CHILD = """
+import json, sys
+from decodekit.compile import compile_kernel
+b = compile_kernel("gdn_decode_rowsplit.cu", "sm_100a", {"WARPS": 2})
+print(json.dumps([b.from_cache, b.digest, b.cubin.hex()[:64], len(b.cubin)]))
+"""
+
+
+def test_a_second_process_takes_the_cubin_from_disk(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "DECODEKIT_CACHE": str(tmp_path)}
+    runs = [
+        json.loads(
+            subprocess.run(
+                [sys.executable, "-c", _BUILD_IN_CHILD], env=env, check=True,
+                capture_output=True, text=True,
+            ).stdout
+        )
+        for _ in range(2)
+    ]  # fmt: skip
+    assert [r[0] for r in runs] == [False, True]
+    assert runs[0][1:] == runs[1][1:]
+    assert [p.name for p in tmp_path.iterdir()] == [f"{runs[0][1]}.cubin"]
+
+
+def test_a_damaged_cache_file_is_rebuilt(tmp_path, monkeypatch):
+    monkeypatch.setenv("DECODEKIT_CACHE", str(tmp_path))
+    dk_compile._MEMO.clear(), dk_compile._BY_DIGEST.clear()
+    first = compile_kernel("empty.cu", "sm_90a", {"X": 1})
+    path = tmp_path / f"{first.digest}.cubin"
+    path.write_bytes(path.read_bytes()[:-7])  # a truncated write
+    dk_compile._MEMO.clear(), dk_compile._BY_DIGEST.clear()
+    again = compile_kernel("empty.cu", "sm_90a", {"X": 1})
+    assert not again.from_cache and again.cubin == first.cubin
+    assert (tmp_path / f"{first.digest}.cubin").read_bytes() == path.read_bytes()
+
+
+def test_rawmodule_options_leave_out_what_cupy_adds():
+    from decodekit.nvrtc import CUPY_ADDS
+
+    b = compile_kernel("empty.cu", "sm_90a")
+    assert set(CUPY_ADDS) <= set(b.options)
+    assert not set(CUPY_ADDS) & set(b.rawmodule_options)
+    assert "--gpu-architecture=sm_90a" in b.rawmodule_options
+    assert b.code.splitlines()[1] == '#line 1 "kernels/empty.cu"'
+
+
+def test_a_changed_header_changes_the_text_cupy_is_keyed_on(tmp_kernels):
+    """CuPy's cache is keyed on the text and options only: the build's text names the digest
+    of the source and its headers, so an edited header is a new RawModule build."""
+    first = compile_kernel("gdn_decode_baseline.cu", "sm_90a", kernels_dir=tmp_kernels)
+    hdr = tmp_kernels / "common.cuh"
+    hdr.write_text(hdr.read_text() + "\n// edited\n")
+    again = compile_kernel("gdn_decode_baseline.cu", "sm_90a", kernels_dir=tmp_kernels)
+    assert again.digest != first.digest and again.code != first.code
+    assert again.code.splitlines()[2:] == first.code.splitlines()[2:]  # the .cu is unchanged

@@ -353,3 +353,16 @@ def test_recorded_exports_parse(path):
         # caches flushed: the state (about half the bytes a call moves) comes from DRAM
         moved = df["batch_size"].map(lambda b: bytes_moved(int(b))["total"])
         assert (df["dram_read_bytes"] > 0.4 * moved).all()
+
+
+def test_recorded_ncu_rep_opens_without_nsight_compute():
+    """The ``ncu-report`` package from PyPI reads a recorded ``.ncu-rep`` on a machine with no
+    Nsight Compute; its rows match the CSV export made from the same report."""
+    pytest.importorskip("ncu_report", reason="pip install ncu-report (in the test extra)")
+    stem = ncu_parse.DATA / "best_contest_h200"
+    from_rep = ncu_parse.load(stem.with_suffix(".ncu-rep"))
+    from_csv = ncu_parse.load(stem.with_suffix(".csv"))
+    assert len(from_rep) == len(from_csv) == 54
+    cols = ["uuid", "batch_size", "kernel", "duration_us", "dram_read_bytes", "dram_write_bytes",
+            "registers_per_thread", "grid_size", "block_size", "floor_us", "gpu"]  # fmt: skip
+    pd.testing.assert_frame_equal(from_rep[cols], from_csv[cols], check_dtype=False, rtol=1e-6)

@@ -37,8 +37,11 @@ def test_cli_prints_the_skeleton(capsys):
 
 
 def test_missing_tools_give_a_way_forward_not_a_traceback(monkeypatch, capsys):
-    monkeypatch.setattr(sass, "_candidate_dirs", lambda: [])
-    monkeypatch.setattr(sass.shutil, "which", lambda tool: None)
+    from decodekit import tools
+
+    monkeypatch.setattr(tools, "_pathfinder", lambda: None)
+    monkeypatch.setattr(tools, "cuda_home", lambda: None)
+    monkeypatch.setattr(tools.shutil, "which", lambda tool: None)
     with pytest.raises(sass.ToolMissing, match="nvidia-cuda-cuobjdump"):
         sass.find_tools()
     rc = cli.main(["sass", "row_copy.cu", "--arch", "sm_90a"])

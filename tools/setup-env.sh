@@ -15,7 +15,7 @@ PIP_ONLY=("flashinfer-bench==0.1.2")  # installed --no-deps: its root pulls in F
 if [[ -d $VENV/conda-meta ]]; then
   echo "setup: conda environment $VENV: the kit (--no-deps) and the pip-only packages"
   "$PY" -m pip install -q --no-deps -e .
-  "$PY" -m pip install -q "cupti-python>=13"
+  "$PY" -m pip install -q "cupti-python>=13" "ncu-report>=2025.3"
   "$PY" -m pip install -q --no-deps "${PIP_ONLY[@]}"
 else
   [[ -x $PY ]] || { echo "setup: creating $VENV"; "$PYTHON" -m venv "$VENV"; }

@@ -22,6 +22,8 @@ for B in (1, 3, 4, 8, 16, 32, 48, 64, 100):
     for profile in ("random", "extreme"):
         res = check(main.run, B, device="cuda", profile=profile)
         failed += not res.passed
-        print(f"{doc['name']} B={B:<4} {profile:<8} {'pass' if res.passed else 'FAIL'} {res.summary()[:150]}")
+        print(
+            f"{doc['name']} B={B:<4} {profile:<8} {'pass' if res.passed else 'FAIL'} {res.summary()[:150]}"
+        )
 print(f"exported solution: {'all passed' if not failed else f'{failed} FAILED'}")
 sys.exit(1 if failed else 0)
