@@ -49,6 +49,7 @@ _SCALE_OFFSET = 64
 _MAX_STATIC_SMEM = 48 * 1024
 _CUDA_ERROR_INVALID_CONTEXT = 201
 _INF = float("inf")
+_DEFAULT_SCALE = resolve_scale(None)
 # CUDA's launch limits: grid x up to 2^31 - 1, y and z up to 65535; B is packed as an int32
 _GRID_MAX = (2**31 - 1, 65535, 65535)
 _INT32_MAX = 2**31 - 1
@@ -88,8 +89,8 @@ class KernelLauncher:
         self._retired: list[object] = []  # earlier builds' kernels: captured graphs keep them
         self._shapes: dict[int, Shape] = {}
         self._ok_meta: set = set()  # tensor metadata that passed spec.validate
-        self._key: tuple | None = None  # ids + pointers of the last admitted call
-        self._last: tuple = ()  # that call's tensors (held so their ids are not reused)
+        self._last: tuple = ()  # the last admitted call's tensors (held: ids not reused)
+        self._scale: object = 0.0  # the scale argument whose value is packed in the buffer
         self._launch_args: tuple = ()
         self._dev = -1
         self._driver_launch: Callable | None = None  # cuLaunchKernel, bound on first load
@@ -104,24 +105,50 @@ class KernelLauncher:
         return f"KernelLauncher({self.name!r}, {self.build.source.name}, {self.build.arch})"
 
     def __call__(self, q, k, v, state, A_log, a, dt_bias, b, scale, output, new_state) -> None:
+        # The hot path: the same tensor objects as the last call (kept alive in self._last,
+        # so no other object can take their ids), None or a positive finite float scale, the
+        # same device, and no source check due: pack the scale and launch. Everything else
+        # goes through _call, which checks. (An in-place .set_() or .resize_() on a passed
+        # tensor between calls is not seen: call forget() after one.)
+        with self._lock:
+            last = self._last
+            if (
+                last
+                and q is last[0] and k is last[1] and v is last[2] and state is last[3]
+                and A_log is last[4] and a is last[5] and dt_bias is last[6] and b is last[7]
+                and output is last[8] and new_state is last[9]
+                and (scale is None or type(scale) is float and 0.0 < scale < _INF)
+                and self._dev == _get_device()
+                and time.monotonic() < self._next_check
+            ):  # fmt: skip
+                if scale != self._scale:
+                    _SCALE.pack_into(self._buf, _SCALE_OFFSET, scale or _DEFAULT_SCALE)
+                    self._scale = scale
+                dev = self._dev
+                (err,) = self._driver_launch(
+                    *self._launch_args, _raw_stream(dev), self._argv_ptr, 0
+                )
+                if err:
+                    self._launch_failed(err, dev)
+                return
+        self._call((q, k, v, state, A_log, a, dt_bias, b, output, new_state), scale)
+
+    def _call(self, ts: tuple, scale) -> None:
+        """A call off the hot path: new tensors, another device, a scale to check, or the
+        source's mtime due for a check."""
         if time.monotonic() >= self._next_check:
             self._recheck()
-        ts = (q, k, v, state, A_log, a, dt_bias, b, output, new_state)
-        # Cheap key: the ids of the tensor objects, kept alive in self._last so no other object
-        # can take an id while it is in the key. New objects get the full checks in _admit.
-        # (An in-place .set_() or .resize_() on a passed tensor between calls is not seen:
-        # call forget() after one.)
-        key = tuple(map(id, ts))
         try:
-            # the fast path only for a plain positive finite float; every other value is
-            # checked on every call (NaN, inf, bool, str rejected)
+            # every value but a plain positive finite float is checked (NaN, inf, bool, str)
             s = scale if type(scale) is float and 0.0 < scale < _INF else resolve_scale(scale)
         except (TypeError, ValueError, RuntimeError):
             raise SpecError(f"argument 'scale': expected a float or None, got {scale!r}") from None
         with self._lock:
-            if key != self._key:
-                self._admit(key, ts, scale)
+            last = self._last
+            if len(last) != len(ts) or any(x is not y for x, y in zip(ts, last, strict=True)):
+                self._admit(ts, scale)
             _SCALE.pack_into(self._buf, _SCALE_OFFSET, s)
+            self._scale = scale  # as passed: None (the default) or a float
             dev = self._dev
             if dev == _get_device():
                 self._launch(dev)
@@ -132,7 +159,7 @@ class KernelLauncher:
     def forget(self) -> None:
         """Drop the cached arguments: the next call re-checks and re-packs every tensor."""
         with self._lock:
-            self._key, self._last = None, ()
+            self._last = ()
 
     def reload(self) -> bool:
         """Rebuild from the source; True if the kernel changed (next call loads it)."""
@@ -141,7 +168,7 @@ class KernelLauncher:
         if changed:
             self._retired.extend(self._functions.values())
             self._functions.clear()
-            self._key = None
+            self._last = ()
         self.build = build
         return changed
 
@@ -163,16 +190,17 @@ class KernelLauncher:
     def _launch(self, dev: int) -> None:
         (err,) = self._driver_launch(*self._launch_args, _raw_stream(dev), self._argv_ptr, 0)
         if err:
-            if err == _CUDA_ERROR_INVALID_CONTEXT:
-                # a thread that has made no CUDA runtime call yet has no current context
-                torch.cuda.set_device(dev)
-                (err,) = self._driver_launch(
-                    *self._launch_args, _raw_stream(dev), self._argv_ptr, 0
-                )
-            if err:
-                raise RuntimeError(f"{self!r}: cuLaunchKernel failed: {_error_name(err)}")
+            self._launch_failed(err, dev)
 
-    def _admit(self, key: tuple | None, ts: tuple, scale) -> None:
+    def _launch_failed(self, err, dev: int) -> None:
+        if err == _CUDA_ERROR_INVALID_CONTEXT:
+            # a thread that has made no CUDA runtime call yet has no current context
+            torch.cuda.set_device(dev)
+            (err,) = self._driver_launch(*self._launch_args, _raw_stream(dev), self._argv_ptr, 0)
+        if err:
+            raise RuntimeError(f"{self!r}: cuLaunchKernel failed: {_error_name(err)}")
+
+    def _admit(self, ts: tuple, scale) -> None:
         """Full checks for a call whose tensors differ from the last one, then pack arguments."""
         try:
             meta = tuple(
@@ -195,8 +223,8 @@ class KernelLauncher:
         grid, block, smem = self._shape(B)
         _ARGS.pack_into(self._buf, 0, *ptrs[:8], 0.0, ptrs[8], ptrs[9], B)
         self._launch_args = (fn.kernel.ptr, *grid, *block, smem)
-        self._dev, self._key = dev, key
-        self._last = ts  # keeps the ids in the key unique
+        self._dev = dev
+        self._last = ts  # the hot path compares the next call's tensors with these
 
     def _check_pointers(self, ptrs: list[int], sizes: list[int]) -> None:
         for n, p in zip(NAMES, ptrs, strict=True):

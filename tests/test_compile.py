@@ -272,6 +272,12 @@ def test_host_path_packs_pointers_scale_and_batch(cpu_launch):
     assert packed.batch_size == 5 and packed.scale == pytest.approx(128**-0.5)
     run(*args[:8], 0.5, *args[9:])  # same tensors: fast path, new scale
     assert calls[-1][1].scale == 0.5 and len(calls) == 2
+    run(*args[:8], None, *args[9:])  # back to the default, still on the fast path
+    assert calls[-1][1].scale == pytest.approx(128**-0.5) and len(calls) == 3
+    for bad in (float("nan"), float("inf"), True, "0.1"):  # rejected on every call
+        with pytest.raises(SpecError, match="argument 'scale'"):
+            run(*args[:8], bad, *args[9:])
+    assert len(calls) == 3
     run(*_args(B=2, state=None))
     assert calls[-1][1].state is None and calls[-1][1].batch_size == 2
 
