@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from decodekit.compile import compile_kernel, default_arch, kernel_files
+from decodekit.compile import default_arch, kernel_files
 from decodekit.launch import kernel_impl
 
 pytestmark = pytest.mark.gpu
