@@ -212,6 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="calling contracts: native (each implementation's own), dps, inplace, pool "
         "(comma-separated; each implementation runs in those it supports)",
     )
+    _fleet_args(c)
     c.set_defaults(run=_bench)
 
     c = sub.add_parser("tune", help="tuning sweep of kit variants; writes data/tuning/")
@@ -240,6 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
         "architecture and a compact core of shapes, one workload per batch size",
     )
     c.add_argument("--out-dir", default=None, help="where the table goes (default data/tuning)")
+    _fleet_args(c)
     c.set_defaults(run=_tune)
 
     c = sub.add_parser("overhead", help="steady-state host cost per call vs a bare CuPy launch")
@@ -313,6 +315,7 @@ def _bench(a) -> int:
     return cli_bench(
         a.impl or a.repeat_interleaved, a.workloads, a.preset, a.methods,
         contracts=a.contracts, rounds=a.rounds if a.repeat_interleaved else 1, as_json=a.json,
+        devices=a.devices, ray=a.ray,
     )  # fmt: skip
 
 
@@ -349,6 +352,17 @@ def _sass(a) -> int:
     return cli_sass(a.kernel, a.arch, defines, a.only)
 
 
+def _fleet_args(c) -> None:
+    c.add_argument(
+        "--devices", default=None,
+        help="spread the batch sizes over these GPUs, one worker process each (0,1,...)",
+    )  # fmt: skip
+    c.add_argument(
+        "--ray", default=None, metavar="ADDRESS",
+        help="spread the batch sizes over a Ray cluster's GPUs (auto, or host:port)",
+    )  # fmt: skip
+
+
 def _tune(a) -> int:
     from decodekit.tuning import TUNING_DIR, cli_tune
 
@@ -362,6 +376,8 @@ def _tune(a) -> int:
         margin=a.margin,
         quick=a.quick,
         out_dir=a.out_dir or TUNING_DIR,
+        devices=a.devices,
+        ray=a.ray,
     )
 
 

@@ -188,11 +188,16 @@ def cli_bench(
     contracts: Iterable[str] | str | None = ("native",),
     rounds: int = 1,
     as_json: bool = False,
+    devices: str | None = None,
+    ray: str | None = None,
 ) -> int:
     """``decodekit bench``: run the sweep, print a headline (tuned or not), a compact
     impl x batch-size table, flagged kernel sets and where the records went (``as_json``:
-    the records as JSON lines instead). Returns 1 when a check failed, a timing errored or
-    nothing was measured (a run that measured nothing leaves no file behind), else 0."""
+    the records as JSON lines instead). ``devices`` (``"0,1"``) or ``ray`` (an address or
+    ``auto``): the batch sizes spread over local worker processes or Ray tasks, one run
+    (:mod:`decodekit.fleet`). Returns 1 when a check failed, a timing errored, a shard
+    failed or nothing was measured (a run that measured nothing leaves no file behind),
+    else 0."""
     import torch
 
     from decodekit.bench import get_preset
@@ -200,14 +205,29 @@ def cli_bench(
 
     p = get_preset(preset)
     wanted = [p.method, *_names(methods)]
-    if not torch.cuda.is_available() and not any(m in HOST_METHODS for m in wanted):
+    local = ray is None
+    if local and not torch.cuda.is_available() and not any(m in HOST_METHODS for m in wanted):
         raise RuntimeError(
             f"bench --preset {preset} times with {p.method}, which needs a CUDA GPU "
             "(torch.cuda.is_available() is False); without one only host methods run: "
             "--methods wall,host-dispatch"
         )
-    df = run(impls, workloads, preset=preset, methods=methods, out_dir=out_dir,
-             contracts=contracts, rounds=rounds)  # fmt: skip
+    failed = []
+    if devices is None and ray is None:
+        df = run(impls, workloads, preset=preset, methods=methods, out_dir=out_dir,
+                 contracts=contracts, rounds=rounds)  # fmt: skip
+    else:
+        from decodekit import fleet
+
+        if rounds > 1:
+            raise ValueError("argument '--repeat-interleaved': runs on one GPU, not --devices")
+        devs = fleet.parse_devices(devices, torch.cuda.device_count() if local else None)
+        df, failed = fleet.bench(
+            workloads, devices=devs, ray=ray, out_dir=out_dir, impls=_impls(impls),
+            preset=preset, methods=_names(methods), contracts=_names(contracts) or ["native"],
+        )  # fmt: skip
+        for shard, why in failed:
+            print(f"{shard.label}: not measured: {why}")
     measured = (df["status"] == "ok") & (df["impl_kind"] != "floor")
     path = df.attrs.get("path")
     if not measured.any() and path and Path(path).exists():
@@ -243,4 +263,4 @@ def cli_bench(
     elif not measured.any():
         print("nothing was measured: no records written")
         return 1
-    return int(df["status"].isin(["check-failed", "error"]).any())
+    return int(df["status"].isin(["check-failed", "error"]).any() or bool(failed))

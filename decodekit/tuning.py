@@ -262,9 +262,13 @@ def write_table(
     out_dir: str | Path = TUNING_DIR,
     incumbent: dict[int, dict] | None = None,
     margin: float = MARGIN,
+    env: dict | None = None,
 ) -> Path:
     """Write ``{gpu, date, method, preset, environment, table, candidates}`` for this GPU
-    (the table from :func:`winners` with ``incumbent`` and ``margin``).
+    (the table from :func:`winners` with ``incumbent`` and ``margin``). ``env``: the
+    environment of the GPU that timed them (a sweep over several GPUs passes its workers');
+    by default captured from ``device``. Where the rows name ``timed_on`` (the GPU of a
+    worker), each entry names the one that timed it.
 
     Batch sizes this sweep did not time keep the entry (and candidate rows) of the table
     already on disk, marked ``kept`` with that table's date: re-tuning one batch size never
@@ -274,7 +278,7 @@ def write_table(
     from decodekit.env import capture
     from decodekit.records import now, write_json
 
-    env = capture(device)
+    env = env or capture(device)
     path = table_path(env["gpu"], out_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
     cands = [
@@ -282,6 +286,12 @@ def write_table(
         for r in df.to_dict("records")
     ]
     table = {str(b): c for b, c in winners(df, incumbent, margin).items()}
+    if "timed_on" in df:
+        for b, c in table.items():
+            hit = df[(df["batch_size"] == int(b)) & (df["variant"] == c["variant"])]
+            hit = hit[[dict(d) == c["defines"] for d in hit["defines"]]]["timed_on"]
+            if len(hit):
+                c["timed_on"] = str(hit.iloc[0])
     old = json.loads(path.read_text()) if path.is_file() else {}
     for b, entry in (old.get("table") or {}).items():
         if b not in table:
@@ -337,29 +347,49 @@ def cli_tune(
     margin: float = MARGIN,
     quick: bool = False,
     out_dir: str | Path = TUNING_DIR,
+    devices: str | None = None,
+    ray: str | None = None,
 ) -> int:
     """``decodekit tune``: run the sweep, write the table, print the winners and every
     candidate that failed. Unless ``fresh``, this GPU's current table is the incumbent.
     ``quick``: the candidates of :func:`quick_space` for this GPU's architecture, one
-    workload per batch size. Returns 0 when every batch size has a winner, else 1 (2 without
-    a GPU, with the reason)."""
-    if not torch.cuda.is_available():
+    workload per batch size. ``devices`` (``"0,1"``) or ``ray`` (an address or ``auto``):
+    the batch sizes spread over local worker processes or Ray tasks
+    (:mod:`decodekit.fleet`). Returns 0 when every batch size has a winner, else 1 (2
+    without a GPU, with the reason)."""
+    from decodekit import fleet
+
+    if ray is None and not torch.cuda.is_available():
         raise RuntimeError(
             "tune needs a CUDA GPU (torch.cuda.is_available() is False); on a GPU machine: "
-            "decodekit tune --quick"
+            "decodekit tune --quick (or --ray ADDRESS for a cluster's GPUs)"
         )
+    local = torch.cuda.is_available()
+    devs = fleet.parse_devices(devices, torch.cuda.device_count() if local else None)
     sizes = [int(b) for b in batch_sizes]
     if quick:
-        configs, per_batch = quick_space(this_gpu()["capability"]), 1
-    incumbent = None if fresh else load_table(table_path(directory=out_dir))
-    df = tune(
-        variants, sizes, configs, preset, per_batch=per_batch, incumbent=incumbent,
-        margin=margin, out_dir=out_dir,
-    )  # fmt: skip
-    table = winners(df, incumbent, margin)
+        configs, per_batch = quick_space(this_gpu()["capability"] if local else "9.0"), 1
+    incumbent = None if fresh or not local else load_table(table_path(directory=out_dir))
+    if devs is None and ray is None:
+        df = tune(
+            variants, sizes, configs, preset, per_batch=per_batch, incumbent=incumbent,
+            margin=margin, out_dir=out_dir,
+        )  # fmt: skip
+        failed = []
+    else:
+        df, failed = fleet.tune(
+            sizes, devices=devs, ray=ray, out_dir=out_dir, variants=variants, configs=configs,
+            preset=preset, per_batch=per_batch, margin=margin,
+            incumbent={str(b): c for b, c in (incumbent or {}).items()},
+        )  # fmt: skip
+        if df.attrs.get("path"):
+            print(f"wrote {df.attrs['path']}")
+    table = winners(df, incumbent, margin) if not df.empty else {}
     for b, c in sorted(table.items()):
         kept = f"  ({c['kept']})" if "kept" in c else ""
         print(f"B={b:<4} {c['latency_us']:8.2f} us  {c['variant']}[{_label(c['defines'])}]{kept}")
-    for r in df[df["status"] != "ok"].itertuples():
+    for r in df[df["status"] != "ok"].itertuples() if not df.empty else ():
         print(f"B={r.batch_size} {r.workload} {r.config}: {r.status}: {str(r.note)[:300]}")
+    for shard, why in failed:
+        print(f"{shard.label}: not tuned: {why}")
     return 0 if len(table) == len(set(sizes)) else 1
