@@ -204,9 +204,10 @@ class LocalWorkers:
         for proc, _, _ in self.procs.values():
             if proc.poll() is None:
                 try:
-                    os.killpg(proc.pid, signal.SIGKILL)
+                    os.killpg(proc.pid, signal.SIGKILL)  # the worker and anything it started
                 except ProcessLookupError:
                     pass
+            proc.wait()
         self.procs.clear()
 
     def close(self) -> None:

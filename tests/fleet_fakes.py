@@ -48,3 +48,13 @@ def make(variant, defines):
 
     run.variant = variant
     return run
+
+
+class SleepyTimer(Timer):
+    """A worker that writes its pid and then takes far longer than any test waits."""
+
+    def __init__(self):
+        Path(os.environ["FLEET_MARKER"], str(os.getpid())).write_text("")
+        import time
+
+        time.sleep(600)

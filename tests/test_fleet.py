@@ -116,3 +116,27 @@ def test_ray_tasks_over_a_local_cluster_with_fake_gpus(tmp_path):
         assert {v["timed_on"].split(":cuda")[1][:1] for v in table.values()} <= {"0", "1"}
     finally:
         ray.shutdown()
+
+
+def test_ctrl_c_stops_every_worker(tmp_path, monkeypatch):
+    import _thread
+    import threading
+    import time
+
+    monkeypatch.setenv("FLEET_MARKER", str(tmp_path))
+    pids = lambda: [int(p.name) for p in tmp_path.iterdir() if p.name.isdigit()]  # noqa: E731
+
+    def press_ctrl_c():
+        deadline = time.monotonic() + 60
+        while len(pids()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        _thread.interrupt_main()
+
+    threading.Thread(target=press_ctrl_c, daemon=True).start()
+    with pytest.raises(KeyboardInterrupt):
+        fleet.tune((1, 3), devices=["0", "0"], out_dir=tmp_path / "t",
+                   **_tune_params(timer="fleet_fakes:SleepyTimer"))  # fmt: skip
+    assert len(pids()) == 2
+    for pid in pids():  # killed and reaped
+        assert not Path(f"/proc/{pid}").exists(), pid
+    assert not (tmp_path / "t").exists()
