@@ -308,11 +308,11 @@ def _compile(a) -> int:
 
 
 def _bench(a) -> int:
-    from decodekit.sweep import cli_bench
+    from decodekit.commands import bench
 
     if bool(a.impl) == bool(a.repeat_interleaved):
         raise ValueError("argument '--impl': give --impl NAME... or --repeat-interleaved A B")
-    return cli_bench(
+    return bench(
         a.impl or a.repeat_interleaved, a.workloads, a.preset, a.methods,
         contracts=a.contracts, rounds=a.rounds if a.repeat_interleaved else 1, as_json=a.json,
         devices=a.devices, ray=a.ray,
@@ -364,9 +364,10 @@ def _fleet_args(c) -> None:
 
 
 def _tune(a) -> int:
-    from decodekit.tuning import TUNING_DIR, cli_tune
+    from decodekit.commands import tune
+    from decodekit.tuning import TUNING_DIR
 
-    return cli_tune(
+    return tune(
         [int(x) for x in a.batch_sizes.split(",")],
         a.preset,
         a.variants,
@@ -382,7 +383,7 @@ def _tune(a) -> int:
 
 
 def _overhead(a) -> int:
-    from decodekit.launch import record_host_overhead
+    from decodekit.host import record_host_overhead
 
     for r in record_host_overhead(a.impl, a.n):
         if r["method"] == "host-steady":

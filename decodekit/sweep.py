@@ -12,7 +12,6 @@ keeps what it measured. The progress bar is ``tqdm.auto`` (a widget in notebooks
 from __future__ import annotations
 
 from collections.abc import Iterable
-from pathlib import Path
 
 import pandas as pd
 from tqdm.auto import tqdm
@@ -177,90 +176,3 @@ def table(df: pd.DataFrame, method: str | None = None) -> pd.DataFrame:
     for _, r in d[d["status"] != "ok"].iterrows():
         out.loc[r["impl"], r["batch_size"]] = r["status"]
     return out.reindex(sorted(out.columns), axis=1) if len(out) else out
-
-
-def cli_bench(
-    impls: Iterable | str | None,
-    workloads: str | Iterable = "representative",
-    preset: str = "quick",
-    methods: Iterable[str] | str | None = (),
-    out_dir=records.AUTO,
-    contracts: Iterable[str] | str | None = ("native",),
-    rounds: int = 1,
-    as_json: bool = False,
-    devices: str | None = None,
-    ray: str | None = None,
-) -> int:
-    """``decodekit bench``: run the sweep, print a headline (tuned or not), a compact
-    impl x batch-size table, flagged kernel sets and where the records went (``as_json``:
-    the records as JSON lines instead). ``devices`` (``"0,1"``) or ``ray`` (an address or
-    ``auto``): the batch sizes spread over local worker processes or Ray tasks, one run
-    (:mod:`decodekit.fleet`). Returns 1 when a check failed, a timing errored, a shard
-    failed or nothing was measured (a run that measured nothing leaves no file behind),
-    else 0."""
-    import torch
-
-    from decodekit.bench import get_preset
-    from decodekit.timing import HOST_METHODS
-
-    p = get_preset(preset)
-    wanted = [p.method, *_names(methods)]
-    local = ray is None
-    if local and not torch.cuda.is_available() and not any(m in HOST_METHODS for m in wanted):
-        raise RuntimeError(
-            f"bench --preset {preset} times with {p.method}, which needs a CUDA GPU "
-            "(torch.cuda.is_available() is False); without one only host methods run: "
-            "--methods wall,host-dispatch"
-        )
-    failed = []
-    if devices is None and ray is None:
-        df = run(impls, workloads, preset=preset, methods=methods, out_dir=out_dir,
-                 contracts=contracts, rounds=rounds)  # fmt: skip
-    else:
-        from decodekit import fleet
-
-        if rounds > 1:
-            raise ValueError("argument '--repeat-interleaved': runs on one GPU, not --devices")
-        devs = fleet.parse_devices(devices, torch.cuda.device_count() if local else None)
-        df, failed = fleet.bench(
-            workloads, devices=devs, ray=ray, out_dir=out_dir, impls=_impls(impls),
-            preset=preset, methods=_names(methods), contracts=_names(contracts) or ["native"],
-        )  # fmt: skip
-        for shard, why in failed:
-            print(f"{shard.label}: not measured: {why}")
-    measured = (df["status"] == "ok") & (df["impl_kind"] != "floor")
-    path = df.attrs.get("path")
-    if not measured.any() and path and Path(path).exists():
-        Path(path).unlink()  # nothing measured: no file of "unavailable" rows in data/
-        df.attrs["path"] = None
-    if as_json:
-        print(
-            df.drop(columns=["provenance"], errors="ignore").to_json(orient="records", lines=True)
-        )
-        return 0 if measured.any() else 1
-    head = df[(df["status"] == "ok") & (df["impl_kind"] != "floor")]
-    method = head["method"].iloc[0] if len(head) else None
-    note = tuning_note(df)
-    if note:
-        print(note)
-    print(f"median latency (us), method {method}, preset {preset}, mean over each B's workloads")
-    print(table(df, method).to_string())
-    fast = speedups(df, method=method)
-    if not fast.empty:
-        print(f"\nhow much faster best is, geomean over each B's workloads ({method}):")
-        print(fast.to_string())
-    if "kernel_flag" in df:
-        for (impl, flag), _ in df[df["kernel_flag"].notna()].groupby(["impl", "kernel_flag"]):
-            print(f"{impl}: {flag}")
-    bad = df[df["status"].isin(["check-failed", "unavailable", "error"])].fillna({"note": ""})
-    for (impl, method, status, note), g in bad.groupby(
-        ["impl", "method", "status", "note"], sort=False
-    ):
-        where = ", ".join(str(w) for w in g["workload"].dropna()) or "-"
-        print(f"{impl} [{method}] {status} on {where}: {note}")
-    if df.attrs.get("path"):
-        print(f"records: {df.attrs['path']}")
-    elif not measured.any():
-        print("nothing was measured: no records written")
-        return 1
-    return int(df["status"].isin(["check-failed", "error"]).any() or bool(failed))

@@ -210,3 +210,23 @@ register(
         },
     )
 )
+
+
+def resource_usage(impl, arch: str | None = None):
+    """Registers, spills and shared memory of a kit kernel (``Resources``), from ptxas.
+
+    ``impl``: a :class:`KernelLauncher`, a registry name (``"baseline"``), a registry Impl, or
+    a ``.cu`` file (then a dict ``{entry: Resources}``). Works without a GPU given ``arch``.
+    """
+    from decodekit.compile import compile_kernel
+    from decodekit.launch import KernelLauncher
+    from decodekit.registry import get
+
+    if isinstance(impl, KernelLauncher):
+        return impl.build.usage(impl.entry)
+    if str(impl).endswith(".cu"):
+        return compile_kernel(impl, arch).resources
+    im = get(impl) if isinstance(impl, str) else impl
+    if im.kind != "kernel":
+        raise ValueError(f"argument 'impl': {im.name!r} is a {im.kind}, not a kit kernel")
+    return compile_kernel(im.source, arch, im.meta.get("defines")).usage(im.meta["entry"])

@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from decodekit import bench, cupti_timer, floors, sweep
+from decodekit import bench, commands, cupti_timer, floors, sweep
 from decodekit.reference import gdn_decode
 from decodekit.registry import Impl
 from decodekit.spec import bytes_moved
@@ -286,11 +286,11 @@ def test_sweep_plumbing_writes_records(tmp_path):
 
 
 def test_cli_bench_prints_table(tmp_path, capsys):
-    rc = sweep.cli_bench(["torch-fp32"], "B1", preset="quick", methods=["wall"], out_dir=tmp_path)
+    rc = commands.bench(["torch-fp32"], "B1", preset="quick", methods=["wall"], out_dir=tmp_path)
     out = capsys.readouterr().out
     assert rc == 0 and "torch-fp32" in out and "records:" in out
     with pytest.raises(KeyError, match="argument 'preset'"):
-        sweep.cli_bench(["torch-fp32"], "B1", preset="bogus", out_dir=tmp_path)
+        commands.bench(["torch-fp32"], "B1", preset="bogus", out_dir=tmp_path)
 
 
 def test_stats_row_is_json_ready():

@@ -15,7 +15,8 @@ import torch
 from cuda.bindings import driver
 
 from decodekit import registry
-from decodekit.launch import NAMES, _per_call_us, bare_cupy_empty, empty_launcher
+from decodekit.host import per_call_us as _per_call_us
+from decodekit.launch import NAMES, bare_cupy_empty, empty_launcher
 from decodekit.workloads import empty_outputs, make_inputs
 
 

@@ -19,7 +19,7 @@ import torch  # noqa: E402
 
 from decodekit.compile import compile_kernel  # noqa: E402
 from decodekit.cubin import cubin_arch  # noqa: E402
-from decodekit.launch import _per_call_us  # noqa: E402
+from decodekit.host import per_call_us as _per_call_us  # noqa: E402
 
 out = {"versions": {}}
 import cuda.bindings  # noqa: E402

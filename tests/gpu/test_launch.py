@@ -181,6 +181,8 @@ def test_driver_agrees_with_ptxas(baseline):
 
 
 def test_host_overhead_reports_all_figures():
-    res = launch.host_overhead("baseline", n=200)
+    from decodekit import host
+
+    res = host.host_overhead("baseline", n=200)
     for key in ("impl_us", "kit_empty_us", "bare_cupy_empty_us", "driver_empty_us"):
         assert res[key] > 0, key
