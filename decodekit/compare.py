@@ -147,11 +147,18 @@ def compare(
     return per_w, per_b
 
 
-def latest_pair(df: pd.DataFrame, impl: str, gpu: str | None = None) -> tuple[str, str] | None:
-    """The two newest runs (older, newer) that timed ``impl`` (on ``gpu``), or None."""
+def latest_pair(
+    df: pd.DataFrame, impl: str, gpu: str | None = None, method: str | None = None
+) -> tuple[str, str] | None:
+    """The two newest runs (older, newer) that timed ``impl`` (on ``gpu``) with ``method``
+    (default: the kernel-timing method views show, so a run of host-cost records alone is
+    never one of the pair), or None."""
+    from decodekit.views import kernel_method
+
     d = df[(df["impl"] == impl) & (df["status"] == "ok")]
     if gpu is not None:
         d = d[d["gpu"] == gpu]
+    d = d[d["method"] == (method or kernel_method(d))]
     runs = d.groupby("run_id")["timestamp"].max().sort_values().index.tolist()
     return (runs[-2], runs[-1]) if len(runs) >= 2 else None
 

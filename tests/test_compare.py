@@ -109,3 +109,14 @@ def test_the_report_index_has_a_compare_section_naming_both_runs():
     html_text = report.compare_html(records.to_frame(rows))
     assert "Did the last change help?" in html_text
     assert "run new (B) against run old (A)" in html_text and "faster" in html_text
+
+
+def test_latest_pair_skips_a_newer_run_of_host_cost_alone():
+    """A `decodekit overhead` run (method host-steady) after two bench runs is not 'the last
+    change': the pair is the two newest runs timed with the kernel method."""
+    rows = [rec(r, "best", "u1", 1, [10.0]) for r in ("a", "b")]
+    rows[1]["timestamp"] = "2026-12-01T01:00:00+00:00"
+    host = rec("h", "best", "u1", 1, [9.0], method="host-steady")
+    host["timestamp"] = "2026-12-01T02:00:00+00:00"
+    assert compare.latest_pair(frame([*rows, host]), "best", "G") == ("a", "b")
+    assert compare.latest_pair(frame([rows[0], host]), "best", "G") is None
