@@ -27,6 +27,7 @@ report: env
 lint: env
 	$(PY) -m ruff check decodekit tests
 	$(PY) -m ruff format --check decodekit tests
+	$(VENV)/bin/lint-imports
 
 test: env lint
 	bash .ci/install-chromium.sh || echo "chromium could not be installed: the report screenshot test will skip"

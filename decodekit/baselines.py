@@ -11,8 +11,8 @@ import importlib.util
 
 import torch
 
+from decodekit.impl import Impl, register
 from decodekit.reference import gdn_decode, gdn_decode_loop
-from decodekit.registry import Impl, register
 from decodekit.spec import resolve_scale
 
 

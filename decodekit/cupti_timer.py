@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 import torch
 
-from decodekit.timing import Samples, Target
+from decodekit.trial import Samples, Target
 
 BUFFER_BYTES = 8 << 20
 

@@ -4,8 +4,9 @@ Destination-passing: ``impl(q, k, v, state, A_log, a, dt_bias, b, scale, output,
 writes ``output`` [B, 1, 8, 128] bf16 and ``new_state`` [B, 8, 128, 128] fp32 (k-last) on the
 inputs' device and returns nothing. ``impl.allocating(...)`` returns ``(output, new_state)``.
 
-Kit kernels come from :mod:`decodekit.variants` (one entry per ``kernels/*.cu``); baselines
-from :mod:`decodekit.baselines`. Benches, checks, NCU runs and reports list implementations
+Kit kernels come from :mod:`decodekit.variants` (one entry per ``kernels/*.cu``) and
+:mod:`decodekit.best` (the tuned dispatcher); baselines from :mod:`decodekit.baselines`; each
+is declared as an :class:`decodekit.impl.Impl`. Benches, checks, NCU runs and reports list implementations
 here and never name one in their own code.
 
 Each implementation declares the calling contracts it supports (``contracts``, see
@@ -20,105 +21,9 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from decodekit.impl import _REGISTRY, Impl, register  # noqa: F401  (this API)
 
-import torch
-
-from decodekit.contracts import bind, check_contract
-from decodekit.spec import DEFINITION
-
-
-@dataclass
-class Impl:
-    name: str
-    kind: str  # "kernel" (kit variant in kernels/) or "baseline"
-    description: str
-    factory: Callable[[], Callable]  # builds the DPS callable (compiles, imports) on first use
-    parent: str | None = None
-    source: str | None = None  # kernels/<file>.cu for kit variants
-    inplace_ok: bool = False  # new_state may alias state
-    device: str = "cuda"  # where it runs: "cuda" or "any"
-    requires: Callable[[], str | None] = lambda: None  # reason it cannot run here, or None
-    meta: dict = field(default_factory=dict)
-    contracts: tuple[str, ...] = ()  # supported contracts, native first; () -> from inplace_ok
-    kernels_per_call: int | None = 1  # GPU activities per call; None: declared multi-kernel
-    probe: bool = False  # call the real entry point once (B=1) before saying "available"
-    _fn: Callable | None = field(default=None, repr=False)
-    _probed: str | None | bool = field(default=False, repr=False)  # False: not probed yet
-
-    def __post_init__(self):
-        if not self.contracts:
-            self.contracts = ("dps", "inplace") if self.inplace_ok else ("dps",)
-        for c in self.contracts:
-            check_contract(c)
-
-    @property
-    def contract(self) -> str:
-        """The native contract: the one its users call it in."""
-        return self.contracts[0]
-
-    def unavailable(self) -> str | None:
-        """Why this implementation cannot run here (missing GPU or package, or a probe call
-        that failed), or None."""
-        if self.device == "cuda" and not torch.cuda.is_available():
-            return "no CUDA GPU visible (torch.cuda.is_available() is False)"
-        why = self.requires()
-        if why or not self.probe:
-            return why
-        if self._probed is False:
-            self._probed = self._probe_call()
-        return self._probed
-
-    def _probe_call(self) -> str | None:
-        from decodekit.workloads import empty_outputs, make_inputs
-
-        try:
-            fn = self.factory()
-            dev = "cuda" if self.device == "cuda" else "cpu"
-            kw = bind(self.contract, make_inputs(1, dev), empty_outputs(1, dev, poison=False))
-            fn(**kw)
-            if dev == "cuda":
-                torch.cuda.synchronize()
-        except Exception as e:  # the probe's whole point: any failure means "cannot run"
-            return f"a B=1 call of its entry point failed: {type(e).__name__}: {e}"
-        self._fn = fn
-        return None
-
-    @property
-    def fn(self) -> Callable:
-        if self._fn is None:
-            why = self.unavailable()
-            if why:
-                raise RuntimeError(f"implementation {self.name!r} cannot run here: {why}")
-            if self._fn is None:  # a probe may have built it already
-                self._fn = self.factory()
-        return self._fn
-
-    def __call__(self, q, k, v, state, A_log, a, dt_bias, b, scale, output, new_state):
-        # the hot path of every timed call: one attribute read once built
-        fn = self._fn or self.fn
-        return fn(q, k, v, state, A_log, a, dt_bias, b, scale, output, new_state)
-
-    def allocating(self, q, k, v, state, A_log, a, dt_bias, b, scale=None):
-        B = q.shape[0]
-        output = torch.empty(DEFINITION.shape("output", B), dtype=torch.bfloat16, device=q.device)
-        new_state = torch.empty(
-            DEFINITION.shape("new_state", B), dtype=torch.float32, device=q.device
-        )
-        self(q, k, v, state, A_log, a, dt_bias, b, scale, output, new_state)
-        return output, new_state
-
-
-_REGISTRY: dict[str, Impl] = {}
 _LOADED = False
-
-
-def register(impl: Impl) -> Impl:
-    if impl.kind not in ("kernel", "baseline"):
-        raise ValueError(f"argument 'kind': expected 'kernel' or 'baseline', got {impl.kind!r}")
-    _REGISTRY[impl.name] = impl
-    return impl
 
 
 def _load() -> None:
@@ -126,6 +31,9 @@ def _load() -> None:
     if not _LOADED:
         _LOADED = True
         from decodekit import baselines, variants  # noqa: F401  (they register themselves)
+
+        # isort: split
+        from decodekit import best  # noqa: F401  (after the variants it runs: last in listings)
 
 
 def names(kind: str | None = None) -> list[str]:
@@ -144,3 +52,22 @@ def get(name: str) -> Impl:
 
 def all_impls(kind: str | None = None) -> list[Impl]:
     return [get(n) for n in names(kind)]
+
+
+def resource_usage(impl, arch: str | None = None):
+    """Registers, spills and shared memory of a kit kernel (``Resources``), from ptxas.
+
+    ``impl``: a :class:`KernelLauncher`, a registry name (``"baseline"``), a registry Impl, or
+    a ``.cu`` file (then a dict ``{entry: Resources}``). Works without a GPU given ``arch``.
+    """
+    from decodekit.compile import compile_kernel
+    from decodekit.launch import KernelLauncher
+
+    if isinstance(impl, KernelLauncher):
+        return impl.build.usage(impl.entry)
+    if str(impl).endswith(".cu"):
+        return compile_kernel(impl, arch).resources
+    im = get(impl) if isinstance(impl, str) else impl
+    if im.kind != "kernel":
+        raise ValueError(f"argument 'impl': {im.name!r} is a {im.kind}, not a kit kernel")
+    return compile_kernel(im.source, arch, im.meta.get("defines")).usage(im.meta["entry"])

@@ -30,10 +30,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Protocol
 
 import torch
+
+from decodekit.trial import Samples, Target, Timer  # noqa: F401  (this API)
 
 METHODS = ("cupti-cold", "events-cold", "graph-hot", "host-dispatch", "wall", "fib-0.1.2")
 COLD_METHODS = ("cupti-cold", "events-cold")
@@ -51,36 +51,6 @@ WHY = {
     " checks inside, state warm in L2 (flashinfer-bench 0.1.2, the seed's harness)",
 }
 HOST_METHODS = ("host-dispatch", "wall")  # these also run on the CPU
-
-
-@dataclass
-class Target:
-    """A call with its arguments bound: ``fn(**kwargs)`` on ``device``."""
-
-    fn: Callable[..., Any]
-    kwargs: dict
-    device: torch.device
-
-    def __call__(self) -> Any:
-        return self.fn(**self.kwargs)
-
-    def cloned(self) -> dict:
-        return {n: x.clone() if isinstance(x, torch.Tensor) else x for n, x in self.kwargs.items()}
-
-
-@dataclass
-class Samples:
-    """One trial's samples (µs), plus per-sample extras some methods provide."""
-
-    us: list[float]
-    extra: dict[str, list[float]] = field(default_factory=dict)
-    kernels: list[tuple[str, ...]] | None = None  # per sample, the GPU activities' names
-
-
-class Timer(Protocol):
-    def unavailable(self, method: str, device: torch.device) -> str | None: ...
-
-    def trial(self, method: str, target: Target, n_warmup: int, n_iter: int) -> Samples: ...
 
 
 def _elapsed_us(starts: list, ends: list) -> list[float]:

@@ -50,10 +50,10 @@ def check_definition(path: Path) -> dict:
     return d
 
 
-def load(root: str | Path):
-    """Workloads of the dataset at ``root``, as :class:`decodekit.workloads.Workload` objects."""
-    from decodekit.workloads import Workload
-
+def load(root: str | Path) -> list[tuple[str, int, str]]:
+    """The workloads of the dataset at ``root``: ``(uuid, batch_size, trace)`` each, ``trace``
+    the JSON :func:`materialize` reads (``workloads.select("trace:...")`` makes them
+    :class:`decodekit.workloads.Workload` objects)."""
     root = Path(root).resolve()
     dpath, wpath = find_files(root)
     if dpath is not None:
@@ -73,7 +73,7 @@ def load(root: str | Path):
         unknown = set(inputs) - set(INPUT_NAMES) - {"scale"}
         if unknown:
             raise SpecError(f"{wpath}:{n}: inputs {sorted(unknown)} are not in the definition")
-        out.append(Workload(uuid, B, trace=json.dumps({"root": str(root), "inputs": inputs})))
+        out.append((uuid, B, json.dumps({"root": str(root), "inputs": inputs})))
     return out
 
 

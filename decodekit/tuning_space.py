@@ -145,9 +145,9 @@ def canonical(variant: str, defines: dict) -> str:
     True
     """
     from decodekit.compile import declared_defines
-    from decodekit.registry import get
+    from decodekit.variants import kernel_variant
 
-    im = get(variant)
+    im = kernel_variant(variant)
     full = {**declared_defines(im.source), **im.meta.get("defines", {}), **defines}
     return f"{im.source}[{_label(full)}]"
 

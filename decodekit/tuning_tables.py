@@ -86,9 +86,9 @@ def build(variant: str, defines: dict, arch: str | None = None):
     """
     from decodekit.compile import declared_defines
     from decodekit.launch import kernel_impl
-    from decodekit.registry import get
+    from decodekit.variants import kernel_variant
 
-    im = get(variant)
+    im = kernel_variant(variant)
     if "shape_for" not in im.meta:
         raise ValueError(f"argument 'variant': {variant!r} has no tunable launch shape")
     knobs = declared_defines(im.source)

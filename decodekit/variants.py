@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 
-from decodekit.registry import Impl, register
+from decodekit.impl import Impl, register, registered
 
 Shape = tuple[tuple[int, ...], tuple[int, ...], int]
 
@@ -186,47 +186,6 @@ _persistent = variant(
 _persistent.meta["shape_for"] = persistent_shape
 
 
-def _best_factory():
-    import os
-
-    from decodekit.tuning import dispatcher
-
-    # DECODEKIT_TUNING names another table file (an A/B of two tables); records say which
-    return dispatcher(os.environ.get("DECODEKIT_TUNING") or None)
-
-
-register(
-    Impl(
-        name="best",
-        kind="kernel",
-        description="per batch size, the variant and launch shape that won the tuning sweep "
-        "on this GPU (data/tuning/<gpu>.json), else a built-in default",
-        factory=_best_factory,
-        parent=None,
-        inplace_ok=True,
-        meta={
-            "dispatcher": True,
-            "ncu_kernel": "^gdn_decode_(rowsplit|subwarp|ordered|bulk|persistent)$",
-        },
-    )
-)
-
-
-def resource_usage(impl, arch: str | None = None):
-    """Registers, spills and shared memory of a kit kernel (``Resources``), from ptxas.
-
-    ``impl``: a :class:`KernelLauncher`, a registry name (``"baseline"``), a registry Impl, or
-    a ``.cu`` file (then a dict ``{entry: Resources}``). Works without a GPU given ``arch``.
-    """
-    from decodekit.compile import compile_kernel
-    from decodekit.launch import KernelLauncher
-    from decodekit.registry import get
-
-    if isinstance(impl, KernelLauncher):
-        return impl.build.usage(impl.entry)
-    if str(impl).endswith(".cu"):
-        return compile_kernel(impl, arch).resources
-    im = get(impl) if isinstance(impl, str) else impl
-    if im.kind != "kernel":
-        raise ValueError(f"argument 'impl': {im.name!r} is a {im.kind}, not a kit kernel")
-    return compile_kernel(im.source, arch, im.meta.get("defines")).usage(im.meta["entry"])
+def kernel_variant(name: str) -> Impl:
+    """The kit variant ``name`` (``rowsplit``, ``ordered``, ...), as registered above."""
+    return registered(name)

@@ -74,7 +74,7 @@ def select(which: str | Iterable = "representative") -> list[Workload]:
         if which.startswith("trace:"):
             from decodekit.trace import load
 
-            return load(which[len("trace:") :])
+            return [Workload(u, b, trace=t) for u, b, t in load(which[len("trace:") :])]
         parts = [p.strip() for p in which.split(",") if p.strip()]
         if not parts:
             raise SpecError(

@@ -15,8 +15,8 @@ from decodekit import compile as dk_compile
 from decodekit import launch as dk_launch
 from decodekit.compile import CompileError, cli_compile, compile_kernel, cubin_arch, kernel_files
 from decodekit.launch import NAMES, kernel_impl
+from decodekit.registry import resource_usage
 from decodekit.spec import SpecError
-from decodekit.variants import resource_usage
 from decodekit.workloads import empty_outputs, make_inputs
 
 ARCHS = ("sm_90a", "sm_100a")
