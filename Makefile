@@ -25,8 +25,8 @@ report: env
 	$(PY) -m decodekit report --out reports
 
 lint: env
-	$(PY) -m ruff check decodekit tests
-	$(PY) -m ruff format --check decodekit tests
+	$(PY) -m ruff check decodekit tests experiments
+	$(PY) -m ruff format --check decodekit tests experiments
 	$(VENV)/bin/lint-imports
 
 test: env lint
@@ -40,8 +40,8 @@ compile: env
 	$(PY) -m decodekit compile
 
 format: env
-	$(PY) -m ruff check --fix decodekit tests
-	$(PY) -m ruff format decodekit tests
+	$(PY) -m ruff check --fix decodekit tests experiments
+	$(PY) -m ruff format decodekit tests experiments
 
 clean:
 	rm -rf $(VENV) reports .pytest_cache

@@ -1,4 +1,5 @@
-"""What every experiment in ``data/experiments/<date>_<name>/run.py`` shares: the contest
+"""What every experiment script (``experiments/<date>_<name>/run.py``; its results in
+``data/experiments/<date>_<name>/``) shares: the contest
 method's timing with a hook between the flush and the call, and a provenance-complete
 ``results.json``.
 
@@ -128,8 +129,8 @@ def record(
 
 
 def write(here: str | Path, rec: dict) -> Path:
-    """Write ``rec`` as ``results.json`` under ``$OUT`` when set (a lent GPU machine), else
-    beside the experiment's script in ``here``."""
+    """Write ``rec`` as ``results.json`` under ``$OUT`` when set (a lent GPU machine), else in
+    ``here`` (the experiment's folder under ``data/experiments/``)."""
     dest = Path(os.environ.get("OUT") or here) / "results.json"
     dest.write_text(json.dumps(rec, indent=1) + "\n")
     return dest

@@ -9,7 +9,7 @@ Each (placement, impl) is checked against the fp64 oracle on those inputs before
 timed; cold L2 with CUPTI (the contest method, 10/50/3), two passes. Writes results.json
 (environment, method, source digests, times, addresses) to $OUT or beside this file.
 
-    PYTHONPATH=. python data/experiments/2026-11-26_placement/run.py
+    PYTHONPATH=. python experiments/2026-11-26_placement/run.py
 """
 
 import hashlib
@@ -30,8 +30,11 @@ from decodekit.tuning import build
 from decodekit.variants import split_shape
 from decodekit.workloads import empty_outputs, make_inputs, select
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[2]
+HERE = (
+    Path(__file__).resolve().parent
+)  # the code; its results: data/experiments/2026-11-26_placement/
+DATA = HERE.parents[1] / "data" / "experiments" / "2026-11-26_placement"
+ROOT = HERE.parents[1]
 COUNTS, PASSES, MB = (10, 50, 3), 2, 1 << 20
 dev, timer = torch.device("cuda", 0), DeviceTimer()
 rc = {"WARPS": 4, "ROWS_PER_WARP": 8, "LOAD_HINT": 3}
@@ -125,5 +128,5 @@ doc = {
     "natural": natural,  # one row per contest workload as the bench allocates it
     "placed": placed,  # one row per (batch size, placement)
 }
-dest = Path(os.environ.get("OUT") or HERE) / "results.json"
+dest = Path(os.environ.get("OUT") or DATA) / "results.json"
 dest.write_text(json.dumps(doc, indent=1) + "\n")

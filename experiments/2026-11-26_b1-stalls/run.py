@@ -8,7 +8,7 @@ base), each target once: the row copy, subwarp's and ordered's B=1 shape and ord
 warps x 2 rows, and records ncu's WarpStateStats, SchedulerStats, LaunchStats, Occupancy and
 SpeedOfLight sections per kernel (ncu.csv) with the run's environment (results.json).
 
-    PYTHONPATH=. python data/experiments/2026-11-26_b1-stalls/run.py
+    PYTHONPATH=. python experiments/2026-11-26_b1-stalls/run.py
 """
 
 import csv
@@ -29,8 +29,11 @@ from decodekit.tuning import build
 from decodekit.variants import split_shape
 from decodekit.workloads import empty_outputs, make_inputs, synthetic
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[2]
+HERE = (
+    Path(__file__).resolve().parent
+)  # the code; its results: data/experiments/2026-11-26_b1-stalls/
+DATA = HERE.parents[1] / "data" / "experiments" / "2026-11-26_b1-stalls"
+ROOT = HERE.parents[1]
 rc = {"WARPS": 4, "ROWS_PER_WARP": 4, "LOAD_HINT": 1}
 ORD = {"LANES_PER_ROW": 16, "LOAD_HINT": 1, "STORE_HINT": 0}
 TARGETS = {  # launched in this order; ncu's kernel IDs follow it
@@ -103,7 +106,7 @@ for r in rows:
     out.setdefault(name, {})[f"{r['Section Name']}: {r['Metric Name']} [{r['Metric Unit']}]"] = r[
         "Metric Value"
     ]
-dest = Path(os.environ.get("OUT") or HERE)
+dest = Path(os.environ.get("OUT") or DATA)
 (dest / "ncu.csv").write_text(text)
 rec = experiment.record(
     HERE.name,
@@ -117,7 +120,7 @@ rec = experiment.record(
     capture(dev),
     method="ncu --cache-control all --clock-control base, one cold call per target at B=1",
 )
-experiment.write(HERE, rec)
+experiment.write(DATA, rec)
 keys = (
     "stalled",
     "Duration",

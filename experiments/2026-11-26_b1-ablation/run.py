@@ -3,7 +3,7 @@ file) with each ABLATE bit, the kit's row-copy floor kernel and FLA, cold L2 wit
 (the contest method, 10/50/3), in two passes over the list to expose drift; writes
 results.json (environment, method, source digests, times) to $OUT or beside this file.
 
-    PYTHONPATH=. python data/experiments/2026-11-26_b1-ablation/run.py
+    PYTHONPATH=. python experiments/2026-11-26_b1-ablation/run.py
 """
 
 import hashlib
@@ -23,7 +23,10 @@ from decodekit.timing import DeviceTimer, Target
 from decodekit.variants import split_shape
 from decodekit.workloads import empty_outputs, make_inputs, synthetic
 
-HERE = Path(__file__).resolve().parent
+HERE = (
+    Path(__file__).resolve().parent
+)  # the code; its results: data/experiments/2026-11-26_b1-ablation/
+DATA = HERE.parents[1] / "data" / "experiments" / "2026-11-26_b1-ablation"
 SHAPES = ((2, 4, 16, 1), (4, 8, 8, 0))  # WARPS, ROWS_PER_WARP, LANES_PER_ROW, FAST_GATES
 BITS = (0, 1, 2, 4, 8, 16, 7, 23, 32, 63)
 BATCH_SIZES, PASSES, COUNTS = (1, 4, 8), 2, (10, 50, 3)
@@ -52,7 +55,7 @@ for _ in range(PASSES):
             us = summarize(trials, statistic="median-then-mean").latency_us
             results.setdefault(name, {}).setdefault(str(B), []).append(round(us, 3))
 digest = {p.name: hashlib.sha256(p.read_bytes()).hexdigest()[:16]
-          for p in (HERE / "ablate.cu", HERE.parents[2] / "kernels" / "row_copy.cu")}  # fmt: skip
+          for p in (HERE / "ablate.cu", HERE.parents[1] / "kernels" / "row_copy.cu")}  # fmt: skip
 doc = {
     "experiment": HERE.name,
     "date": now(),
@@ -65,7 +68,7 @@ doc = {
     "source_digests": digest,
     "us": results,  # name -> batch size -> one time per pass
 }
-dest = Path(os.environ.get("OUT") or HERE) / "results.json"
+dest = Path(os.environ.get("OUT") or DATA) / "results.json"
 dest.write_text(json.dumps(doc, indent=1) + "\n")
 print(f"{'config':<58}" + "".join(f"{'B=' + str(b):>14}" for b in BATCH_SIZES))
 for name, by in results.items():

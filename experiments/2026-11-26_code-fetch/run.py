@@ -13,7 +13,7 @@ and B=4 winners and other shapes, the row copy and FLA. Kit kernels and FLA are 
 against the fp64 oracle first. Writes results.json (environment, method, source digests,
 times, code sizes) to $OUT or beside this file.
 
-    PYTHONPATH=. python data/experiments/2026-11-26_code-fetch/run.py
+    PYTHONPATH=. python experiments/2026-11-26_code-fetch/run.py
 """
 
 import hashlib
@@ -35,8 +35,11 @@ from decodekit.tuning import build
 from decodekit.variants import split_shape
 from decodekit.workloads import empty_outputs, make_inputs, synthetic
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[2]
+HERE = (
+    Path(__file__).resolve().parent
+)  # the code; its results: data/experiments/2026-11-26_code-fetch/
+DATA = HERE.parents[1] / "data" / "experiments" / "2026-11-26_code-fetch"
+ROOT = HERE.parents[1]
 COUNTS, PASSES = (10, 50, 3), 2
 dev, timer = torch.device("cuda", 0), DeviceTimer()
 
@@ -120,5 +123,5 @@ doc = {
     "sass_instructions": sizes,
     "us": results,  # target -> batch size -> condition -> one time per pass
 }
-dest = Path(os.environ.get("OUT") or HERE) / "results.json"
+dest = Path(os.environ.get("OUT") or DATA) / "results.json"
 dest.write_text(json.dumps(doc, indent=1) + "\n")

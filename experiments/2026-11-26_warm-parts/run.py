@@ -17,7 +17,7 @@ of commit 66557a5, which ran this; the axis was removed after it, so rerun from 
 the row copy and FLA; kit kernels and FLA are checked against the fp64 oracle first.
 Writes results.json (decodekit.experiment.record) to $OUT or beside this file.
 
-    PYTHONPATH=. python data/experiments/2026-11-26_warm-parts/run.py
+    PYTHONPATH=. python experiments/2026-11-26_warm-parts/run.py
 """
 
 from pathlib import Path
@@ -31,8 +31,11 @@ from decodekit.registry import get
 from decodekit.tuning import build
 from decodekit.variants import split_shape
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[2]
+HERE = (
+    Path(__file__).resolve().parent
+)  # the code; its results: data/experiments/2026-11-26_warm-parts/
+DATA = HERE.parents[1] / "data" / "experiments" / "2026-11-26_warm-parts"
+ROOT = HERE.parents[1]
 PASSES = 2
 dev = torch.device("cuda", 0)
 rc = {"WARPS": 4, "ROWS_PER_WARP": 4, "LOAD_HINT": 1}
@@ -66,4 +69,4 @@ def conditions(args: dict, other: dict) -> dict:
 results = experiment.sweep(TARGETS, (1, 4), conditions, dev, PASSES, NO_CHECK)
 srcs = [*sorted((ROOT / "kernels").glob("*.cu*")), Path(__file__)]
 rec = experiment.record(HERE.name, {"passes": PASSES, "us": results}, srcs, capture(dev))
-print("wrote", experiment.write(HERE, rec))
+print("wrote", experiment.write(DATA, rec))
