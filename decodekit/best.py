@@ -7,7 +7,15 @@ nearest recorded table of the same architecture, else a built-in default; it say
 
 from __future__ import annotations
 
-from decodekit.impl import Impl, register
+from decodekit import variants  # noqa: F401  (registers the variants best dispatches to)
+from decodekit.impl import _REGISTRY, Impl, register
+
+
+def tunable_entries() -> list[str]:
+    """The kernel entry points ``best`` can run: those of every variant with a tunable launch
+    shape (what its NCU kernel filter matches), in registration order."""
+    names = [im.meta["entry"] for im in _REGISTRY.values() if "shape_for" in im.meta]
+    return list(dict.fromkeys(names))
 
 
 def _best_factory():
@@ -29,7 +37,7 @@ register(
         inplace_ok=True,
         meta={
             "dispatcher": True,
-            "ncu_kernel": "^gdn_decode_(rowsplit|subwarp|ordered|bulk|persistent)$",
+            "ncu_kernel": f"^({'|'.join(tunable_entries())})$",
         },
     )
 )

@@ -463,3 +463,14 @@ def test_recorded_views_and_the_bench_headline_say_untuned():
     assert "decodekit tune --quick" in note
     assert "untuned on NVIDIA H200" in views.banner(df, live=False)
     assert sweep.tuning_note(records.to_frame([dict(row, tuned=True)])) is None
+
+
+def test_best_ncu_filter_matches_every_variant_the_sweep_can_pick():
+    """best's Nsight Compute kernel filter derives from the registered variants: a new
+    tunable variant is profiled without editing a regex."""
+    import re
+
+    pattern = re.compile(get("best").meta["ncu_kernel"])
+    for variant, _ in tuning.search_space("full"):
+        assert pattern.match(get(variant).meta["entry"]), variant
+    assert not pattern.match("gdn_decode_baseline") and not pattern.match("row_copy")
