@@ -70,7 +70,7 @@ def bench(
         )  # fmt: skip
         for shard, why in failed:
             print(f"{shard.label}: not measured: {why}")
-    measured = (df["status"] == "ok") & (df["impl_kind"] != "floor")
+    measured = (df["status"] == "ok") & ~records.is_floor(df)
     path = df.attrs.get("path")
     if not measured.any() and path and Path(path).exists():
         Path(path).unlink()  # nothing measured: no file of "unavailable" rows in data/
@@ -80,7 +80,7 @@ def bench(
             df.drop(columns=["provenance"], errors="ignore").to_json(orient="records", lines=True)
         )
         return 0 if measured.any() else 1
-    head = df[(df["status"] == "ok") & (df["impl_kind"] != "floor")]
+    head = df[(df["status"] == "ok") & ~records.is_floor(df)]
     method = head["method"].iloc[0] if len(head) else None
     note = tuning_note(df)
     if note:

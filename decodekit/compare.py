@@ -26,6 +26,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from decodekit import records
+
 NOISE = 0.01
 N_BOOT = 2000
 
@@ -54,7 +56,7 @@ def _samples(rows: pd.DataFrame) -> np.ndarray:
 def _side(df: pd.DataFrame, run: str | None, impl: str | None, method: str) -> pd.DataFrame:
     d = df[(df["status"] == "ok") & (df["method"] == method)]
     if "impl_kind" in d:
-        d = d[d["impl_kind"].fillna("") != "floor"]
+        d = d[~records.is_floor(d)]
     if run is not None:
         d = d[d["run_id"].astype(str).str.startswith(run)]
     if impl is not None:

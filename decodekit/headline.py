@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from decodekit import views
+from decodekit import records, views
 
 KIT = "best"
 
@@ -63,7 +63,7 @@ def headline(df: pd.DataFrame, gpu: str, run: str | None = None) -> pd.DataFrame
         return pd.DataFrame()
     method = views.kernel_method(d)
     kit = _kit(d)
-    timed = d[(d["method"] == method) & (d["impl_kind"].fillna("") != "floor")]
+    timed = d[(d["method"] == method) & ~records.is_floor(d)]
     per_b = timed.pivot_table(index="batch_size", columns="impl", values="latency_us")
     per_b.index = per_b.index.astype(int)
     peers = [c for c in per_b.columns if c != kit and not str(c).startswith(f"{kit} [")]

@@ -11,7 +11,7 @@ import matplotlib.ticker
 import pandas as pd
 from matplotlib.figure import Figure
 
-from decodekit import paths, views
+from decodekit import paths, records, views
 
 KERNEL_METHODS = views.KERNEL_METHODS
 FLOOR_METHODS = ("copy-floor", "row-copy-floor", "copy-peak", "empty-kernel", "host-bare-cupy")
@@ -89,7 +89,7 @@ def _per_batch(df: pd.DataFrame, col: str = "latency_us") -> pd.DataFrame:
 
 def _impl_rows(df: pd.DataFrame, method: str, impls: Sequence[str] | None = None) -> pd.DataFrame:
     """Rows of implementations (not floors) timed with ``method``; only ``impls`` if given."""
-    rows = df[(df["method"] == method) & (df["impl_kind"].fillna("") != "floor")]
+    rows = df[(df["method"] == method) & ~records.is_floor(df)]
     return rows[rows["impl"].isin(impls)] if impls else rows
 
 
@@ -121,7 +121,7 @@ def _prepare(df: pd.DataFrame, title: str, method: str | None):
             None,
             empty(title, f"no recorded results ({paths.relative(views.data_dir() / 'results')})"),
         )
-    m = _method(d[d["impl_kind"].fillna("") != "floor"], method)
+    m = _method(d[~records.is_floor(d)], method)
     if m is None:
         return None, None, empty(title, f"no records with timing method {method or 'any'!r}")
     return d, m, None

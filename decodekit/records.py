@@ -249,6 +249,19 @@ def validate(row) -> str | None:
 FLAG = " (!kernels)"  # appended to the label of an implementation whose spans were flagged
 
 
+def is_floor(df: pd.DataFrame) -> pd.Series:
+    """True on floor rows (copy, row-copy and launch floors, :mod:`decodekit.floors`): a
+    reference time, never an implementation's; every table, plot and score leaves them out
+    of the implementations through this one test.
+
+    >>> is_floor(pd.DataFrame({"impl_kind": ["floor", "kernel", None]})).tolist()
+    [True, False, False]
+    """
+    if "impl_kind" not in df:
+        return pd.Series(False, index=df.index)
+    return df["impl_kind"].fillna("") == "floor"
+
+
 def label(df: pd.DataFrame) -> pd.DataFrame:
     """Series labels every view shows in ``impl``, the registry name kept in ``impl_name``:
     a contract other than ``dps`` is named (``flashinfer [inplace]``), so no table or plot

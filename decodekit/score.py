@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from decodekit import records
 from decodekit.timing import DEFAULT_METHODS as METHOD_PREFERENCE  # noqa: E402  (one order)
 
 KEY = ["impl", "uuid", "method"]
@@ -31,8 +32,7 @@ def default_method(df: pd.DataFrame) -> str | None:
 
 
 def _impl_rows(df: pd.DataFrame) -> pd.Series:
-    kind = df["impl_kind"] if "impl_kind" in df else pd.Series("kernel", index=df.index)
-    return kind.fillna("kernel") != "floor"
+    return ~records.is_floor(df)
 
 
 def latest(df: pd.DataFrame, method: str | None = None, preset: str | None = None) -> pd.DataFrame:

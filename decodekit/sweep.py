@@ -117,7 +117,7 @@ def speedups(df: pd.DataFrame, kit: str = "best", method: str | None = None) -> 
 
     d = df[df["status"] == "ok"]
     if "impl_kind" in d:
-        d = d[d["impl_kind"].fillna("") != "floor"]
+        d = d[~records.is_floor(d)]
     if method is not None:
         d = d[d["method"] == method]
     if d.empty or "impl_name" not in d:
@@ -164,7 +164,7 @@ def tuning_note(df: pd.DataFrame) -> str | None:
 def table(df: pd.DataFrame, method: str | None = None) -> pd.DataFrame:
     """Median latency (µs) per implementation (rows) and batch size (columns), the mean over
     each batch size's workloads; a refused or failed implementation shows its status."""
-    d = df[df.get("impl_kind", pd.Series(index=df.index, dtype=object)).fillna("") != "floor"]
+    d = df[~records.is_floor(df)]
     if method is None:
         ok = d[d["status"] == "ok"]
         method = ok["method"].iloc[0] if len(ok) else None

@@ -16,7 +16,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from decodekit import paths  # noqa: E402
+from decodekit import (
+    paths,  # noqa: E402
+    records,  # noqa: E402
+)
 
 ROOT = paths.ROOT
 
@@ -57,8 +60,6 @@ def normalize(df: pd.DataFrame) -> pd.DataFrame:
 
 def load_records(path: str | Path | None = None) -> pd.DataFrame:
     """All records under ``path`` (default ``<data>/results``) as one normalized DataFrame."""
-    from decodekit import records
-
     folder = Path(path) if path is not None else data_dir() / "results"
     if not folder.exists():
         return normalize(empty_records())
@@ -116,7 +117,7 @@ def kernel_method(df: pd.DataFrame) -> str | None:
     """The timing method views show by default: the first of :data:`KERNEL_METHODS` recorded."""
     d = ok(df)
     if "impl_kind" in d:  # frames that are not normalized may lack it: then no floors
-        d = d[d["impl_kind"].fillna("") != "floor"]
+        d = d[~records.is_floor(d)]
     have = set(d["method"])
     return next((m for m in KERNEL_METHODS if m in have), None)
 

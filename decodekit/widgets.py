@@ -21,6 +21,7 @@ import ipywidgets as w
 import pandas as pd
 
 from decodekit import plots, views
+from decodekit import records as dk_records
 from decodekit.timing import DEFAULT_METHODS
 
 COLD = tuple(m for m in DEFAULT_METHODS if m != "graph-hot")  # the default order, cold
@@ -36,7 +37,7 @@ def _presets() -> list[str]:
 def _impl_options(records: pd.DataFrame) -> list[str]:
     from decodekit import registry
 
-    recorded = records.loc[records["impl_kind"].fillna("") != "floor", "impl"].dropna()
+    recorded = records.loc[~dk_records.is_floor(records), "impl"].dropna()
     return list(dict.fromkeys([*registry.names(), *sorted(recorded.unique())]))
 
 
@@ -134,7 +135,7 @@ class Panel(w.VBox):
             return df.iloc[0:0]
         uuids = {x.uuid for x in ws}
         if df["uuid"].isin(uuids).any():
-            return df[df["uuid"].isin(uuids) | (df["impl_kind"] == "floor")]
+            return df[df["uuid"].isin(uuids) | dk_records.is_floor(df)]
         return df[df["batch_size"].isin({x.batch_size for x in ws})]
 
     def selection(self) -> pd.DataFrame:
@@ -146,8 +147,8 @@ class Panel(w.VBox):
         if not self.live:
             df = self._workload_filter(df)
             if self.preset.value != "any":
-                df = df[(df["preset"] == self.preset.value) | (df["impl_kind"] == "floor")]
-        keep = df["impl"].isin(self.impls.value) | (df["impl_kind"] == "floor")
+                df = df[(df["preset"] == self.preset.value) | dk_records.is_floor(df)]
+        keep = df["impl"].isin(self.impls.value) | dk_records.is_floor(df)
         return df[keep]
 
     def detail(self) -> pd.DataFrame:
@@ -155,7 +156,7 @@ class Panel(w.VBox):
         df, m = self.selection(), self.method()
         d = views.ok(views.latest(df))
         d = d[(d["method"] == m) & (d["batch_size"] == self.batch.value)]
-        d = d[d["impl_kind"].fillna("") != "floor"]
+        d = d[~dk_records.is_floor(d)]
         if d.empty:
             return pd.DataFrame()
         t = d.pivot_table(index="impl", columns="workload", values="latency_us").round(2)
