@@ -26,6 +26,7 @@ import uuid as uuidlib
 import warnings
 from collections.abc import Iterable
 from datetime import datetime, timezone
+from enum import Enum
 from pathlib import Path
 
 import pandas as pd
@@ -37,6 +38,20 @@ RESULTS = paths.data_dir() / "results"  # at import; results_dir() reads the var
 AUTO = "auto"  # out_dir meaning results_dir() at the time of the call
 SCHEMA = 2  # 2: a run header line holds the environment once; 1: every row carries it
 REQUIRED = ("impl", "uuid", "batch_size", "method", "latency_us", "status", "gpu", "timestamp")
+
+
+class Status(str, Enum):
+    """A record's outcome; only ``ok`` carries a latency."""
+
+    OK = "ok"
+    CHECK_FAILED = "check-failed"  # the fp64 oracle check failed: no timing
+    COMPILE_FAILED = "compile-failed"  # a tuning candidate that does not build
+    UNAVAILABLE = "unavailable"  # the method or the implementation cannot run here
+    UNSUPPORTED = "unsupported"  # the implementation has no such calling contract
+    ERROR = "error"  # the timing raised; the note says what
+
+
+STATUSES = tuple(s.value for s in Status)
 LEADING = REQUIRED + (
     "workload",
     "preset",
@@ -158,6 +173,10 @@ class Recorder:
         """Stamp and keep ``rows`` (returned whole, environment included); on disk each row
         holds only what differs from the run header, written with the first batch."""
         stamped = [self.stamp(r) for r in rows]
+        for r in stamped:  # what the reader would skip is never written
+            why = validate(dict(r))
+            if why is not None:
+                raise ValueError(f"argument 'rows': not a valid record ({why}): {r.get('impl')!r}")
         self.rows.extend(stamped)
         if self.path is not None and stamped:
             lines = [] if self.path.exists() else [self.header()]
@@ -212,6 +231,8 @@ def validate(row) -> str | None:
     missing = [k for k in need if k not in row]
     if missing:
         return f"missing {', '.join(missing)}"
+    if row["status"] not in STATUSES:
+        return f"status {row['status']!r} is not one of {', '.join(STATUSES)}"
     if not isinstance(row["gpu"], str) or not row["gpu"].strip():
         return f"gpu {row['gpu']!r} is not a GPU name"
     try:

@@ -52,7 +52,11 @@ def required_row(**kw):
 def test_round_trip(tmp_path):
     env = {"gpu": "NVIDIA H100 80GB HBM3", "sm_count": 132, "git_commit": "abcdef0123456789"}
     rec = records.Recorder(tmp_path, env=env, run_id="r1")
-    rec.append([required_row(), required_row(uuid="B3", batch_size=3, latency_us=float("nan"))])
+    bad = required_row(uuid="B3", batch_size=3, latency_us=float("nan"))
+    with pytest.raises(ValueError, match="status ok with latency_us nan"):
+        rec.append([required_row(), bad])  # what the reader would skip is never written
+    assert not rec.path.exists() and rec.rows == []
+    rec.append([required_row(), dict(bad, status="error", latency_us=None)])
     assert rec.path.name.endswith("_h100-80gb-hbm3_r1.jsonl")
     assert rec.path.name[:10] == rec.started[:10]
     lines = [json.loads(x) for x in rec.path.read_text().splitlines()]
@@ -61,9 +65,9 @@ def test_round_trip(tmp_path):
     assert "gpu" not in lines[1] and lines[2]["latency_us"] is None
     rec.append([required_row(uuid="B4", batch_size=4)])  # later batches add no header
     assert sum('"kind": "run"' in x for x in rec.path.read_text().splitlines()) == 1
-    with pytest.warns(UserWarning, match="status ok with latency_us None"):
-        df = records.load(tmp_path)
-    assert df["uuid"].tolist() == ["B1", "B4"] and (df["schema"] == 2).all()
+    df = records.load(tmp_path)
+    assert df["uuid"].tolist() == ["B1", "B3", "B4"] and (df["schema"] == 2).all()
+    assert df["status"].tolist() == ["ok", "error", "ok"]
     for col in records.REQUIRED + ("run_id", "sm_count", "schema", "recorded", "provenance"):
         assert col in df.columns
     assert df["recorded"].all() and df["gpu"].iloc[0] == "NVIDIA H100 80GB HBM3"
@@ -297,3 +301,14 @@ def test_schema_1_records_still_load(tmp_path):
     (tmp_path / "old.jsonl").write_text(json.dumps(old) + "\n")
     df = records.load(tmp_path)
     assert df["gpu"].tolist() == ["G"] and df["schema"].tolist() == [1]
+
+
+def test_an_unknown_status_is_neither_written_nor_read(tmp_path):
+    rec = records.Recorder(tmp_path, env={"gpu": "G"}, run_id="r")
+    with pytest.raises(ValueError, match="status .fine. is not one of ok, check-failed"):
+        rec.append([required_row(status="fine")])
+    path = tmp_path / "x.jsonl"
+    path.write_text(json.dumps({**required_row(status="fine"), "gpu": "G",
+                                "timestamp": "2026-12-01T00:00:00+00:00"}) + "\n")  # fmt: skip
+    with pytest.warns(UserWarning, match="x.jsonl:1: .*status 'fine'"):
+        assert records.read(path) == []
