@@ -140,8 +140,9 @@ def run_shard(shard: Shard | str) -> dict:
             methods=p.get("methods", ()), out_dir=None, progress=False, device=device,
             timer=timer, contracts=p.get("contracts", ("native",)),
         )  # fmt: skip
-        derived = {"provenance", "recorded", "series", "run_id", "schema"}
-        rows = [{k: v for k, v in r.items() if k not in derived} for r in df.to_dict("records")]
+        # the records as this run wrote them, less the stamp the merging recorder gives
+        rows = [{k: v for k, v in r.items() if k not in ("run_id", "schema")}
+                for r in df.attrs["rows"]]  # fmt: skip
     else:
         raise ValueError(f"argument 'shard': command must be tune or bench, got {shard.command!r}")
     return {"rows": rows, "env": capture(device or "cuda"), "timed_on": where()}

@@ -77,6 +77,7 @@ def run(
     bar.close()
     df = records.to_frame(rows)
     df.attrs["path"] = str(r.recorder.path) if r.recorder.path else None
+    df.attrs["rows"] = rows  # the records as written (the frame adds labels and derived columns)
     return df
 
 

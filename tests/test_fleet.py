@@ -70,6 +70,9 @@ def test_local_workers_bench_is_one_run_with_the_gpu_of_every_row(tmp_path):
     assert len({r["run_id"] for r in rows}) == 1
     assert sorted(r["batch_size"] for r in rows) == [1, 3, 5]
     assert all(r["status"] == "ok" and r["timed_on"].endswith(":cuda0") for r in rows)
+    # the records a one-GPU run writes: no view labels or derived columns
+    assert not {"impl_name", "provenance", "recorded"} & set().union(*rows)
+    assert {r["impl"] for r in rows} == {"torch-fp32"}
     assert df.attrs["path"] == str(path)
 
 
