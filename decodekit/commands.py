@@ -80,7 +80,7 @@ def bench(
             df.drop(columns=["provenance"], errors="ignore").to_json(orient="records", lines=True)
         )
         return 0 if measured.any() else 1
-    head = df[(df["status"] == "ok") & ~records.is_floor(df)]
+    head = df[measured]
     method = head["method"].iloc[0] if len(head) else None
     note = tuning_note(df)
     if note:
@@ -137,7 +137,12 @@ def tune(
     devs = fleet.parse_devices(devices, torch.cuda.device_count() if local else None)
     sizes = [int(b) for b in batch_sizes]
     if quick:
-        configs, per_batch = quick_space(this_gpu()["capability"] if local else "9.0"), 1
+        if not local:
+            raise ValueError(
+                "argument '--quick': picks candidates for this machine's GPU architecture, and "
+                "no GPU is visible here; with --ray from such a machine give --configs"
+            )
+        configs, per_batch = quick_space(this_gpu()["capability"]), 1
     incumbent = None if fresh or not local else load_table(table_path(directory=out_dir))
     if devs is None and ray is None:
         df = tuning.tune(

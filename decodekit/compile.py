@@ -4,7 +4,7 @@ NVRTC comes from the ``nvidia-cuda-nvrtc`` wheel through NVIDIA's public binding
 (:mod:`decodekit.nvrtc`, ``cuda.bindings``), ``cuda_bf16.h`` from the CUDA headers that
 :mod:`decodekit.tools` finds. Options: C++17, line info, ``-I kernels/``, ``-D`` defines,
 ``ptxas -v`` for spill bytes where NVRTC prints them, and what ``cupy.RawModule`` adds to
-every compile, so the cubin built here is the one the GPU runs (:mod:`decodekit.gpu_module`
+every compile, so the cubin built here is the one the GPU runs (:mod:`decodekit.launch`
 builds that one from :attr:`Build.code` and :attr:`Build.rawmodule_options`). Registers, the
 local frame and shared memory are read from the cubin's own notes (:mod:`decodekit.cubin`).
 The arch is read back from the cubin and must be the one asked for.
@@ -106,10 +106,6 @@ def kernel_files() -> list[Path]:
     return sorted(KERNELS_DIR.glob("*.cu"))
 
 
-def _supported() -> tuple[int, ...]:
-    return nvrtc.supported_archs()
-
-
 @lru_cache(maxsize=1)
 def _gpu_arch() -> str | None:
     try:
@@ -141,8 +137,8 @@ def default_arch() -> str:
 def check_arch(arch: str) -> str:
     """``arch`` if NVRTC can build a cubin for it, else ValueError listing what it can."""
     m = _ARCH_RE.match(str(arch))
-    if not m or int(m.group(1)) not in _supported():
-        names = ", ".join(f"sm_{a}" for a in _supported())
+    if not m or int(m.group(1)) not in nvrtc.supported_archs():
+        names = ", ".join(f"sm_{a}" for a in nvrtc.supported_archs())
         raise ValueError(
             f"argument 'arch': expected sm_<NN>[a|f] with NN one of NVRTC's "
             f"({names}), e.g. 'sm_90a' or 'sm_100a'; got {arch!r}"

@@ -8,12 +8,14 @@ from the same text and options as the compile-only build (which gives the cubin 
 inspects; the two are the same cubin: ``tests/gpu/test_rawmodule_gpu.py``), and launched
 from it: the entry's function pointer goes to ``cuLaunchKernel`` of NVIDIA's
 ``cuda.bindings`` with the arguments packed once, ``data_ptr()`` s straight from torch, on
-``torch.cuda.current_stream()``, so it works inside CUDA graph capture. Inputs and outputs are validated with :func:`decodekit.spec.validate`
-before any launch; non-contiguous tensors are rejected (a hidden copy would distort timings).
+``torch.cuda.current_stream()``, so it works inside CUDA graph capture. Inputs and outputs
+are validated with :func:`decodekit.spec.validate` before any launch; non-contiguous tensors
+are rejected (a hidden copy would distort timings).
 
-The hot path stays lean: the full checks run only when a tensor's shape, dtype, device,
-contiguity or pointer changes; a repeat call compares one list of tensor metadata, writes the
-scale into the packed arguments and launches. The source's mtime is checked at most every
+The hot path stays lean: the full checks run only when the tensor objects, their shape,
+dtype, device, contiguity or pointer change; a repeat call with the same tensor objects and a
+``None`` or positive float scale checks their identities, writes the scale into the packed
+arguments if it changed and launches. The source's mtime is checked at most every
 ``RECHECK_S`` seconds, so editing a ``.cu`` and calling again reloads the kernel.
 
 >>> run = kernel_impl("gdn_decode_baseline.cu", "gdn_decode_baseline",

@@ -2,9 +2,9 @@
 
 This is the path for CI, for ``--arch sm_100a`` proofs on a Hopper box and for every cubin
 the kit inspects (resources, SASS, the arch read back). On a GPU the kernel that runs is
-built by ``cupy.RawModule`` (:mod:`decodekit.gpu_module`); both get the same source and the
-same options, and CuPy's additions (:data:`CUPY_ADDS`) are added here too, so both give the
-same cubin (``tests/gpu/test_rawmodule_gpu.py`` proves it for the NVRTC at hand).
+built by ``cupy.RawModule`` (:class:`decodekit.launch.KernelLauncher`); both get the same
+source and the same options, and CuPy's additions (:data:`CUPY_ADDS`) are added here too,
+so both give the same cubin (``tests/gpu/test_rawmodule_gpu.py`` proves it for the NVRTC at hand).
 
 >>> cubin, log = compile_source('extern "C" __global__ void f() {}', "f.cu", ("-arch=sm_90a",))
 >>> cubin[:4]
