@@ -42,7 +42,7 @@ def _impl_help() -> str:
 
 
 def _preset_help() -> str:
-    from decodekit.bench import PRESETS
+    from decodekit.measure import PRESETS
 
     return "timing protocol, one of: " + ", ".join(
         f"{p.name} ({p.method} {p.n_warmup}/{p.n_iter}/{p.n_trials})" for p in PRESETS.values()

@@ -44,7 +44,7 @@ def bench(
     (:mod:`decodekit.fleet`). Returns 1 when a check failed, a timing errored, a shard
     failed or nothing was measured (a run that measured nothing leaves no file behind),
     else 0."""
-    from decodekit.bench import get_preset
+    from decodekit.measure import get_preset
     from decodekit.timing import HOST_METHODS
 
     p = get_preset(preset)

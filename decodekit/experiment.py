@@ -24,16 +24,23 @@ from pathlib import Path
 
 import torch
 
-from decodekit.bench import get_preset
+from decodekit.measure import Preset, get_preset, measure
 from decodekit.records import now
-from decodekit.stats import summarize
-from decodekit.timing import DeviceTimer, Target
+from decodekit.timing import DeviceTimer
 
-# The contest preset's protocol, stated once in decodekit.bench.PRESETS.
+# The contest preset's protocol, stated once in decodekit.measure.PRESETS.
 _CONTEST = get_preset("contest")
 COUNTS = (_CONTEST.n_warmup, _CONTEST.n_iter, _CONTEST.n_trials)  # warm-up, timed, trials
 STATISTIC = _CONTEST.statistic
 METHOD = _CONTEST.method
+
+
+def protocol(counts: tuple[int, int, int] = COUNTS) -> Preset:
+    """The contest's protocol (``cupti-cold``, median-then-mean) with ``counts`` (warm-up,
+    timed calls, trials)."""
+    if len(counts) != 3 or min(counts) < 1:
+        raise ValueError(f"argument 'counts': expected 3 ints >= 1, got {counts!r}")
+    return Preset("experiment", METHOD, *counts, STATISTIC)
 
 
 def cold_us(
@@ -47,22 +54,14 @@ def cold_us(
     """``fn(**kwargs)`` timed like the contest (L2 flushed before every call, CUPTI kernel
     time, median per trial, mean over trials), with ``before()`` run after each flush and
     before the call: the condition the experiment varies. ``before``'s own kernels are not
-    counted: CUPTI times only the target's launch.
+    counted: CUPTI times only the target's launch. Unchecked: :func:`sweep` checks, or the
+    caller does; one :func:`decodekit.measure.measure`.
     """
-    from decodekit.cupti_timer import cupti_trial
-
-    if len(counts) != 3 or min(counts) < 1:
-        raise ValueError(f"argument 'counts': expected 3 ints >= 1, got {counts!r}")
-    timer = timer or DeviceTimer()
-
-    def flush(d):
-        timer.flush(d)
-        if before is not None:
-            before()
-
-    t = Target(fn, kwargs, device)
-    trials = [cupti_trial(t, counts[0], counts[1], flush, timer.sync).us for _ in range(counts[2])]
-    return round(summarize(trials, statistic=STATISTIC).latency_us, 3)
+    rec = measure(fn, None, protocol(counts), before=before, timer=timer, device=device,
+                  check=False, inputs=kwargs)  # fmt: skip
+    if not rec.ok:
+        raise RuntimeError(f"{getattr(fn, '__name__', fn)!r} not timed: {rec.note}")
+    return round(rec.latency_us, 3)
 
 
 def sweep(
@@ -72,21 +71,23 @@ def sweep(
     device: torch.device,
     passes: int = 2,
     no_check: Iterable[str] = (),
+    counts: tuple[int, int, int] = COUNTS,
 ) -> dict:
     """Time every target at every batch size under every condition, ``passes`` times.
 
     Per batch size the arguments are one synthetic workload's (:func:`make_inputs` plus output
     buffers) and ``other`` a second set drawn with another seed; ``conditions(args, other)``
     maps condition names to ``before`` hooks (None: the flush only). Each target not in
-    ``no_check`` is checked against the fp64 oracle on its first pass and, failing, is not
-    timed. Returns ``{target: {str(B): {condition: [µs per pass]}}}``, printing each row.
+    ``no_check`` is checked against the fp64 oracle (fresh inputs) on its first pass and,
+    failing, is not timed: :func:`decodekit.measure.measure` does both. Returns
+    ``{target: {str(B): {condition: [µs per pass]}}}``, printing each row.
     """
-    from decodekit.check import check
     from decodekit.workloads import empty_outputs, make_inputs, synthetic
 
     unchecked, failed = set(no_check), set()
+    timer, p = DeviceTimer(), protocol(counts)
     out: dict = {}
-    for p in range(passes):
+    for n in range(passes):
         for B in batch_sizes:
             w = synthetic(B)
             args = {**make_inputs(w, device), **empty_outputs(B, device, poison=False)}
@@ -94,16 +95,18 @@ def sweep(
             for name, fn in targets.items():
                 if name in failed:
                     continue
-                if p == 0 and name not in unchecked:
-                    res = check(fn, w, device=str(device))
-                    if not res.passed:
-                        print(f"{name} B={B}: check failed, not timed: {res.summary()}")
-                        failed.add(name)
-                        continue
                 row = out.setdefault(name, {}).setdefault(str(B), {})
                 for cond, before in conditions(args, other).items():
-                    row.setdefault(cond, []).append(cold_us(fn, args, device, before))
-                print(name, B, {c: v[-1] for c, v in row.items()}, flush=True)
+                    check = n == 0 and name not in unchecked and not row
+                    rec = measure(fn, w, p, before=before, timer=timer, device=device,
+                                  check=check, inputs=args)  # fmt: skip
+                    if not rec.ok:
+                        print(f"{name} B={B}: {rec.status.value}, not timed: {rec.note}")
+                        failed.add(name)
+                        break
+                    row.setdefault(cond, []).append(round(rec.latency_us, 3))
+                if name not in failed:
+                    print(name, B, {c: v[-1] for c, v in row.items()}, flush=True)
     return out
 
 

@@ -21,10 +21,10 @@ from collections.abc import Callable
 
 import torch
 
+from decodekit.measure import Preset, measure
 from decodekit.spec import DEFINITION
-from decodekit.stats import summarize
-from decodekit.timing import Target, Timer
-from decodekit.workloads import empty_outputs, make_inputs
+from decodekit.timing import Timer
+from decodekit.workloads import empty_outputs, make_inputs, synthetic
 
 PEAK_COUNTS = (2, 10, 1)  # warm-up, iterations, trials: a 1 GiB copy is steady
 # Launch shapes (WARPS, ROWS_PER_WARP) and state load hints tried for the row-copy floor.
@@ -68,7 +68,7 @@ class Floors:
             rows += self._copy(batch_size, method, preset)
             rows += self._row_copy(batch_size, method, preset)
         for r in rows:
-            r.setdefault("preset", preset.name)
+            r["preset"] = preset.name
         return {
             "copy_us": self.copy_us.get((batch_size, method)),
             "row_copy_us": self.row_copy_us.get((batch_size, method)),
@@ -86,33 +86,23 @@ class Floors:
         statistic: str,
         **fields,
     ) -> dict:
+        """One floor through :func:`decodekit.measure.measure` (unchecked: a floor computes
+        nothing to compare); its row names the floor in ``floor``, what timed it in ``method``."""
         name = fields.pop("name", method)
-        row = dict(
-            impl=impl,
-            impl_kind="floor",
-            method=name,
-            timing=method,
-            n_warmup=counts[0],
-            n_iter=counts[1],
-            n_trials=counts[2],
-            statistic=statistic,
-            latency_us=None,
-            **fields,
-        )
-        why = self.timer.unavailable(method, self.device)
-        if why:
-            return dict(row, status="unavailable", note=why)
-        target = Target(fn, kwargs, self.device)
-        try:
-            trials = [
-                self.timer.trial(method, target, counts[0], counts[1]).us for _ in range(counts[2])
-            ]
-        except Exception as e:  # recorded, never fatal: floors are context, not the result
-            return dict(row, status="error", note=f"{type(e).__name__}: {e}")
-        row.update(summarize(trials, statistic=statistic).row(), status="ok")
+        B = fields.pop("batch_size", None)
+        for k in ("uuid", "workload"):
+            fields.pop(k, None)  # the synthetic workload of B names them
+        protocol = Preset("floor", method, *counts, statistic)
+        w = synthetic(B) if B else None
+        rec = measure(fn, w, protocol, timer=self.timer, device=self.device, check=False,
+                      inputs=kwargs, fields=fields)  # fmt: skip
+        row = rec.row()
+        for k in ("contract", "parent", "source_digest", "preset"):
+            row.pop(k, None)
+        row.update(impl=impl, impl_kind="floor", floor=name)
         nbytes = fields.get("bytes")
-        if nbytes:
-            row["gbps"] = nbytes / (row["latency_us"] * 1e3)
+        if nbytes and rec.ok:
+            row["gbps"] = nbytes / (rec.latency_us * 1e3)
         return row
 
     def _copy(self, B: int, method: str, preset) -> list[dict]:
@@ -153,7 +143,7 @@ class Floors:
             self._row_copy_why = f"row-copy kernel unavailable: {type(e).__name__}: {e}"
         if not self._row_copies:
             self.row_copy_us[(B, method)] = None
-            row = dict(impl="row-copy", impl_kind="floor", method="row-copy-floor", timing=method)
+            row = dict(impl="row-copy", impl_kind="floor", floor="row-copy-floor", method=method)
             return [
                 dict(row, **where, latency_us=None, status="unavailable", note=self._row_copy_why)
             ]
@@ -213,8 +203,8 @@ class Floors:
                 dict(
                     impl="empty-kernel",
                     impl_kind="floor",
-                    method="empty-kernel",
-                    timing=method,
+                    floor="empty-kernel",
+                    method=method,
                     status="unavailable",
                     note=note,
                     latency_us=None,
@@ -226,7 +216,15 @@ class Floors:
             self._time(
                 "empty-kernel", method, kit, args, counts, preset.statistic, name="empty-kernel"
             ),
-            self._time("empty-kernel", "host-dispatch", kit, args, counts, preset.statistic),
+            self._time(
+                "empty-kernel",
+                "host-dispatch",
+                kit,
+                args,
+                counts,
+                preset.statistic,
+                name="empty-kernel",
+            ),  # fmt: skip
         ]
         try:
             bare = launch.bare_cupy_empty()
@@ -235,8 +233,8 @@ class Floors:
                 dict(
                     impl="empty-kernel",
                     impl_kind="floor",
-                    method="host-bare-cupy",
-                    timing="host-dispatch",
+                    floor="host-bare-cupy",
+                    method="host-dispatch",
                     status="unavailable",
                     latency_us=None,
                     note=f"{type(e).__name__}: {e}",

@@ -74,7 +74,7 @@ def headline(df: pd.DataFrame, gpu: str, run: str | None = None) -> pd.DataFrame
         out[f"{p} µs"] = per_b[p].round(2)
         if p in fast.index:
             out[f"{p} / {fast.loc[p, 'vs']}"] = [fast.loc[p].get(b, np.nan) for b in out.index]
-    floor = d[(d["method"] == "row-copy-floor") & (d["timing"] == method)]
+    floor = d[(d["floor"] == "row-copy-floor") & (d["method"] == method)]
     if len(floor):
         f = floor.groupby(floor["batch_size"].astype(int))["latency_us"].mean()
         out["row-copy floor µs"] = f.reindex(out.index).round(2)

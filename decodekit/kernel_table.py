@@ -73,12 +73,12 @@ def table(df: pd.DataFrame, method: str | None = None, gpu: str | None = None) -
 def _floor_rows(df: pd.DataFrame, method: str, gpu: str, upto, columns) -> pd.DataFrame:
     """The floors of the newest run (at or before ``upto``) that measured them with ``method``:
     µs per batch size, in the kernels' columns."""
-    need = {"method", "timing", "gpu", "timestamp", "batch_size", "latency_us", "run_id"}
+    need = {"floor", "method", "gpu", "timestamp", "batch_size", "latency_us", "run_id"}
     if not need <= set(df.columns):
         return pd.DataFrame(columns=columns)
     rows, runs = [], set()
     for name, floor, what in FLOORS:
-        f = df[(df["method"] == floor) & (df["timing"] == method) & (df["gpu"] == gpu)]
+        f = df[(df["floor"] == floor) & (df["method"] == method) & (df["gpu"] == gpu)]
         f = f[(f["status"] == "ok") & (f["timestamp"] <= upto)]
         if f.empty:
             continue

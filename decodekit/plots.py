@@ -23,9 +23,9 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from decodekit import paths, views
+from decodekit import paths, records, views
 from decodekit.plots_base import (  # noqa: F401  (re-exported: the plots API)
-    FLOOR_METHODS,
+    FLOORS,
     KERNEL_METHODS,
     SEED_B200_NCU_US,
     _batch_axis,
@@ -96,7 +96,7 @@ def latency_vs_batch(
         ax_ref.set_title("torch references (slow by design)")
         ax_ref.legend(fontsize=8)
         ax_ref.grid(alpha=0.3)
-    floors = d[d["method"].isin(FLOOR_METHODS) & ((d["timing"] == m) | d["timing"].isna())]
+    floors = d[d["floor"].isin(FLOORS) & (d["method"] == m)]
     return _note(fig, pd.concat([rows, refs, floors]))
 
 
@@ -163,7 +163,7 @@ def latency_breakdown(
     )
     run = score.sort_values(["n", "when"]).index[-1]
     one = full[full["run_id"] == run].sort_values("timestamp")
-    one = one.drop_duplicates(["impl", "uuid", "method", "timing"], keep="last")
+    one = one.drop_duplicates(["impl", "uuid", "method", "floor"], keep="last")
     mine = one[one["impl"] == impl]
 
     def part(meth):
@@ -291,7 +291,7 @@ def method_comparison(
     if blank:
         return blank
     impl = impl or _default_impl(_impl_rows(d, m))
-    rows = d[(d["impl"] == impl) & ~d["method"].isin(FLOOR_METHODS + ("host-dispatch",))]
+    rows = d[(d["impl"] == impl) & ~records.is_floor(d) & (d["method"] != "host-dispatch")]
     if methods:
         rows = rows[rows["method"].isin(methods)]
     if rows.empty:

@@ -12,9 +12,9 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from decodekit import paths, records, views
+from decodekit.schema import FLOORS  # noqa: F401  (the floors a record can name; plots use it)
 
 KERNEL_METHODS = views.KERNEL_METHODS
-FLOOR_METHODS = ("copy-floor", "row-copy-floor", "copy-peak", "empty-kernel", "host-bare-cupy")
 # The seed document's Nsight Compute kernel durations on a B200, per B (SPEC.md), in µs.
 # fmt: off
 SEED_B200_NCU_US = {1: (6.9, 7.6), 4: (8.0, 9.3), 8: (8.9, 9.2), 16: (10.5, 11.0),
@@ -102,8 +102,8 @@ def _default_impl(rows: pd.DataFrame) -> str:
 
 def _floor_rows(df: pd.DataFrame, floor: str, timing: str) -> pd.DataFrame:
     """Records of one floor, those measured with ``timing`` (the kernel's method) if any."""
-    rows = df[df["method"] == floor]
-    same = rows[rows["timing"] == timing]
+    rows = df[df["floor"] == floor]
+    same = rows[rows["method"] == timing]
     return same if len(same) else rows
 
 

@@ -26,49 +26,25 @@ import uuid as uuidlib
 import warnings
 from collections.abc import Iterable
 from datetime import datetime, timezone
-from enum import Enum
 from pathlib import Path
 
 import pandas as pd
 
 from decodekit import paths
 from decodekit.env import gpu_slug
+from decodekit.schema import (  # noqa: F401  (the store's API: what it writes and reads)
+    LEADING,
+    REQUIRED,
+    SCHEMA,
+    STATUSES,
+    Record,
+    Status,
+    upgrade,
+    validate,
+)
 
 RESULTS = paths.data_dir() / "results"  # at import; results_dir() reads the variable per call
 AUTO = "auto"  # out_dir meaning results_dir() at the time of the call
-SCHEMA = 2  # 2: a run header line holds the environment once; 1: every row carries it
-REQUIRED = ("impl", "uuid", "batch_size", "method", "latency_us", "status", "gpu", "timestamp")
-
-
-class Status(str, Enum):
-    """A record's outcome; only ``ok`` carries a latency."""
-
-    OK = "ok"
-    CHECK_FAILED = "check-failed"  # the fp64 oracle check failed: no timing
-    COMPILE_FAILED = "compile-failed"  # a tuning candidate that does not build
-    UNAVAILABLE = "unavailable"  # the method or the implementation cannot run here
-    UNSUPPORTED = "unsupported"  # the implementation has no such calling contract
-    ERROR = "error"  # the timing raised; the note says what
-
-
-STATUSES = tuple(s.value for s in Status)
-LEADING = REQUIRED + (
-    "workload",
-    "preset",
-    "statistic",
-    "mean_us",
-    "p10_us",
-    "p90_us",
-    "min_us",
-    "spread",
-    "noisy",
-    "bytes",
-    "gbps",
-    "pct_copy",
-    "pct_row_copy",
-    "pct_peak",
-    "run_id",
-)
 
 
 def results_dir() -> Path:
@@ -169,10 +145,11 @@ class Recorder:
         return {"schema": SCHEMA, "kind": "run", "run_id": self.run_id, "started": self.started,
                 **self.env}  # fmt: skip
 
-    def append(self, rows: Iterable[dict]) -> list[dict]:
-        """Stamp and keep ``rows`` (returned whole, environment included); on disk each row
-        holds only what differs from the run header, written with the first batch."""
-        stamped = [self.stamp(r) for r in rows]
+    def append(self, rows: Iterable[dict | Record]) -> list[dict]:
+        """Stamp and keep ``rows`` (:class:`Record` or dicts; returned whole as dicts,
+        environment included); on disk each row holds only what differs from the run header,
+        written with the first batch."""
+        stamped = [self.stamp(r.row() if isinstance(r, Record) else r) for r in rows]
         for r in stamped:  # what the reader would skip is never written
             why = validate(dict(r))
             if why is not None:
@@ -211,60 +188,6 @@ def read(path: str | Path) -> list[dict]:
             continue
         rows.append(row)
     return rows
-
-
-def validate(row) -> str | None:
-    """Why a read-back row cannot be used (None if it can); numbers are coerced in place.
-
-    An ``ok`` row needs a finite positive latency; any row a parseable timestamp, a batch
-    size >= 1, a GPU name, and the :data:`REQUIRED` fields.
-
-    >>> validate({"impl": "k", "uuid": "u", "batch_size": "4", "method": "m", "status": "ok",
-    ...           "latency_us": "2.5", "gpu": "G", "timestamp": "2026-01-01T00:00:00+00:00"})
-    >>> validate([1, 2])
-    'a JSON list, not a record object'
-    """
-    if not isinstance(row, dict):
-        return f"a JSON {type(row).__name__.replace('dict', 'object')}, not a record object"
-    once = row.get("impl_kind") == "floor"  # launch and peak floors: once per run, no B
-    need = [k for k in REQUIRED if k != "latency_us" and not (once and k in ("uuid", "batch_size"))]
-    missing = [k for k in need if k not in row]
-    if missing:
-        return f"missing {', '.join(missing)}"
-    if row["status"] not in STATUSES:
-        return f"status {row['status']!r} is not one of {', '.join(STATUSES)}"
-    if not isinstance(row["gpu"], str) or not row["gpu"].strip():
-        return f"gpu {row['gpu']!r} is not a GPU name"
-    try:
-        datetime.fromisoformat(str(row["timestamp"]).replace("Z", "+00:00"))
-    except ValueError:
-        return f"timestamp {row['timestamp']!r} does not parse"
-    b = row.get("batch_size")
-    if once and (b is None or (isinstance(b, float) and math.isnan(b))):
-        row["batch_size"] = None  # a once-per-run floor has no batch size
-    else:
-        try:
-            b = float(row["batch_size"])
-        except (TypeError, ValueError):
-            return f"batch_size {row['batch_size']!r} is not a number"
-        if not math.isfinite(b) or b < 1 or b != int(b):
-            return f"batch_size {row['batch_size']!r} is not an int >= 1"
-        row["batch_size"] = int(b)
-    lat = row.get("latency_us")
-    if row["status"] == "ok":
-        try:
-            lat = float(lat)
-        except (TypeError, ValueError):
-            return f"status ok with latency_us {row.get('latency_us')!r}, not a number"
-        if not math.isfinite(lat) or lat <= 0:
-            return f"status ok with latency_us {lat!r}, not finite and positive"
-        row["latency_us"] = lat
-    elif lat is not None:
-        if isinstance(lat, float) and math.isnan(lat):  # NaN written by another tool: none
-            row["latency_us"] = None
-        else:
-            return f"status {row['status']!r} with a latency ({lat!r})"
-    return None
 
 
 FLAG = " (!kernels)"  # appended to the label of an implementation whose spans were flagged
@@ -313,8 +236,8 @@ def to_frame(rows: list[dict], *, recorded: bool = False) -> pd.DataFrame:
     """DataFrame of records, the :data:`LEADING` columns first, series labelled by
     :func:`label`. ``recorded`` marks rows read back from disk (as opposed to a live run in
     this process)."""
-    df = pd.DataFrame(rows)
-    for col in REQUIRED:
+    df = pd.DataFrame([upgrade(dict(r)) for r in rows])
+    for col in REQUIRED + ("floor",):
         if col not in df:
             df[col] = None
     df = label(df)

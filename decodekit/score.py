@@ -143,8 +143,8 @@ def breakdown(df: pd.DataFrame, method: str | None = None) -> pd.DataFrame:
         cols.append(d.groupby(["impl", "batch_size"])["latency_us"].mean().rename(name))
     out = pd.concat(cols, axis=1).reset_index()
     out["gap_us"] = out["wall_us"] - out["host_us"] - out["kernel_us"]
-    timing = df["timing"] if "timing" in df else pd.Series(None, index=df.index, dtype=object)
-    floors = df[(df["method"] == "copy-floor") & (timing == method) & (df["status"] == "ok")]
+    floor = df["floor"] if "floor" in df else pd.Series(None, index=df.index, dtype=object)
+    floors = df[(floor == "copy-floor") & (df["method"] == method) & (df["status"] == "ok")]
     floor = floors.sort_values("timestamp").groupby("batch_size")["latency_us"].last()
     out["floor_us"] = out["batch_size"].map(floor)
     return out[["impl", "batch_size", "host_us", "gap_us", "kernel_us", "floor_us", "wall_us"]]

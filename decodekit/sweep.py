@@ -17,7 +17,8 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from decodekit import records, registry
-from decodekit.bench import as_impl, bench, open_run
+from decodekit.bench import bench, open_run
+from decodekit.measure import as_impl
 from decodekit.timing import Timer
 from decodekit.workloads import Workload, select
 

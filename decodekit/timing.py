@@ -15,6 +15,9 @@ method            one sample is                                            L2   
                   timed with events, divided by ``graph_calls``
 ``host-dispatch`` wall clock around the Python call, no sync: the time     n/a         only host
                   until the work is enqueued (GPU idle before each call)
+``host-steady``   wall clock over ``steady_calls`` back-to-back calls,       n/a         only host
+                  divided by their number, GPU drained between samples:
+                  the host cost per call in steady state
 ``wall``          sync, wall clock, call, sync: end-to-end synchronous     flushed     included
 ``fib-0.1.2``     flashinfer-bench 0.1.2: 256 MiB zeroed, every argument   warm state  included
                   cloned, sync, event, call, event
@@ -35,7 +38,9 @@ import torch
 
 from decodekit.trial import Samples, Target, Timer  # noqa: F401  (this API)
 
-METHODS = ("cupti-cold", "events-cold", "graph-hot", "host-dispatch", "wall", "fib-0.1.2")
+METHODS = (
+    "cupti-cold", "events-cold", "graph-hot", "host-dispatch", "host-steady", "wall", "fib-0.1.2",
+)  # fmt: skip
 COLD_METHODS = ("cupti-cold", "events-cold")
 # The one preference order for "the kernel's time" when a caller names no method: every
 # view, table, score and comparison takes the first of these that the records hold.
@@ -46,11 +51,14 @@ WHY = {
     "events-cold": "as cupti-cold plus the overhead of the two events (a few µs)",
     "graph-hot": "launch gaps removed by graph replay, state warm in L2: can beat the cold floor",
     "host-dispatch": "Python and the launch API only: what the CPU pays per call",
+    "host-steady": "as host-dispatch, back to back: the per-call host cost of a serving loop",
     "wall": "host dispatch + launch latency + kernel + sync: what a caller waits",
     "fib-0.1.2": "events after a sync with fresh argument clones: host launch and argument"
     " checks inside, state warm in L2 (flashinfer-bench 0.1.2, the seed's harness)",
 }
-HOST_METHODS = ("host-dispatch", "wall")  # these also run on the CPU
+HOST_METHODS = ("host-dispatch", "host-steady", "wall")  # these also run on the CPU
+# These flush L2 before every call; a ``before`` hook of the caller runs right after the flush.
+BEFORE_METHODS = ("cupti-cold", "events-cold", "wall")
 
 
 def _elapsed_us(starts: list, ends: list) -> list[float]:
@@ -66,9 +74,11 @@ class DeviceTimer:
         clock: Callable[[], float] = time.perf_counter,
         graph_calls: int = 20,
         min_sleep_us: float = 30.0,
+        steady_calls: int = 50,
     ):
         self.clock = clock
         self.graph_calls = graph_calls
+        self.steady_calls = steady_calls
         self.min_sleep_us = min_sleep_us
         self._flush_buf: dict[torch.device, torch.Tensor] = {}
         self._cycles_per_us: dict[torch.device, float] = {}
@@ -87,18 +97,43 @@ class DeviceTimer:
             return self._cupti_why
         return None
 
-    def trial(self, method: str, target: Target, n_warmup: int, n_iter: int) -> Samples:
+    def trial(
+        self,
+        method: str,
+        target: Target,
+        n_warmup: int,
+        n_iter: int,
+        before: Callable[[], None] | None = None,
+    ) -> Samples:
+        """One trial; ``before()`` runs after each L2 flush and before the call, untimed (the
+        methods that flush: :data:`BEFORE_METHODS`)."""
         why = self.unavailable(method, target.device)
         if why:
             raise RuntimeError(why)
+        flush = self.flush
+        if before is not None:
+            if method not in BEFORE_METHODS:
+                raise ValueError(
+                    f"argument 'before': expected a method that flushes before each call "
+                    f"({', '.join(BEFORE_METHODS)}), got {method!r}"
+                )
+
+            def flush(device: torch.device) -> None:
+                self.flush(device)
+                before()
+
         if method == "cupti-cold":
             from decodekit.cupti_timer import cupti_trial
 
-            return cupti_trial(target, n_warmup, n_iter, self.flush, self.sync)
+            return cupti_trial(target, n_warmup, n_iter, flush, self.sync)
+        if method in BEFORE_METHODS:
+            return {"events-cold": self._events_cold, "wall": self._wall}[method](
+                target, n_warmup, n_iter, flush
+            )
         run = {
-            "events-cold": self._events_cold,
             "graph-hot": self._graph_hot,
             "host-dispatch": self._host_dispatch,
+            "host-steady": self._host_steady,
             "wall": self._wall,
             "fib-0.1.2": self._fib_012,
         }[method]
@@ -129,10 +164,11 @@ class DeviceTimer:
             self._cycles_per_us[device] = n / (s.elapsed_time(e) * 1e3)
         return int(us * self._cycles_per_us[device])
 
-    def _events_cold(self, t: Target, n_warmup: int, n_iter: int) -> Samples:
+    def _events_cold(self, t: Target, n_warmup: int, n_iter: int, flush=None) -> Samples:
+        flush = flush or self.flush
         dev = t.device
         for _ in range(n_warmup):
-            self.flush(dev)
+            flush(dev)
             t()
         self.sync(dev)
         t0 = self.clock()
@@ -146,7 +182,7 @@ class DeviceTimer:
         ends = [torch.cuda.Event(enable_timing=True) for _ in range(n_iter)]
         late = []
         for i in range(n_iter):
-            self.flush(dev)
+            flush(dev)
             torch.cuda._sleep(cycles)
             h0 = self.clock()
             starts[i].record()
@@ -196,12 +232,27 @@ class DeviceTimer:
         self.sync(t.device)
         return Samples(us)
 
-    def _wall(self, t: Target, n_warmup: int, n_iter: int) -> Samples:
+    def _host_steady(self, t: Target, n_warmup: int, n_iter: int) -> Samples:
+        for _ in range(n_warmup):
+            t()
+        self.sync(t.device)
+        us = []
+        for _ in range(n_iter):
+            # the GPU drained before each batch, so a full launch queue never blocks the host
+            t0 = self.clock()
+            for _ in range(self.steady_calls):
+                t()
+            us.append((self.clock() - t0) * 1e6 / self.steady_calls)
+            self.sync(t.device)
+        return Samples(us)
+
+    def _wall(self, t: Target, n_warmup: int, n_iter: int, flush=None) -> Samples:
+        flush = flush or self.flush
         for _ in range(n_warmup):
             t()
         us = []
         for _ in range(n_iter):
-            self.flush(t.device)
+            flush(t.device)
             self.sync(t.device)
             t0 = self.clock()
             t()

@@ -39,4 +39,6 @@ class Samples:
 class Timer(Protocol):
     def unavailable(self, method: str, device: torch.device) -> str | None: ...
 
+    # ``before`` (a hook run after each L2 flush, untimed) is passed only when a caller has
+    # one, so a timer without flushes need not take it.
     def trial(self, method: str, target: Target, n_warmup: int, n_iter: int) -> Samples: ...

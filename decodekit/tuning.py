@@ -102,7 +102,7 @@ def tune(
     (None: write nothing) the table goes to ``<out_dir>/<gpu-slug>.json``. ``timer`` (a
     :class:`decodekit.timing.Timer`) and ``make`` (``build``'s stand-in) are for tests.
     """
-    from decodekit.bench import get_preset
+    from decodekit.measure import get_preset
     from decodekit.timing import DeviceTimer
 
     dev = torch.device(device or "cuda")
@@ -171,12 +171,10 @@ def _make(make: Callable, variant: str, defines: dict):
 
 
 def _measure(fn, w, timer, method: str, p, dev) -> dict:
-    """Check ``fn`` on fresh inputs of ``w``; time it on them only if it passed, with outputs
-    allocated per trial: the bench's own sequence (:func:`decodekit.bench.trial_target`).
-    The row's status, time and notes."""
-    from decodekit.bench import trial_target
-    from decodekit.check import check
-    from decodekit.stats import summarize
+    """Check ``fn`` on fresh inputs of ``w`` and time it on them only if it passed: one
+    :func:`decodekit.measure.measure`, the bench's own path. The row's status, time and
+    notes, with the build's registers and spills."""
+    from decodekit.measure import measure
 
     if isinstance(fn, Exception):
         return {"status": "compile-failed", "note": str(fn)}
@@ -184,26 +182,23 @@ def _measure(fn, w, timer, method: str, p, dev) -> dict:
     if hasattr(fn, "build"):
         use = fn.build.usage(fn.entry)
         out.update(registers=use.registers, spills=use.spills)
-    res = check(fn, w, device=str(dev))
-    if not res.passed:
-        return dict(out, status="check-failed", note=res.summary())
-    trials = [
-        timer.trial(
-            method, trial_target(fn, res.inputs, w.batch_size, dev), p.n_warmup, p.n_iter
-        ).us
-        for _ in range(p.n_trials)
-    ]
-    st = summarize(trials, statistic=p.statistic)
-    return dict(out, status="ok", latency_us=st.latency_us, spread=st.spread)
+    rec = measure(fn, w, p, method=method, timer=timer, device=dev)
+    out["status"] = rec.status.value
+    if rec.note:
+        out["note"] = rec.note
+    if rec.ok:
+        out.update(latency_us=rec.latency_us, spread=rec.get("spread"))
+    return out
 
 
 def _method(timer, p, dev: torch.device) -> tuple[str, str | None]:
-    why = timer.unavailable(p.method, dev)
-    if why is None:
-        return p.method, None
-    if p.fallback and timer.unavailable(p.fallback, dev) is None:
-        return p.fallback, f"{p.method} unavailable ({why}); fell back to {p.fallback}"
-    raise RuntimeError(f"timing method {p.method!r} unavailable: {why}")
+    """The method a sweep runs (the preset's, or its fallback, said in the note)."""
+    from decodekit.measure import resolve_method
+
+    method, note, why = resolve_method(timer, dev, p.method, p.fallback)
+    if why:
+        raise RuntimeError(f"timing method {p.method!r} unavailable: {why}")
+    return method, note
 
 
 def winners(

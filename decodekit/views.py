@@ -30,7 +30,7 @@ RECORD_COLUMNS = (
     "pct_row_copy", "pct_peak", "gpu", "sm_count", "timestamp", "run_id", "git_commit", "driver",
     "cuda", "torch", "source_digest",
     "impl_kind",  # "kernel" | "baseline" | "floor" (copy and launch floors, decodekit.floors)
-    "timing",  # floor rows: the timing method the floor was measured with
+    "floor",  # floor rows: which floor (decodekit.schema.FLOORS); method is what timed it
 )  # fmt: skip
 
 # Preference order for "the kernel's time" when a caller names no method.
@@ -109,7 +109,7 @@ def latest(df: pd.DataFrame, gpu: str | None = None) -> pd.DataFrame:
     if not pd.isna(gpu):
         df = df[df["gpu"] == gpu]
     df = df.sort_values("timestamp", na_position="first")
-    key = ["impl", "uuid", "batch_size", "method", "timing"]
+    key = ["impl", "uuid", "batch_size", "method", "floor"]
     return df.drop_duplicates(key, keep="last").reset_index(drop=True)
 
 

@@ -29,7 +29,7 @@ HOT = ("graph-hot",)
 
 
 def _presets() -> list[str]:
-    from decodekit.bench import PRESETS
+    from decodekit.measure import PRESETS
 
     return list(PRESETS)
 

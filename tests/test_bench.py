@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from decodekit import bench, commands, cupti_timer, floors, sweep
+from decodekit import bench, commands, cupti_timer, floors, measure, sweep
 from decodekit.reference import gdn_decode
 from decodekit.registry import Impl
 from decodekit.spec import bytes_moved
@@ -113,7 +113,7 @@ def test_bytes_counting():
 
 
 def test_presets_reproduce_protocols():
-    c, s, f = bench.PRESETS["contest"], bench.PRESETS["seed"], bench.PRESETS["fib-0.1.2"]
+    c, s, f = measure.PRESETS["contest"], measure.PRESETS["seed"], measure.PRESETS["fib-0.1.2"]
     assert (c.method, c.n_warmup, c.n_iter, c.n_trials) == ("cupti-cold", 10, 50, 3)
     assert c.statistic == "median-then-mean" and c.fallback == "events-cold"
     assert (s.method, s.n_warmup, s.n_iter, s.n_trials, s.statistic) == (
@@ -124,9 +124,9 @@ def test_presets_reproduce_protocols():
         "mean",
     )
     assert (f.n_warmup, f.n_iter, f.n_trials, f.statistic) == (10, 50, 3, "mean")
-    assert {"quick", "standard"} <= set(bench.PRESETS)
+    assert {"quick", "standard"} <= set(measure.PRESETS)
     with pytest.raises(KeyError, match="preset"):
-        bench.get_preset("nope")
+        measure.get_preset("nope")
 
 
 def test_contest_falls_back_honestly_without_cupti():
@@ -196,15 +196,16 @@ def test_floors_measured_once_and_used():
     timer = FakeTimer({"events-cold": [20.0]})
     run = cpu_run(timer, floors=True, peak_bytes=1 << 16)
     rows = bench.bench(correct, 2, run=run) + bench.bench(correct, 2, run=run)
-    by = {(r["impl"], r["method"]): r for r in rows}
+    by = {(r["impl"], r.get("floor")): r for r in rows}
     assert by[("torch-copy", "copy-floor")]["batch_size"] == 2
+    assert by[("torch-copy", "copy-floor")]["method"] == "events-cold"  # what timed it
     assert by[("torch-copy", "copy-peak")]["bytes"] == 2 << 16
     assert by[("empty-kernel", "empty-kernel")]["status"] in ("unavailable", "ok", "error")
-    assert sum(r["method"] == "copy-floor" for r in rows) == 1
+    assert sum(r.get("floor") == "copy-floor" for r in rows) == 1
     impl = [r for r in rows if r["impl_kind"] == "adhoc"]
     assert len(impl) == 2 and impl[0]["pct_copy"] == pytest.approx(100.0)
     assert impl[0]["pct_peak"] is not None
-    assert [r["method"] for r in rows].count("row-copy-floor") == 1
+    assert [r.get("floor") for r in rows].count("row-copy-floor") == 1
 
 
 def test_row_copy_floor_keeps_the_fastest_build(monkeypatch):
@@ -217,7 +218,7 @@ def test_row_copy_floor_keeps_the_fastest_build(monkeypatch):
     monkeypatch.setattr(decodekit.launch, "kernel_impl", fake_kernel_impl)
     run = cpu_run(FakeTimer({"events-cold": [20.0]}), floors=True, peak_bytes=1 << 16)
     rows = bench.bench(correct, 2, run=run)
-    rc = [r for r in rows if r["method"] == "row-copy-floor"]
+    rc = [r for r in rows if r.get("floor") == "row-copy-floor"]
     assert len(rc) == 1 and rc[0]["impl"] == "row-copy" and rc[0]["batch_size"] == 2
     assert rc[0]["status"] == "ok" and rc[0]["configs_tried"] == len(floors.ROW_COPY_CONFIGS)
     assert rc[0]["defines"] in floors.ROW_COPY_CONFIGS
@@ -234,7 +235,7 @@ def test_row_copy_floor_unavailable_is_recorded_not_raised(monkeypatch):
     monkeypatch.setattr(decodekit.launch, "kernel_impl", no_nvrtc)
     run = cpu_run(FakeTimer({"events-cold": [20.0]}), floors=True, peak_bytes=1 << 16)
     rows = bench.bench(correct, 2, run=run)
-    rc = next(r for r in rows if r["method"] == "row-copy-floor")
+    rc = next(r for r in rows if r.get("floor") == "row-copy-floor")
     assert rc["status"] == "unavailable" and "no NVRTC here" in rc["note"]
     impl = next(r for r in rows if r["impl_kind"] == "adhoc")
     assert impl["status"] == "ok" and impl["pct_row_copy"] is None

@@ -5,10 +5,10 @@ import pandas as pd
 from decodekit import kernel_table
 
 
-def _rec(impl, method, B, us, *, timing=None, run="r1", ts="2026-01-01T00:00:00", **kw):
+def _rec(impl, method, B, us, *, floor=None, run="r1", ts="2026-01-01T00:00:00", **kw):
     return dict(
         impl=impl, uuid=f"u{B}", batch_size=B, method=method, status="ok", latency_us=us,
-        gbps=1000.0, pct_copy=90.0, gpu="G", timestamp=ts, timing=timing, run_id=run, **kw,
+        gbps=1000.0, pct_copy=90.0, gpu="G", timestamp=ts, floor=floor, run_id=run, **kw,
     )  # fmt: skip
 
 
@@ -17,11 +17,11 @@ def test_floor_rows_come_from_the_newest_run_with_the_kernels_method():
         [
             _rec("rowsplit", "cupti-cold", 1, 2.2),
             _rec("rowsplit", "cupti-cold", 64, 25.0),
-            _rec("torch-copy", "copy-floor", 1, 2.0, timing="cupti-cold"),
-            _rec("torch-copy", "copy-floor", 64, 24.5, timing="cupti-cold"),
-            _rec("row-copy", "row-copy-floor", 1, 1.9, timing="cupti-cold"),
-            _rec("row-copy", "row-copy-floor", 1, 9.9, timing="events-cold"),  # other method
-            _rec("row-copy", "row-copy-floor", 1, 1.5, timing="cupti-cold", run="r0",
+            _rec("torch-copy", "cupti-cold", 1, 2.0, floor="copy-floor"),
+            _rec("torch-copy", "cupti-cold", 64, 24.5, floor="copy-floor"),
+            _rec("row-copy", "cupti-cold", 1, 1.9, floor="row-copy-floor"),
+            _rec("row-copy", "events-cold", 1, 9.9, floor="row-copy-floor"),  # other method
+            _rec("row-copy", "cupti-cold", 1, 1.5, floor="row-copy-floor", run="r0",
                  ts="2025-01-01T00:00:00"),  # an older run
         ]
     )  # fmt: skip

@@ -221,11 +221,11 @@ def test_latency_floors_use_the_kernels_timing_method(records):
     row-copy floor gets its own line when recorded."""
     import pandas as pd
 
-    base = records[records["method"] == "empty-kernel"].iloc[0]
+    base = records[records["floor"] == "empty-kernel"].iloc[0]
     other = base.copy()
-    other["timing"], other["latency_us"] = "events-cold", 50.0  # another method's launch floor
-    rc = records[records["method"] == "copy-floor"].copy()
-    rc["method"], rc["impl"] = "row-copy-floor", "row-copy"
+    other["method"], other["latency_us"] = "events-cold", 50.0  # another method's launch floor
+    rc = records[records["floor"] == "copy-floor"].copy()
+    rc["floor"], rc["impl"] = "row-copy-floor", "row-copy"
     df = pd.concat([records, pd.DataFrame([other]), rc], ignore_index=True)
     fig = plots.latency_vs_batch(df, method="cupti-cold")
     ax = fig.axes[0]

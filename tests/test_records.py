@@ -60,13 +60,13 @@ def test_round_trip(tmp_path):
     assert rec.path.name.endswith("_h100-80gb-hbm3_r1.jsonl")
     assert rec.path.name[:10] == rec.started[:10]
     lines = [json.loads(x) for x in rec.path.read_text().splitlines()]
-    # schema 2: the environment once, in the run header; rows hold only what differs
+    # schema 2 and on: the environment once, in the run header; rows hold only what differs
     assert len(lines) == 3 and lines[0]["kind"] == "run" and lines[0]["sm_count"] == 132
     assert "gpu" not in lines[1] and lines[2]["latency_us"] is None
     rec.append([required_row(uuid="B4", batch_size=4)])  # later batches add no header
     assert sum('"kind": "run"' in x for x in rec.path.read_text().splitlines()) == 1
     df = records.load(tmp_path)
-    assert df["uuid"].tolist() == ["B1", "B3", "B4"] and (df["schema"] == 2).all()
+    assert df["uuid"].tolist() == ["B1", "B3", "B4"] and (df["schema"] == records.SCHEMA).all()
     assert df["status"].tolist() == ["ok", "error", "ok"]
     for col in records.REQUIRED + ("run_id", "sm_count", "schema", "recorded", "provenance"):
         assert col in df.columns
@@ -312,3 +312,47 @@ def test_an_unknown_status_is_neither_written_nor_read(tmp_path):
                                 "timestamp": "2026-12-01T00:00:00+00:00"}) + "\n")  # fmt: skip
     with pytest.warns(UserWarning, match="x.jsonl:1: .*status 'fine'"):
         assert records.read(path) == []
+
+
+def test_schema_2_floor_rows_load_as_schema_3(tmp_path):
+    """Schema 2 named a floor in ``method`` and its timing method in ``timing``; read back,
+    ``floor`` names it and ``method`` is what timed it, as the kit writes them now."""
+    head = {"schema": 2, "kind": "run", "run_id": "r2", "gpu": "G"}
+    ts = "2026-12-01T00:00:00+00:00"
+    rows = [
+        dict(schema=2, run_id="r2", timestamp=ts, impl="torch-copy", impl_kind="floor",
+             method="copy-floor", timing="cupti-cold", uuid="B1", batch_size=1, latency_us=2.0,
+             status="ok"),
+        dict(schema=2, run_id="r2", timestamp=ts, impl="empty-kernel", impl_kind="floor",
+             method="host-dispatch", timing="host-dispatch", latency_us=5.0, status="ok"),
+        dict(schema=2, run_id="r2", timestamp=ts, impl="empty-kernel", impl_kind="floor",
+             method="host-steady-bare-cupy", uuid="B1", batch_size=1, latency_us=3.0,
+             status="ok"),
+    ]  # fmt: skip
+    path = tmp_path / "two.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in [head, *rows]))
+    df = records.load(tmp_path)
+    assert df[["floor", "method"]].values.tolist() == [
+        ["copy-floor", "cupti-cold"],
+        ["empty-kernel", "host-dispatch"],
+        ["host-bare-cupy", "host-steady"],
+    ]
+    assert "timing" not in df.columns
+
+
+def test_a_record_is_typed_and_checked():
+    from decodekit.schema import Record, Status
+
+    r = Record.from_row(required_row())
+    assert r.status is Status.OK and r.row()["status"] == "ok" and r.ok
+    with pytest.raises(ValueError, match="argument 'status'"):
+        Record(impl="x", method="m", status="fine")
+    with pytest.raises(ValueError, match="carries no latency"):
+        Record(impl="x", method="m", status="error", latency_us=1.0)
+    with pytest.raises(ValueError, match="finite positive latency"):
+        Record(impl="x", method="m", status="ok", latency_us=-1.0)
+    with pytest.raises(ValueError, match="not a valid record .missing uuid"):
+        Record.from_row({"impl": "x", "method": "m", "status": "ok", "latency_us": 1.0,
+                         "batch_size": 1})  # fmt: skip
+    with pytest.raises(ValueError, match="Record attributes"):
+        Record(impl="x", method="m", status="error", fields={"status": "ok"})

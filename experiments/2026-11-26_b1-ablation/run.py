@@ -13,13 +13,13 @@ from pathlib import Path
 
 import torch
 
+from decodekit import experiment
 from decodekit.env import capture
 from decodekit.floors import ROW_COPY_CONFIGS
 from decodekit.launch import kernel_impl
 from decodekit.records import now
 from decodekit.registry import get
-from decodekit.stats import summarize
-from decodekit.timing import DeviceTimer, Target
+from decodekit.timing import DeviceTimer
 from decodekit.variants import split_shape
 from decodekit.workloads import empty_outputs, make_inputs, synthetic
 
@@ -50,10 +50,8 @@ for _ in range(PASSES):
         x = make_inputs(synthetic(B), dev)
         out = empty_outputs(B, dev, poison=False)
         for name, fn in configs.items():
-            t = Target(fn, {**x, **out}, dev)
-            trials = [timer.trial("cupti-cold", t, *COUNTS[:2]).us for _ in range(COUNTS[2])]
-            us = summarize(trials, statistic="median-then-mean").latency_us
-            results.setdefault(name, {}).setdefault(str(B), []).append(round(us, 3))
+            us = experiment.cold_us(fn, {**x, **out}, dev, counts=COUNTS, timer=timer)
+            results.setdefault(name, {}).setdefault(str(B), []).append(us)
 digest = {p.name: hashlib.sha256(p.read_bytes()).hexdigest()[:16]
           for p in (HERE / "ablate.cu", HERE.parents[1] / "kernels" / "row_copy.cu")}  # fmt: skip
 doc = {

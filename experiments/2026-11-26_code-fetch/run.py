@@ -23,13 +23,12 @@ from pathlib import Path
 
 import torch
 
+from decodekit import experiment
 from decodekit.check import check
-from decodekit.cupti_timer import cupti_trial
 from decodekit.env import capture
 from decodekit.launch import kernel_impl
 from decodekit.records import now
 from decodekit.registry import get
-from decodekit.stats import summarize
 from decodekit.timing import DeviceTimer, Target
 from decodekit.tuning import build
 from decodekit.variants import split_shape
@@ -65,13 +64,7 @@ CONTROL = TARGETS["subwarp[4x8,L8]"]
 
 
 def trial_us(t: Target, before) -> float:
-    def flush(d):
-        timer.flush(d)
-        if before is not None:
-            before()
-
-    trials = [cupti_trial(t, *COUNTS[:2], flush, timer.sync).us for _ in range(COUNTS[2])]
-    return round(summarize(trials, statistic="median-then-mean").latency_us, 3)
+    return experiment.cold_us(t.fn, t.kwargs, t.device, before, COUNTS, timer)
 
 
 def sass_instructions(fn) -> int | None:

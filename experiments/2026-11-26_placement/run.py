@@ -19,13 +19,13 @@ from pathlib import Path
 
 import torch
 
+from decodekit import experiment
 from decodekit.check import check
 from decodekit.env import capture
 from decodekit.launch import kernel_impl
 from decodekit.records import now
 from decodekit.registry import get
-from decodekit.stats import summarize
-from decodekit.timing import DeviceTimer, Target
+from decodekit.timing import DeviceTimer
 from decodekit.tuning import build
 from decodekit.variants import split_shape
 from decodekit.workloads import empty_outputs, make_inputs, select
@@ -65,9 +65,7 @@ PLACEMENTS = {  # name -> (state offset, new_state offset) in units of (n bytes,
 
 
 def time_us(fn, args) -> float:
-    t = Target(fn, args, dev)
-    trials = [timer.trial("cupti-cold", t, *COUNTS[:2]).us for _ in range(COUNTS[2])]
-    return round(summarize(trials, statistic="median-then-mean").latency_us, 3)
+    return experiment.cold_us(fn, args, dev, counts=COUNTS, timer=timer)
 
 
 def where(args) -> dict:

@@ -99,19 +99,19 @@ args12 = (*([0] * 8), np.float32(0.1), 0, 0, np.int32(1))
 bare = cupy.RawKernel(eb.code, "empty_kernel", options=eb.rawmodule_options)
 timings = {}
 with cupy.cuda.ExternalStream(stream):
-    for name, fn, a in [
-        ("bare cupy RawKernel (no args)", lambda: bare((1,), (1,), ()), ()),
-        ("RawModule fn, 12 args", lambda: rk((1,), (1,), args12), ()),
-        ("cuda.bindings cuLaunchKernel prepacked", via_cuda_bindings, ()),
-        ("ctypes libcuda cuLaunchKernel prepacked", via_ctypes, ()),
+    for name, fn in [
+        ("bare cupy RawKernel (no args)", lambda: bare((1,), (1,), ())),
+        ("RawModule fn, 12 args", lambda: rk((1,), (1,), args12)),
+        ("cuda.bindings cuLaunchKernel prepacked", via_cuda_bindings),
+        ("ctypes libcuda cuLaunchKernel prepacked", via_ctypes),
     ]:
-        timings[name] = min(_per_call_us(fn, a, 20000) for _ in range(3))
+        timings[name] = min(_per_call_us(fn, {}, 20000) for _ in range(3))
 try:
     from cupy_backends.cuda.api import driver as cbk
 
     timings["cupy_backends launchKernel prepacked (old path)"] = min(
         _per_call_us(
-            lambda: cbk.launchKernel(ptr, 1, 1, 1, 1, 1, 1, 0, stream, argv_ptr, 0), (), 20000
+            lambda: cbk.launchKernel(ptr, 1, 1, 1, 1, 1, 1, 0, stream, argv_ptr, 0), {}, 20000
         )
         for _ in range(3)
     )
@@ -121,8 +121,7 @@ from decodekit.launch import empty_launcher  # noqa: E402
 from decodekit.workloads import empty_outputs, make_inputs  # noqa: E402
 
 inp, o = make_inputs(1, "cuda"), empty_outputs(1, "cuda", poison=False)
-kargs = (*(inp[n] for n in ("q", "k", "v", "state", "A_log", "a", "dt_bias", "b")), inp["scale"],
-         o["output"], o["new_state"])  # fmt: skip
+kargs = {**inp, **o}
 timings["kit empty_launcher (current launch.py)"] = min(
     _per_call_us(empty_launcher(), kargs, 20000) for _ in range(3)
 )

@@ -46,7 +46,7 @@ def test_every_method_on_baseline_variant(run):
     assert cold["pct_copy"] > 0 and cold["pct_peak"] > 0
     # the launch was pre-queued behind the sleep in (nearly) every sample
     assert cold["prequeue_missed"] <= 0.1
-    floors = {r["method"]: r for r in rows if r["impl_kind"] == "floor"}
+    floors = {r["floor"]: r for r in rows if r["impl_kind"] == "floor"}
     assert {"copy-floor", "row-copy-floor", "copy-peak", "empty-kernel"} <= set(floors)
     assert floors["copy-floor"]["status"] == "ok" and floors["copy-peak"]["gbps"] > 0
     assert floors["row-copy-floor"]["status"] == "ok", floors["row-copy-floor"].get("note")
