@@ -113,6 +113,37 @@ def latest(df: pd.DataFrame, gpu: str | None = None) -> pd.DataFrame:
     return df.drop_duplicates(key, keep="last").reset_index(drop=True)
 
 
+_newest = latest  # select's argument of the same name shadows it
+
+
+def select(
+    df: pd.DataFrame,
+    method: str | None = None,
+    gpu: str | None = None,
+    latest: bool = True,
+    only_ok: bool = True,
+) -> tuple[pd.DataFrame, str | None]:
+    """The one selection every table, figure and score starts from, and the method it
+    resolved: with ``latest``, one GPU (``gpu``, else the newest recorded) and the newest row
+    per impl x workload x method x floor; with ``only_ok``, rows that carry a number; then the
+    implementations' rows of ``method`` (None: :func:`kernel_method`, the first of
+    :data:`KERNEL_METHODS` recorded) beside the floors measured with it.
+
+    >>> d, m = select(empty_records())
+    >>> len(d), m
+    (0, None)
+    """
+    d = normalize(df)
+    if latest:
+        d = _newest(d, gpu)
+    elif gpu is not None:
+        d = d[d["gpu"] == gpu]
+    if only_ok:
+        d = ok(d)
+    m = method or kernel_method(d)
+    return d[d["method"] == m].reset_index(drop=True), m
+
+
 def kernel_method(df: pd.DataFrame) -> str | None:
     """The timing method views show by default: the first of :data:`KERNEL_METHODS` recorded."""
     d = ok(df)
@@ -127,10 +158,10 @@ def table(df: pd.DataFrame, method: str | None = None) -> pd.DataFrame:
     newest records, with the default method; failed checks show their status, not a number."""
     from decodekit.sweep import table as sweep_table
 
-    d = latest(df)
-    t = sweep_table(d, method or kernel_method(d))
+    d, m = select(df, method, only_ok=False)  # failed checks show their status
+    t = sweep_table(d, m)
     t.columns = [int(c) for c in t.columns]
-    t.columns.name = f"B ({method or kernel_method(d)}, µs)"
+    t.columns.name = f"B ({m}, µs)"
     return t
 
 

@@ -356,3 +356,26 @@ def test_a_record_is_typed_and_checked():
                          "batch_size": 1})  # fmt: skip
     with pytest.raises(ValueError, match="Record attributes"):
         Record(impl="x", method="m", status="error", fields={"status": "ok"})
+
+
+def test_select_is_one_gpu_newest_ok_rows_of_one_method():
+    from decodekit import views
+
+    ts = "2026-12-01T00:00:0{}+00:00"
+    rows = [
+        dict(required_row(method="cupti-cold", latency_us=2.0), gpu="A", timestamp=ts.format(1)),
+        dict(required_row(method="cupti-cold", latency_us=1.0), gpu="A", timestamp=ts.format(2)),
+        dict(required_row(method="wall", latency_us=9.0), gpu="A", timestamp=ts.format(2)),
+        dict(required_row(method="cupti-cold", latency_us=None, status="error"), gpu="A",
+             timestamp=ts.format(3), uuid="B2", batch_size=2),
+        dict(required_row(method="cupti-cold", latency_us=5.0), gpu="B", timestamp=ts.format(0)),
+    ]  # fmt: skip
+    df = records.to_frame(rows)
+    d, m = views.select(df)
+    assert m == "cupti-cold" and d["latency_us"].tolist() == [1.0] and set(d["gpu"]) == {"A"}
+    d, m = views.select(df, "wall")
+    assert d["latency_us"].tolist() == [9.0]
+    d, _ = views.select(df, gpu="B")
+    assert d["latency_us"].tolist() == [5.0]
+    d, _ = views.select(df, only_ok=False)
+    assert sorted(d["status"]) == ["error", "ok"]
