@@ -3,19 +3,34 @@
 A :class:`decodekit.tuning_tables.Dispatcher` over ``data/tuning/<gpu>.json`` (else the
 nearest recorded table of the same architecture, else a built-in default; it says which).
 ``DECODEKIT_TUNING`` names another table file (an A/B of two tables); records say which.
+Its Nsight Compute kernel filter matches the entry of every tunable
+:class:`~decodekit.kernel_spec.KernelSpec` and follows later declarations.
 """
 
 from __future__ import annotations
 
-from decodekit import variants  # noqa: F401  (registers the variants best dispatches to)
-from decodekit.impl import _REGISTRY, Impl, register
+from decodekit import kernel_spec, variants  # noqa: F401  (variants: declares the specs)
+from decodekit.impl import Impl, register
 
 
 def tunable_entries() -> list[str]:
-    """The kernel entry points ``best`` can run: those of every variant with a tunable launch
-    shape (what its NCU kernel filter matches), in registration order."""
-    names = [im.meta["entry"] for im in _REGISTRY.values() if "shape_for" in im.meta]
-    return list(dict.fromkeys(names))
+    """The kernel entry points ``best`` can run: those of every tunable spec (one with a
+    search space), in declaration order.
+
+    >>> tunable_entries()[0]
+    'gdn_decode_rowsplit'
+    """
+    return kernel_spec.tunable_entries()
+
+
+def ncu_kernel_regex() -> str:
+    """The Nsight Compute kernel filter that matches every entry ``best`` can run.
+
+    >>> import re
+    >>> bool(re.match(ncu_kernel_regex(), "gdn_decode_ordered"))
+    True
+    """
+    return f"^({'|'.join(tunable_entries())})$"
 
 
 def _best_factory():
@@ -26,7 +41,7 @@ def _best_factory():
     return dispatcher(os.environ.get("DECODEKIT_TUNING") or None)
 
 
-register(
+_BEST = register(
     Impl(
         name="best",
         kind="kernel",
@@ -35,9 +50,13 @@ register(
         factory=_best_factory,
         parent=None,
         inplace_ok=True,
-        meta={
-            "dispatcher": True,
-            "ncu_kernel": f"^({'|'.join(tunable_entries())})$",
-        },
+        meta={"dispatcher": True},
     )
 )
+
+
+def _refresh() -> None:
+    _BEST.meta["ncu_kernel"] = ncu_kernel_regex()
+
+
+kernel_spec.on_change(_refresh)

@@ -213,18 +213,43 @@ def _local_includes(path: Path, search: list[Path]) -> list[Path]:
 
 def declared_defines(source: str | os.PathLike, kernels_dir=None) -> dict[str, int]:
     """The knobs a kernel file declares, with their defaults: every ``#ifndef NAME`` /
-    ``#define NAME <int>`` pair in the file and the local headers it includes.
+    ``#define NAME <int>`` pair in the file and in every local header it pulls in with
+    ``#include "..."`` (followed recursively, whatever the headers are called), the file's
+    own first.
 
     >>> declared_defines("gdn_decode_rowsplit.cu")["WARPS"]
     4
     """
     kdir = Path(kernels_dir) if kernels_dir is not None else KERNELS_DIR
     path = _resolve(source, kdir)
+    files = _local_includes(path, list(dict.fromkeys([path.parent, kdir])))
+    return _knobs(f.read_text() for f in files)
+
+
+def _knobs(texts) -> dict[str, int]:
     out: dict[str, int] = {}
-    for f in _local_includes(path, list(dict.fromkeys([path.parent, kdir]))):
-        for name, value in _KNOB_RE.findall(f.read_text()):
+    for text in texts:
+        for name, value in _KNOB_RE.findall(text):
             out.setdefault(name, int(value))
     return out
+
+
+def undeclared(source: str | os.PathLike, defines, kernels_dir=None) -> str | None:
+    """Why ``defines`` (names) do not fit ``source``: ``"<file> declares no X (it declares
+    A, B, ...)"`` when one of them is not a knob of the file (:func:`declared_defines`),
+    else None.
+
+    >>> undeclared("gdn_decode_ordered.cu", {"WARPS": 2, "DELTA_FMA": 1}).split(" (")[0]
+    'gdn_decode_ordered.cu declares no DELTA_FMA'
+    """
+    return _undeclared(Path(source).name, declared_defines(source, kernels_dir), defines)
+
+
+def _undeclared(name: str, knobs, defines) -> str | None:
+    extra = [str(k) for k in defines if k not in knobs]
+    if not extra:
+        return None
+    return f"{name} declares no {', '.join(extra)} (it declares {', '.join(knobs) or 'none'})"
 
 
 def _define_flags(dkey: tuple) -> list[str]:
@@ -244,6 +269,11 @@ def _build(path: Path, arch: str, dkey: tuple, kdir: Path) -> Build:
     files = tuple(_local_includes(path, search))
     stamp = _stamp(files)  # before reading, so an edit during the build is seen next call
     texts = [f.read_text() for f in files]
+    # a file that declares knobs takes only those: a stray -D (a knob since removed from the
+    # file) would build the file's default silently. One that declares none takes any.
+    knobs = _knobs(texts)
+    if knobs and (why := _undeclared(path.name, knobs, [k for k, _ in dkey])):
+        raise ValueError(f"argument 'defines': {why}")
     portable = [*FLAGS, f"--gpu-architecture={arch}", *_define_flags(dkey), *nvrtc.CUPY_ADDS]
     h = hashlib.sha256(repr((portable, nvrtc.version())).encode())
     for f, t in zip(files, texts, strict=True):

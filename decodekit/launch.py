@@ -42,7 +42,7 @@ from decodekit.spec import OUTPUT_NAMES, SpecError, resolve_scale, validate
 RECHECK_S = 0.25  # seconds between checks of the source's mtime on the hot path
 ALIGN = 16  # bytes; kernels may use 16-byte vector loads on every pointer
 NAMES = ("q", "k", "v", "state", "A_log", "a", "dt_bias", "b", "output", "new_state")
-# The kernel ABI of kernels/common.cuh: q k v state A_log a dt_bias b (8 pointers), float scale
+# The kernel ABI of kernels/gdn.cuh: q k v state A_log a dt_bias b (8 pointers), float scale
 # (4 bytes + 4 padding), output new_state (2 pointers), int batch_size.
 _ARGS = struct.Struct("<8Qf4x2Qi")
 _ARG_OFFSETS = (0, 8, 16, 24, 32, 40, 48, 56, 64, 72, 80, 88)

@@ -8,7 +8,7 @@ package (``decodekit._kernels``, ``._manifest``, ``._notebooks``, ``._tuning``, 
 ``$DECODEKIT_DATA`` (or ``decodekit --data-dir``) if set, else ``$XDG_DATA_HOME/decodekit``
 (``~/.local/share/decodekit``).
 
->>> kernels_dir().joinpath("common.cuh").is_file()
+>>> kernels_dir().joinpath("gdn.cuh").is_file()
 True
 """
 

@@ -8,37 +8,26 @@ JSON file of ``[{"variant", "defines"}]`` gives your own (:func:`load_configs`).
 
 from __future__ import annotations
 
-import itertools
 import json
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
+from decodekit import kernel_spec
 from decodekit.tuning_tables import TUNING_DIR, _dirs, _label, _table_gpu, load_table
+from decodekit.variants import (  # noqa: F401  (the sweeps' value lists, re-exported)
+    FAST_SHAPES,
+    FAST_SUBWARP,
+    HINTS,
+    ORDERED,
+    PERSISTENT,
+    QUICK_ORDERED,
+    QUICK_TREE,
+    SHAPES,
+    TREE_SUBWARP,
+)
 
-SHAPES = ((1, 4), (2, 4), (4, 4), (4, 8), (8, 8), (2, 16))  # (WARPS, ROWS_PER_WARP)
-# Fast-intrinsic gate math (FAST_GATES=1, see kernels/gdn_fast.cuh) shortens the chain that
-# runs after the gate inputs arrive; it matters at small B, and which shapes it helps depends
-# on how the compiler then schedules them, so it is swept rather than set.
-FAST_SHAPES = ((4, 1), (8, 1), (1, 4), (2, 4), (4, 4))
-FAST_SUBWARP = ((2, 4, 16), (2, 4, 8), (2, 8, 8))  # (WARPS, ROWS_PER_WARP, LANES_PER_ROW)
-# Pairwise in-lane sums (TREE_SUM=1, see kernels/gdn_decode_subwarp.cu) shorten the chain
-# after the state arrives, and with them 2 and 4 lanes per row (one or two shuffle steps)
-# become candidates. On the H100 none won a slot (kernels/README.md); they stay in the space
-# for other GPUs. Each shape with and without FAST_GATES; QUICK_TREE goes in the quick space.
-TREE_SUBWARP = (
-    (1, 16, 2), (2, 16, 2), (1, 8, 4), (2, 8, 4), (1, 16, 4), (1, 4, 8),
-    (2, 4, 8), (4, 8, 8), (1, 2, 16), (2, 2, 16), (2, 4, 16), (4, 8, 16),
-)  # fmt: skip
-QUICK_TREE = ((1, 16, 2), (2, 8, 4), (2, 4, 8), (2, 4, 16))
-# The ordered kernel (small inputs first, lean math after the state arrives), with and
-# without FENCE (no use of a small input between the loads); its LOAD_HINT 3 builds lost by
-# 0.3 us at B <= 8 on the H100, so only LOAD_HINT 1 is swept. (WARPS, ROWS_PER_WARP, LANES).
-ORDERED = ((2, 4, 16), (1, 4, 16), (4, 4, 16), (4, 1, 32), (8, 1, 32), (2, 8, 8), (4, 8, 8))
-QUICK_ORDERED = ((2, 4, 16, 0), (2, 4, 16, 1), (4, 1, 32, 0))  # ..., FENCE
-HINTS = ((0, 0), (1, 0), (3, 0), (1, 1), (3, 3))  # (LOAD_HINT, STORE_HINT)
-# (WARPS, ROWS_PER_WARP, BLOCKS_PER_SM, STORE_HINT) of the persistent kernel; each fits its
-# register cap (65536 / (32 * WARPS * BLOCKS_PER_SM)) without spills.
-PERSISTENT = ((4, 8, 4, 1), (4, 8, 4, 0), (4, 4, 4, 1), (8, 4, 2, 1))
+SPACES = kernel_spec.SPACES
 
 
 def _wr(w: int, r: int) -> dict:
@@ -46,54 +35,13 @@ def _wr(w: int, r: int) -> dict:
 
 
 def search_space(name: str = "quick") -> list[tuple[str, dict]]:
-    """Candidates ``(variant, defines)``: ``quick`` (49, a few minutes) or ``full`` (136).
+    """Candidates ``(variant, defines)``: ``quick`` (49, a few minutes) or ``full`` (136),
+    each spec's sweeps (:mod:`decodekit.variants`) less what its skip rules drop.
 
     >>> len(search_space("quick")), len(search_space("full"))
     (49, 136)
     """
-    if name not in ("quick", "full"):
-        raise ValueError(f"argument 'configs': expected 'quick', 'full' or a list, got {name!r}")
-    full = name == "full"
-    shapes = SHAPES if full else SHAPES[1:5]
-    hints = HINTS if full else HINTS[1:3]
-    sub_shapes = ((2, 8), (4, 8), (8, 4))
-    out = [("rowsplit", _wr(w, r)) for w, r in SHAPES]
-    for (w, r), (lh, sh) in itertools.product(shapes, hints):
-        out.append(("streaming", {**_wr(w, r), "LOAD_HINT": lh, "STORE_HINT": sh}))
-    lanes = (4, 8, 16) if full else (8, 16)
-    for n, (w, r), (lh, sh) in itertools.product(lanes, sub_shapes, hints if full else hints[:1]):
-        # a load instruction covers 32 / n rows, so a warp needs a multiple of that
-        if r % (32 // n) == 0:
-            out.append(
-                ("subwarp", {**_wr(w, r), "LANES_PER_ROW": n, "LOAD_HINT": lh, "STORE_HINT": sh})
-            )
-    for w, r in FAST_SHAPES:
-        out.append(("rowsplit", {**_wr(w, r), "FAST_GATES": 1}))
-    for w, r, n in FAST_SUBWARP:
-        out.append(("subwarp", {**_wr(w, r), "LANES_PER_ROW": n, "FAST_GATES": 1}))
-    out += [
-        ("streaming", {**_wr(4, r), "LOAD_HINT": 3, "STORE_HINT": 0, "FAST_GATES": 1})
-        for r in (4, 8)
-    ]
-    for (w, r, n), fast in itertools.product(TREE_SUBWARP, (1, 0) if full else (1,)):
-        if full or (w, r, n) in QUICK_TREE:
-            tree = {**_wr(w, r), "LANES_PER_ROW": n, "TREE_SUM": 1, "FAST_GATES": fast}
-            out.append(("subwarp", tree))
-    for (w, r, n), fence in itertools.product(ORDERED, (0, 1)):
-        if full or (w, r, n, fence) in QUICK_ORDERED:
-            d = {**_wr(w, r), "LANES_PER_ROW": n, "LOAD_HINT": 1}
-            out.append(("ordered", {**d, "FENCE": 1} if fence else d))
-    bulk_shapes = ((1, 4), (2, 8), (4, 8), (2, 16))
-    for (w, r), bulk_store in itertools.product(bulk_shapes, (0, 1)):
-        out.append(("bulk", {**_wr(w, r), "STORE_HINT": 0, "BULK_STORE": bulk_store}))
-    for w, r, per_sm, sh in PERSISTENT:
-        out.append(
-            (
-                "persistent",
-                {**_wr(w, r), "BLOCKS_PER_SM": per_sm, "LOAD_HINT": 1, "STORE_HINT": sh},
-            )
-        )
-    return out
+    return kernel_spec.space(name)
 
 
 # ``tune --quick``: a compact core that covers each family's shapes that won somewhere,
@@ -117,17 +65,29 @@ QUICK_SEEDS = (
 
 def quick_space(capability: str | None = None, directory: str | Path = TUNING_DIR) -> list:
     """:data:`QUICK_SEEDS` and every entry of the recorded tables of compute capability
-    ``capability`` (all recorded tables when None), each candidate once.
+    ``capability`` (all recorded tables when None), each candidate once. A recorded entry
+    that no longer builds (its variant is gone, or it sets a define its file no longer
+    declares) is left out with a warning that names the table and the batch size; the table
+    itself still loads for views, and ``best`` building from it fails naming the define.
 
     >>> len(quick_space("0.0")) == len(QUICK_SEEDS)
     True
     """
-    out = [(v, dict(d)) for v, d in QUICK_SEEDS]
+    out = []
+    for i, (v, d) in enumerate(QUICK_SEEDS):
+        kernel_spec.check_candidate(v, d, f"QUICK_SEEDS[{i}]: ")
+        out.append((v, dict(d)))
     for p in sorted(f for d in _dirs(directory) for f in d.glob("*.json")):
         gpu, env = _table_gpu(p)
         if gpu is None or (capability and str(env.get("compute_capability")) != capability):
             continue
-        out += [(c["variant"], dict(c.get("defines", {}))) for c in load_table(p).values()]
+        for b, c in load_table(p).items():
+            try:
+                kernel_spec.check_candidate(c["variant"], c.get("defines", {}), f"{p} B={b}: ")
+            except ValueError as e:
+                warnings.warn(f"quick_space leaves out a recorded choice: {e}", stacklevel=2)
+                continue
+            out.append((c["variant"], dict(c.get("defines", {}))))
     seen, unique = set(), []
     for v, d in out:
         key = canonical(v, d)
@@ -145,16 +105,17 @@ def canonical(variant: str, defines: dict) -> str:
     True
     """
     from decodekit.compile import declared_defines
-    from decodekit.variants import kernel_variant
+    from decodekit.impl import registered
 
-    im = kernel_variant(variant)
+    im = registered(variant)
     full = {**declared_defines(im.source), **im.meta.get("defines", {}), **defines}
     return f"{im.source}[{_label(full)}]"
 
 
 def load_configs(path: str | Path) -> list[tuple[str, dict]]:
     """A candidate list from a JSON file: ``[{"variant": "subwarp", "defines": {...}}, ...]``
-    (defines: macro name -> int). Errors name the file and the entry.
+    (defines: macro name -> int). Errors name the file and the entry: a malformed one, an
+    unknown variant, or a define the variant's file does not declare (a knob since removed).
 
     >>> import json, tempfile
     >>> with tempfile.TemporaryDirectory() as d:  # leaves nothing behind
@@ -183,6 +144,7 @@ def load_configs(path: str | Path) -> list[tuple[str, dict]]:
                 f"argument 'configs': entry {i} of {path}: expected "
                 f'{{"variant": str, "defines": {{name: int}}}}, got {e!r}'
             )
+        kernel_spec.check_candidate(e["variant"], defines, f"entry {i} of {path}: ")
         out.append((e["variant"], dict(defines)))
     return out
 
@@ -191,8 +153,9 @@ def candidates(
     variants: Iterable[str] | None = None, configs: str | Path | list | None = None
 ) -> list[tuple[str, dict]]:
     """The search space, kept to ``variants`` when given. ``configs``: ``"quick"``, ``"full"``,
-    a JSON file of candidates (:func:`load_configs`) or a list of ``(variant, defines)``."""
-    if configs is None or configs in ("quick", "full"):
+    a JSON file of candidates (:func:`load_configs`) or a list of ``(variant, defines)``
+    (checked like a file's entries)."""
+    if configs is None or configs in SPACES:
         space = search_space(configs or "quick")
         if configs == "full":  # the full sweep covers whatever the quick one can pick
             known = {canonical(v, d) for v, d in space}
@@ -206,5 +169,7 @@ def candidates(
         space = load_configs(configs)
     else:
         space = [(v, dict(d)) for v, d in configs]
+        for i, (v, d) in enumerate(space):
+            kernel_spec.check_candidate(v, d, f"candidate {i}: ")
     wanted = set(variants) if variants is not None else None
     return [(v, d) for v, d in space if wanted is None or v in wanted]

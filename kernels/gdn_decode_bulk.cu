@@ -1,13 +1,6 @@
 // GDN decode, state rows brought in by Hopper bulk copies (variant "bulk", parent "streaming").
 //
-// Math, per batch row b, value head h (q/k head j = h / 2), state row v (one pass):
-//   g = exp(-exp(A_log[h]) * softplus(a[b,h] + dt_bias[h])),  beta = sigmoid(b[b,h])
-//   s = state[b,h,v,:];  u = g * (s . k);  delta = beta * (v[b,h,v] - u)
-//   new_state[b,h,v,:] = g * s + delta * k
-//   output[b,h,v] = scale * (g * (s . q) + (k . q) * delta)
-// Layouts (row-major, spec letters): q, k [B,1,4,128] bf16; v [B,1,8,128] bf16;
-//   state, new_state [B,8,V=128,K=128] fp32 k-last (state may be null: zeros);
-//   a, b [B,1,8] bf16; A_log, dt_bias [8] fp32; output [B,1,8,128] bf16.
+// Math: gdn.cuh's one-pass row update, as in rowsplit, on rows read from shared memory.
 // Launch: grid B * 8 * SPLIT blocks, WARPS * 32 threads, static shared memory
 //   WARPS * ROWS_PER_WARP * 512 bytes, SPLIT = 128 / (WARPS * ROWS_PER_WARP), as in rowsplit.
 //   A warp owns ROWS_PER_WARP consecutive rows, one contiguous ROWS_PER_WARP * 512-byte run
@@ -23,7 +16,7 @@
 // In place: a warp waits for its whole run to land before writing any of it.
 // Check and time: decodekit.check.require(registry.get("bulk"), 17, device="cuda");
 //   decodekit.tuning.tune(["bulk"]) times it per B and launch shape with cold L2.
-#include "gdn_fast.cuh"
+#include "gdn.cuh"
 
 #ifndef WARPS
 #define WARPS 4
@@ -61,97 +54,90 @@ extern "C" __global__ void __launch_bounds__(kWarps * 32, 1)
                     const float* __restrict__ dt_bias, const gdn::bf16* __restrict__ b,
                     float scale, gdn::bf16* __restrict__ output, float* new_state,
                     int batch_size) {
-  __shared__ __align__(128) float tile[kWarps][kRowsPerWarp * gdn::kDim];
-  __shared__ __align__(8) unsigned long long bar[kWarps];
-  const int lane = threadIdx.x & 31;
-  const int warp = threadIdx.x >> 5;
-  const int bh = blockIdx.x / kSplit;
-  if (bh >= batch_size * gdn::kVHeads) return;
-  const int h = bh % gdn::kVHeads;
-  const int j = (bh / gdn::kVHeads) * gdn::kQKHeads + h / 2;
-  const int row0 = (blockIdx.x % kSplit) * kRowsPerBlock + warp * kRowsPerWarp;
-  // Offset of row r of this warp's run. Formed where used from a 32-bit row index: a 64-bit
-  // offset held across the row loop was spilled to local memory at ROWS_PER_WARP=16.
-  const int run_row = bh * gdn::kDim + row0;
-  auto at = [run_row](int r) { return static_cast<size_t>(run_row + r) * gdn::kDim; };
-  float* my = tile[warp];
-  const bool has_state = state != nullptr;
+    __shared__ __align__(128) float tile[kWarps][kRowsPerWarp * gdn::kDim];
+    __shared__ __align__(8) unsigned long long bar[kWarps];
+    const int lane = threadIdx.x & 31;
+    const int warp = threadIdx.x >> 5;
+    const int bh = blockIdx.x / kSplit;
+    if (bh >= batch_size * gdn::kVHeads) return;
+    const int h = bh % gdn::kVHeads;
+    const int j = gdn::qk_row(bh, h);
+    const int row0 = (blockIdx.x % kSplit) * kRowsPerBlock + warp * kRowsPerWarp;
+    // Offset of row r of this warp's run. Formed where used from a 32-bit row index: a 64-bit
+    // offset held across the row loop was spilled to local memory at ROWS_PER_WARP=16.
+    const int run_row = bh * gdn::kDim + row0;
+    auto at = [run_row](int r) { return static_cast<size_t>(run_row + r) * gdn::kDim; };
+    float* my = tile[warp];
+    const bool has_state = state != nullptr;
 
-  if (has_state) {
+    if (has_state) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    if (lane == 0) {
-      gdn::mbar_init(&bar[warp], 1);
-      gdn::bulk_load(my, state + at(0), kRunBytes, &bar[warp]);
-    }
+        if (lane == 0) {
+            gdn::mbar_init(&bar[warp], 1);
+            gdn::bulk_load(my, state + at(0), kRunBytes, &bar[warp]);
+        }
 #else
 #pragma unroll
-    for (int r = 0; r < kRowsPerWarp; ++r)
-      reinterpret_cast<float4*>(my)[r * 32 + lane] =
-          gdn::load_state4<0>(state + at(r) + lane * 4);
+        for (int r = 0; r < kRowsPerWarp; ++r)
+            reinterpret_cast<float4*>(my)[r * 32 + lane] =
+                gdn::load_state4<0>(state + at(r) + lane * 4);
 #endif
-  }
-  const float4 kk = gdn::load_bf16x4(k + j * gdn::kDim + lane * 4);
-  const float4 qq = gdn::load_bf16x4(q + j * gdn::kDim + lane * 4);
-  const float v_lane =
-      lane < kRowsPerWarp ? __bfloat162float(v[bh * gdn::kDim + row0 + lane]) : 0.f;
-  const gdn::Gates gt = gdn::gates(A_log, a, dt_bias, b, bh, h);
-  const float kq = gdn::group_sum<32>(gdn::dot4(kk, qq));
-  if (has_state) {
-    // Lane 0's barrier initialisation (or the plain loads) is visible to the warp after this.
-    __syncwarp();
+    }
+    const float4 kk = gdn::load_bf16x4(k + j * gdn::kDim + lane * 4);
+    const float4 qq = gdn::load_bf16x4(q + j * gdn::kDim + lane * 4);
+    const float v_lane =
+        lane < kRowsPerWarp ? __bfloat162float(v[bh * gdn::kDim + row0 + lane]) : 0.f;
+    const gdn::Gates gt = gdn::gates(A_log, a, dt_bias, b, bh, h);
+    const float kq = gdn::group_sum<32>(gdn::dot4(kk, qq));
+    if (has_state) {
+        // Lane 0's barrier initialisation (or the plain loads) is visible to the warp after this.
+        __syncwarp();
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    gdn::mbar_wait(&bar[warp], 0);
+        gdn::mbar_wait(&bar[warp], 0);
 #endif
-  }
+    }
 
-  float out_lane = 0.f;
-  // Groups one after another: the tile, not registers, holds the rest of the run.
+    float out_lane = 0.f;
+    // Groups one after another: the tile, not registers, holds the rest of the run.
 #pragma unroll 1
-  for (int r0 = 0; r0 < kRowsPerWarp; r0 += kGroup) {
-    float4 s[kGroup];
-    float sk[kGroup], sq[kGroup];
+    for (int r0 = 0; r0 < kRowsPerWarp; r0 += kGroup) {
+        float4 s[kGroup];
+        float sk[kGroup], sq[kGroup];
 #pragma unroll
-    for (int r = 0; r < kGroup; ++r) {
-      s[r] = has_state ? reinterpret_cast<const float4*>(my)[(r0 + r) * 32 + lane]
-                       : make_float4(0.f, 0.f, 0.f, 0.f);
-      sk[r] = gdn::dot4(s[r], kk);
-      sq[r] = gdn::dot4(s[r], qq);
+        for (int r = 0; r < kGroup; ++r) {
+            s[r] = has_state ? reinterpret_cast<const float4*>(my)[(r0 + r) * 32 + lane]
+                             : make_float4(0.f, 0.f, 0.f, 0.f);
+            sk[r] = gdn::dot4(s[r], kk);
+            sq[r] = gdn::dot4(s[r], qq);
+        }
+        gdn::group_sums<32>(sk, sq);
+#pragma unroll
+        for (int r = 0; r < kGroup; ++r) {
+            const float vr = __shfl_sync(gdn::kFull, v_lane, r0 + r);
+            const float delta = gdn::row_delta(gt, vr, sk[r]);
+            const float4 ns = gdn::update4(s[r], gt.g, delta, kk);
+            if constexpr (BULK_STORE) {
+                reinterpret_cast<float4*>(my)[(r0 + r) * 32 + lane] = ns;
+            } else {
+                gdn::store_state4<STORE_HINT>(new_state + at(r0 + r) + lane * 4, ns);
+            }
+            const float o = gdn::row_output(gt, sq[r], kq, delta, scale);
+            if (lane == r0 + r) out_lane = o;
+        }
     }
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) {
-#pragma unroll
-      for (int r = 0; r < kGroup; ++r) {
-        sk[r] += __shfl_xor_sync(gdn::kFull, sk[r], o);
-        sq[r] += __shfl_xor_sync(gdn::kFull, sq[r], o);
-      }
-    }
-#pragma unroll
-    for (int r = 0; r < kGroup; ++r) {
-      const float vr = __shfl_sync(gdn::kFull, v_lane, r0 + r);
-      const float delta = gt.beta * (vr - gt.g * sk[r]);
-      const float4 ns = gdn::update4(s[r], gt.g, delta, kk);
-      if constexpr (BULK_STORE) {
-        reinterpret_cast<float4*>(my)[(r0 + r) * 32 + lane] = ns;
-      } else {
-        gdn::store_state4<STORE_HINT>(new_state + at(r0 + r) + lane * 4, ns);
-      }
-      const float o = scale * fmaf(gt.g, sq[r], kq * delta);
-      if (lane == r0 + r) out_lane = o;
-    }
-  }
-  if (lane < kRowsPerWarp) output[bh * gdn::kDim + row0 + lane] = __float2bfloat16(out_lane);
+    if (lane < kRowsPerWarp) output[bh * gdn::kDim + row0 + lane] = __float2bfloat16(out_lane);
 
-  if constexpr (BULK_STORE) {
+    if constexpr (BULK_STORE) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    gdn::fence_to_async();
-    __syncwarp();
-    if (lane == 0) gdn::bulk_store(new_state + at(0), my, kRunBytes);
+        gdn::fence_to_async();
+        __syncwarp();
+        if (lane == 0) gdn::bulk_store(new_state + at(0), my, kRunBytes);
 #else
-    __syncwarp();
+        __syncwarp();
 #pragma unroll
-    for (int r = 0; r < kRowsPerWarp; ++r)
-      gdn::store_state4<0>(new_state + at(r) + lane * 4,
-                           reinterpret_cast<const float4*>(my)[r * 32 + lane]);
+        for (int r = 0; r < kRowsPerWarp; ++r)
+            gdn::store_state4<0>(new_state + at(r) + lane * 4,
+                                 reinterpret_cast<const float4*>(my)[r * 32 + lane]);
 #endif
-  }
+    }
 }

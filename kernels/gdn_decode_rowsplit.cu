@@ -1,13 +1,7 @@
 // GDN decode, rows of each head split across blocks (variant "rowsplit", parent "baseline").
 //
-// Math, per batch row b, value head h (q/k head j = h / 2), state row v (one pass):
-//   g = exp(-exp(A_log[h]) * softplus(a[b,h] + dt_bias[h])),  beta = sigmoid(b[b,h])
-//   s = state[b,h,v,:];  u = g * (s . k);  delta = beta * (v[b,h,v] - u)
-//   new_state[b,h,v,:] = g * s + delta * k
-//   output[b,h,v] = scale * (g * (s . q) + (k . q) * delta)
-// Layouts (row-major, spec letters): q, k [B,1,4,128] bf16; v [B,1,8,128] bf16;
-//   state, new_state [B,8,V=128,K=128] fp32 k-last (state may be null: zeros);
-//   a, b [B,1,8] bf16; A_log, dt_bias [8] fp32; output [B,1,8,128] bf16.
+// Math: gdn.cuh's one-pass row update: per state row, s . k and s . q from one read of s,
+//   then delta, new_state = g * s + delta * k and output = scale * (g * (s . q) + (k . q) * delta).
 // Launch: grid B * 8 * SPLIT blocks, WARPS * 32 threads, no shared memory, where
 //   SPLIT = 128 / (WARPS * ROWS_PER_WARP). Block x owns ROWS_PER_BLOCK = WARPS * ROWS_PER_WARP
 //   consecutive rows, part x % SPLIT of head bh = x / SPLIT; a warp owns ROWS_PER_WARP
@@ -18,13 +12,14 @@
 // Change from baseline (one block per (b,h), one thread per row): SPLIT blocks per head fill
 //   the SMs at small B, and coalesced 16-byte loads replace per-thread row walks.
 // Variant "streaming" (parent "rowsplit") is this file with LOAD_HINT / STORE_HINT set: state
-//   loads and new_state stores carry cache policies (see gdn_fast.cuh). Every state byte is
-//   touched once, so loads marked evict-first free L2 for the dirty new_state lines, which can
-//   then drain to DRAM after the kernel ends; evict-first stores test the opposite bet.
+//   loads and new_state stores carry cache policies (gdn::load_state4, gdn::store_state4).
+//   Every state byte is touched once, so loads marked evict-first free L2 for the dirty
+//   new_state lines, which can then drain to DRAM after the kernel ends; evict-first stores
+//   test the opposite bet. FAST_GATES (gdn.cuh) is a tuning axis of both.
 // In place: each row is read and written by one warp, read fully before it is written.
 // Check and time: decodekit.check.require(registry.get("rowsplit"), 17, device="cuda");
 //   decodekit.tuning.tune(["rowsplit", "streaming"]) times it per B and hint pair, cold L2.
-#include "gdn_fast.cuh"
+#include "gdn.cuh"
 
 #ifndef WARPS
 #define WARPS 4
@@ -54,58 +49,50 @@ extern "C" __global__ void __launch_bounds__(kWarps * 32)
                         const float* __restrict__ dt_bias, const gdn::bf16* __restrict__ b,
                         float scale, gdn::bf16* __restrict__ output, float* new_state,
                         int batch_size) {
-  const int lane = threadIdx.x & 31;
-  const int warp = threadIdx.x >> 5;
-  const int bh = blockIdx.x / kSplit;  // batch * 8 + value head
-  if (bh >= batch_size * gdn::kVHeads) return;
-  const int h = bh % gdn::kVHeads;
-  const int j = (bh / gdn::kVHeads) * gdn::kQKHeads + h / 2;  // q/k head row
-  const int row0 = (blockIdx.x % kSplit) * kRowsPerBlock + warp * kRowsPerWarp;
-  const size_t off = (static_cast<size_t>(bh) * gdn::kDim + row0) * gdn::kDim + lane * 4;
+    const int lane = threadIdx.x & 31;
+    const int warp = threadIdx.x >> 5;
+    const int bh = blockIdx.x / kSplit;  // batch * 8 + value head
+    if (bh >= batch_size * gdn::kVHeads) return;
+    const int h = bh % gdn::kVHeads;
+    const int j = gdn::qk_row(bh, h);
+    const int row0 = (blockIdx.x % kSplit) * kRowsPerBlock + warp * kRowsPerWarp;
+    const size_t off = (static_cast<size_t>(bh) * gdn::kDim + row0) * gdn::kDim + lane * 4;
 
-  // State first: these loads carry all the latency; everything below overlaps them.
-  float4 s[kRowsPerWarp];
-  if (state != nullptr) {
+    // State first: these loads carry all the latency; everything below overlaps them.
+    float4 s[kRowsPerWarp];
+    if (state != nullptr) {
 #pragma unroll
-    for (int r = 0; r < kRowsPerWarp; ++r)
-      s[r] = gdn::load_state4<LOAD_HINT>(state + off + r * gdn::kDim);
-  } else {
+        for (int r = 0; r < kRowsPerWarp; ++r)
+            s[r] = gdn::load_state4<LOAD_HINT>(state + off + r * gdn::kDim);
+    } else {
 #pragma unroll
-    for (int r = 0; r < kRowsPerWarp; ++r) s[r] = make_float4(0.f, 0.f, 0.f, 0.f);
-  }
-  const float4 kk = gdn::load_bf16x4(k + j * gdn::kDim + lane * 4);
-  const float4 qq = gdn::load_bf16x4(q + j * gdn::kDim + lane * 4);
-  // Lane r holds v of the warp's row r; broadcast by shuffle below.
-  const float v_lane =
-      lane < kRowsPerWarp ? __bfloat162float(v[bh * gdn::kDim + row0 + lane]) : 0.f;
-  const gdn::Gates gt = gdn::gates(A_log, a, dt_bias, b, bh, h);
-  const float kq = gdn::group_sum<32>(gdn::dot4(kk, qq));
+        for (int r = 0; r < kRowsPerWarp; ++r) s[r] = make_float4(0.f, 0.f, 0.f, 0.f);
+    }
+    const float4 kk = gdn::load_bf16x4(k + j * gdn::kDim + lane * 4);
+    const float4 qq = gdn::load_bf16x4(q + j * gdn::kDim + lane * 4);
+    // Lane r holds v of the warp's row r; broadcast by shuffle below.
+    const float v_lane =
+        lane < kRowsPerWarp ? __bfloat162float(v[bh * gdn::kDim + row0 + lane]) : 0.f;
+    const gdn::Gates gt = gdn::gates(A_log, a, dt_bias, b, bh, h);
+    const float kq = gdn::group_sum<32>(gdn::dot4(kk, qq));
 
-  float sk[kRowsPerWarp], sq[kRowsPerWarp];
-#pragma unroll
-  for (int r = 0; r < kRowsPerWarp; ++r) {
-    sk[r] = gdn::dot4(s[r], kk);
-    sq[r] = gdn::dot4(s[r], qq);
-  }
-  // Butterfly over all rows at once: 2 * ROWS_PER_WARP independent shuffles per step.
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) {
+    float sk[kRowsPerWarp], sq[kRowsPerWarp];
 #pragma unroll
     for (int r = 0; r < kRowsPerWarp; ++r) {
-      sk[r] += __shfl_xor_sync(gdn::kFull, sk[r], o);
-      sq[r] += __shfl_xor_sync(gdn::kFull, sq[r], o);
+        sk[r] = gdn::dot4(s[r], kk);
+        sq[r] = gdn::dot4(s[r], qq);
     }
-  }
+    gdn::group_sums<32>(sk, sq);  // over all rows at once
 
-  float out_lane = 0.f;
+    float out_lane = 0.f;
 #pragma unroll
-  for (int r = 0; r < kRowsPerWarp; ++r) {
-    const float vr = __shfl_sync(gdn::kFull, v_lane, r);
-    const float delta = gt.beta * (vr - gt.g * sk[r]);
-    gdn::store_state4<STORE_HINT>(new_state + off + r * gdn::kDim,
-                              gdn::update4(s[r], gt.g, delta, kk));
-    const float o = scale * fmaf(gt.g, sq[r], kq * delta);
-    if (lane == r) out_lane = o;
-  }
-  if (lane < kRowsPerWarp) output[bh * gdn::kDim + row0 + lane] = __float2bfloat16(out_lane);
+    for (int r = 0; r < kRowsPerWarp; ++r) {
+        const float vr = __shfl_sync(gdn::kFull, v_lane, r);
+        const float delta = gdn::row_delta(gt, vr, sk[r]);
+        gdn::store_state4<STORE_HINT>(new_state + off + r * gdn::kDim,
+                                      gdn::update4(s[r], gt.g, delta, kk));
+        const float o = gdn::row_output(gt, sq[r], kq, delta, scale);
+        if (lane == r) out_lane = o;
+    }
+    if (lane < kRowsPerWarp) output[bh * gdn::kDim + row0 + lane] = __float2bfloat16(out_lane);
 }

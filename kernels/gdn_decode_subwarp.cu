@@ -1,13 +1,7 @@
 // GDN decode, several rows per load instruction (variant "subwarp", parent "streaming").
 //
-// Math, per batch row b, value head h (q/k head j = h / 2), state row v (one pass):
-//   g = exp(-exp(A_log[h]) * softplus(a[b,h] + dt_bias[h])),  beta = sigmoid(b[b,h])
-//   s = state[b,h,v,:];  u = g * (s . k);  delta = beta * (v[b,h,v] - u)
-//   new_state[b,h,v,:] = g * s + delta * k
-//   output[b,h,v] = scale * (g * (s . q) + (k . q) * delta)
-// Layouts (row-major, spec letters): q, k [B,1,4,128] bf16; v [B,1,8,128] bf16;
-//   state, new_state [B,8,V=128,K=128] fp32 k-last (state may be null: zeros);
-//   a, b [B,1,8] bf16; A_log, dt_bias [8] fp32; output [B,1,8,128] bf16.
+// Math: gdn.cuh's one-pass row update, as in rowsplit; s . k and s . q are summed over the
+//   LANES_PER_ROW lanes that share a row.
 // Launch: grid B * 8 * SPLIT blocks, WARPS * 32 threads, no shared memory, where
 //   SPLIT = 128 / (WARPS * ROWS_PER_WARP), as in rowsplit. Inside a warp a row belongs to
 //   LANES_PER_ROW (L) lanes, so one warp-wide 16-byte load covers 32 / L rows (L * 16 bytes of
@@ -21,12 +15,12 @@
 //   3 + log2(32 / L)) instead of chunk after chunk (depth 4 * 32 / L): the in-lane part of the
 //   chain that runs after the state arrives, which matters at small L. With L = 2 a row is
 //   one 32-byte sector per load instruction and the reduction is a single shuffle step; a
-//   lane then holds 16 float4 of k and of q, so such builds want small blocks. A tuning
-//   axis: on the H100 no TREE_SUM build beat the tuned table (kernels/README.md).
+//   lane then holds 16 float4 of k and of q, so such builds want small blocks. A tuning axis,
+//   like LOAD_HINT / STORE_HINT (streaming) and FAST_GATES (gdn.cuh).
 // In place: each row is read and written by the same lanes, read fully before it is written.
 // Check and time: decodekit.check.require(registry.get("subwarp"), 17, device="cuda");
 //   decodekit.tuning.tune(["subwarp"]) times it per B and launch shape with cold L2.
-#include "gdn_fast.cuh"
+#include "gdn.cuh"
 
 #ifndef WARPS
 #define WARPS 4
@@ -49,8 +43,8 @@
 
 inline constexpr int kWarps = WARPS;
 inline constexpr int kRowsPerWarp = ROWS_PER_WARP;
-inline constexpr int kLanes = LANES_PER_ROW;           // lanes sharing one row
-inline constexpr int kRowsPerStep = 32 / kLanes;       // rows covered by one warp-wide load
+inline constexpr int kLanes = LANES_PER_ROW;            // lanes sharing one row
+inline constexpr int kRowsPerStep = 32 / kLanes;        // rows covered by one warp-wide load
 inline constexpr int kChunks = gdn::kDim / 4 / kLanes;  // float4 chunks of a row per lane
 inline constexpr int kSteps = kRowsPerWarp / kRowsPerStep;
 inline constexpr int kRowsPerBlock = kWarps * kRowsPerWarp;
@@ -68,101 +62,94 @@ extern "C" __global__ void __launch_bounds__(kWarps * 32)
                        const float* __restrict__ dt_bias, const gdn::bf16* __restrict__ b,
                        float scale, gdn::bf16* __restrict__ output, float* new_state,
                        int batch_size) {
-  const int lane = threadIdx.x & 31;
-  const int warp = threadIdx.x >> 5;
-  const int sub = lane / kLanes;  // which of the step's rows this lane works on
-  const int col = lane % kLanes;  // which float4 of each chunk of L float4s
-  const int bh = blockIdx.x / kSplit;
-  if (bh >= batch_size * gdn::kVHeads) return;
-  const int h = bh % gdn::kVHeads;
-  const int j = (bh / gdn::kVHeads) * gdn::kQKHeads + h / 2;
-  // This lane's row in step t is row0 + t * kRowsPerStep.
-  const int row0 = (blockIdx.x % kSplit) * kRowsPerBlock + warp * kRowsPerWarp + sub;
-  const size_t off = (static_cast<size_t>(bh) * gdn::kDim + row0) * gdn::kDim + col * 4;
+    const int lane = threadIdx.x & 31;
+    const int warp = threadIdx.x >> 5;
+    const int sub = lane / kLanes;  // which of the step's rows this lane works on
+    const int col = lane % kLanes;  // which float4 of each chunk of L float4s
+    const int bh = blockIdx.x / kSplit;
+    if (bh >= batch_size * gdn::kVHeads) return;
+    const int h = bh % gdn::kVHeads;
+    const int j = gdn::qk_row(bh, h);
+    // This lane's row in step t is row0 + t * kRowsPerStep.
+    const int row0 = (blockIdx.x % kSplit) * kRowsPerBlock + warp * kRowsPerWarp + sub;
+    const size_t off = (static_cast<size_t>(bh) * gdn::kDim + row0) * gdn::kDim + col * 4;
 
-  float4 s[kSteps][kChunks];
-  if (state != nullptr) {
+    float4 s[kSteps][kChunks];
+    if (state != nullptr) {
 #pragma unroll
-    for (int t = 0; t < kSteps; ++t)
+        for (int t = 0; t < kSteps; ++t)
 #pragma unroll
-      for (int c = 0; c < kChunks; ++c)
-        s[t][c] = gdn::load_state4<LOAD_HINT>(state + off + t * kRowsPerStep * gdn::kDim +
-                                              c * kLanes * 4);
-  } else {
+            for (int c = 0; c < kChunks; ++c)
+                s[t][c] = gdn::load_state4<LOAD_HINT>(state + off + t * kRowsPerStep * gdn::kDim +
+                                                      c * kLanes * 4);
+    } else {
 #pragma unroll
-    for (int t = 0; t < kSteps; ++t)
+        for (int t = 0; t < kSteps; ++t)
 #pragma unroll
-      for (int c = 0; c < kChunks; ++c) s[t][c] = make_float4(0.f, 0.f, 0.f, 0.f);
-  }
-  float4 kk[kChunks], qq[kChunks];
-  // The load loop stands in both branches so that TREE_SUM=0 keeps the tuned builds' SASS.
+            for (int c = 0; c < kChunks; ++c) s[t][c] = make_float4(0.f, 0.f, 0.f, 0.f);
+    }
+    float4 kk[kChunks], qq[kChunks];
+    // The load loop stands in both branches so that TREE_SUM=0 keeps the tuned builds' SASS.
 #if TREE_SUM
-  float pkq[kChunks];
-#pragma unroll
-  for (int c = 0; c < kChunks; ++c) {
-    kk[c] = gdn::load_bf16x4(k + j * gdn::kDim + (c * kLanes + col) * 4);
-    qq[c] = gdn::load_bf16x4(q + j * gdn::kDim + (c * kLanes + col) * 4);
-    pkq[c] = gdn::dot4_pair(kk[c], qq[c]);
-  }
-  float kq = gdn::pairwise_sum<kChunks>(pkq);
-#else
-  float kq = 0.f;
-#pragma unroll
-  for (int c = 0; c < kChunks; ++c) {
-    kk[c] = gdn::load_bf16x4(k + j * gdn::kDim + (c * kLanes + col) * 4);
-    qq[c] = gdn::load_bf16x4(q + j * gdn::kDim + (c * kLanes + col) * 4);
-    kq += gdn::dot4(kk[c], qq[c]);
-  }
-#endif
-  float vr[kSteps];
-#pragma unroll
-  for (int t = 0; t < kSteps; ++t)
-    vr[t] = __bfloat162float(v[bh * gdn::kDim + row0 + t * kRowsPerStep]);
-  const gdn::Gates gt = gdn::gates(A_log, a, dt_bias, b, bh, h);
-  // Each group of L lanes holds every column once, so a group sum is the full k . q.
-  kq = gdn::group_sum<kLanes>(kq);
-
-  float sk[kSteps], sq[kSteps];
-#pragma unroll
-  for (int t = 0; t < kSteps; ++t) {
-#if TREE_SUM
-    float pk[kChunks], pq[kChunks];
+    float pkq[kChunks];
 #pragma unroll
     for (int c = 0; c < kChunks; ++c) {
-      pk[c] = gdn::dot4_pair(s[t][c], kk[c]);
-      pq[c] = gdn::dot4_pair(s[t][c], qq[c]);
+        kk[c] = gdn::load_bf16x4(k + j * gdn::kDim + (c * kLanes + col) * 4);
+        qq[c] = gdn::load_bf16x4(q + j * gdn::kDim + (c * kLanes + col) * 4);
+        pkq[c] = gdn::dot4_pair(kk[c], qq[c]);
     }
-    sk[t] = gdn::pairwise_sum<kChunks>(pk);
-    sq[t] = gdn::pairwise_sum<kChunks>(pq);
+    float kq = gdn::pairwise_sum<kChunks>(pkq);
 #else
-    sk[t] = 0.f;
-    sq[t] = 0.f;
+    float kq = 0.f;
 #pragma unroll
     for (int c = 0; c < kChunks; ++c) {
-      sk[t] += gdn::dot4(s[t][c], kk[c]);
-      sq[t] += gdn::dot4(s[t][c], qq[c]);
+        kk[c] = gdn::load_bf16x4(k + j * gdn::kDim + (c * kLanes + col) * 4);
+        qq[c] = gdn::load_bf16x4(q + j * gdn::kDim + (c * kLanes + col) * 4);
+        kq += gdn::dot4(kk[c], qq[c]);
     }
 #endif
-  }
+    float vr[kSteps];
 #pragma unroll
-  for (int o = kLanes / 2; o > 0; o >>= 1) {
+    for (int t = 0; t < kSteps; ++t)
+        vr[t] = __bfloat162float(v[bh * gdn::kDim + row0 + t * kRowsPerStep]);
+    const gdn::Gates gt = gdn::gates(A_log, a, dt_bias, b, bh, h);
+    // Each group of L lanes holds every column once, so a group sum is the full k . q.
+    kq = gdn::group_sum<kLanes>(kq);
+
+    float sk[kSteps], sq[kSteps];
 #pragma unroll
     for (int t = 0; t < kSteps; ++t) {
-      sk[t] += __shfl_xor_sync(gdn::kFull, sk[t], o);
-      sq[t] += __shfl_xor_sync(gdn::kFull, sq[t], o);
+#if TREE_SUM
+        float pk[kChunks], pq[kChunks];
+#pragma unroll
+        for (int c = 0; c < kChunks; ++c) {
+            pk[c] = gdn::dot4_pair(s[t][c], kk[c]);
+            pq[c] = gdn::dot4_pair(s[t][c], qq[c]);
+        }
+        sk[t] = gdn::pairwise_sum<kChunks>(pk);
+        sq[t] = gdn::pairwise_sum<kChunks>(pq);
+#else
+        sk[t] = 0.f;
+        sq[t] = 0.f;
+#pragma unroll
+        for (int c = 0; c < kChunks; ++c) {
+            sk[t] += gdn::dot4(s[t][c], kk[c]);
+            sq[t] += gdn::dot4(s[t][c], qq[c]);
+        }
+#endif
     }
-  }
+    gdn::group_sums<kLanes>(sk, sq);
 
 #pragma unroll
-  for (int t = 0; t < kSteps; ++t) {
-    const float delta = gt.beta * (vr[t] - gt.g * sk[t]);
+    for (int t = 0; t < kSteps; ++t) {
+        const float delta = gdn::row_delta(gt, vr[t], sk[t]);
 #pragma unroll
-    for (int c = 0; c < kChunks; ++c)
-      gdn::store_state4<STORE_HINT>(
-          new_state + off + t * kRowsPerStep * gdn::kDim + c * kLanes * 4,
-          gdn::update4(s[t][c], gt.g, delta, kk[c]));
-    if (col == 0)
-      output[bh * gdn::kDim + row0 + t * kRowsPerStep] =
-          __float2bfloat16(scale * fmaf(gt.g, sq[t], kq * delta));
-  }
+        for (int c = 0; c < kChunks; ++c)
+            gdn::store_state4<STORE_HINT>(
+                new_state + off + t * kRowsPerStep * gdn::kDim + c * kLanes * 4,
+                gdn::update4(s[t][c], gt.g, delta, kk[c]));
+        if (col == 0)
+            output[bh * gdn::kDim + row0 + t * kRowsPerStep] =
+                __float2bfloat16(gdn::row_output(gt, sq[t], kq, delta, scale));
+    }
 }

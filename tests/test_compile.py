@@ -22,7 +22,7 @@ from decodekit.workloads import empty_outputs, make_inputs
 ARCHS = ("sm_90a", "sm_100a")
 KERNELS = [f.name for f in kernel_files()]
 BROKEN_LINE = 4
-BROKEN = """#include "common.cuh"
+BROKEN = """#include "gdn.cuh"
 extern "C" __global__ void broken(float* y) {
     float x = 1.f;
     y[0] = x + not_declared;
@@ -48,7 +48,7 @@ def counted(monkeypatch):
 @pytest.fixture
 def tmp_kernels(tmp_path):
     """A private copy of kernels/ to edit."""
-    for name in ("common.cuh", "gdn_decode_baseline.cu"):
+    for name in ("gdn.cuh", "gdn_decode_baseline.cu"):
         shutil.copy(dk_compile.KERNELS_DIR / name, tmp_path / name)
     return tmp_path
 
@@ -100,7 +100,7 @@ def test_touch_without_change_reuses_build(tmp_kernels, counted):
     assert not again.stale
 
 
-@pytest.mark.parametrize("edited", ["gdn_decode_baseline.cu", "common.cuh"])
+@pytest.mark.parametrize("edited", ["gdn_decode_baseline.cu", "gdn.cuh"])
 def test_edit_rebuilds(tmp_kernels, counted, edited):
     first = compile_kernel("gdn_decode_baseline.cu", "sm_90a", kernels_dir=tmp_kernels)
     path = tmp_kernels / edited
@@ -367,7 +367,7 @@ def test_declared_defines_and_define_values():
 
     knobs = declared_defines("gdn_decode_ordered.cu")
     assert knobs["FENCE"] == 0 and knobs["LANES_PER_ROW"] == 16
-    assert knobs["FAST_GATES"] == 0  # declared in the included gdn_fast.cuh
+    assert knobs["FAST_GATES"] == 0  # declared in the included gdn.cuh
     with pytest.raises(ValueError, match="argument 'defines': WARPS must be an int"):
         compile_kernel("gdn_decode_rowsplit.cu", arch="sm_90a", defines={"WARPS": "4;evil"})
 
@@ -453,7 +453,7 @@ def test_a_changed_header_changes_the_text_cupy_is_keyed_on(tmp_kernels):
     """CuPy's cache is keyed on the text and options only: the build's text names the digest
     of the source and its headers, so an edited header is a new RawModule build."""
     first = compile_kernel("gdn_decode_baseline.cu", "sm_90a", kernels_dir=tmp_kernels)
-    hdr = tmp_kernels / "common.cuh"
+    hdr = tmp_kernels / "gdn.cuh"
     hdr.write_text(hdr.read_text() + "\n// edited\n")
     again = compile_kernel("gdn_decode_baseline.cu", "sm_90a", kernels_dir=tmp_kernels)
     assert again.digest != first.digest and again.code != first.code

@@ -47,7 +47,7 @@ def test_the_solution_round_trips_through_flashinfer_bench(fib, tmp_path):
         "spec": {**doc["spec"], "language": "python"},
     }
     names = {s.path for s in sol.sources}
-    assert {"main.py", "gdn_decode_ordered.cu", "gdn_decode_persistent.cu", "gdn_fast.cuh"} <= names
+    assert {"main.py", "gdn_decode_ordered.cu", "gdn_decode_persistent.cu", "gdn.cuh"} <= names
 
 
 def test_the_exported_entry_point_is_python_and_its_builds_compile():

@@ -5,7 +5,7 @@
 // only); 32 new_state = state (no update math). 63 = all of them: a row copy in this layout.
 // Launch, layouts and math otherwise as kernels/gdn_decode_subwarp.cu at the commit that
 // added this folder. Run: run.py beside it (on a GPU).
-#include "gdn_fast.cuh"
+#include "gdn.cuh"
 
 #ifndef ABLATE
 #define ABLATE 0

@@ -146,18 +146,19 @@ def test_runs_on_torch_current_stream(baseline):
     assert torch.equal(got, dests["output"])
 
 
-ECHO = """#include "common.cuh"
+ECHO = """#include "gdn.cuh"
+using gdn::bf16;
 extern "C" __global__ void echo(const bf16* q, const bf16* k, const bf16* v,
     const float* state, const float* A_log, const bf16* a, const float* dt_bias,
     const bf16* b, float scale, bf16* output, float* new_state, int batch_size) {
-    output[blockIdx.x * HEAD_SIZE + threadIdx.x] = to_bf16(VALUE);
+    output[blockIdx.x * gdn::kDim + threadIdx.x] = __float2bfloat16_rn(VALUE);
 }
 """
 
 
 def test_edited_kernel_is_reloaded_without_restart(tmp_path):
     src = tmp_path / "echo.cu"
-    src.write_text(ECHO.replace("VALUE", "1.f"))  # common.cuh comes from kernels/
+    src.write_text(ECHO.replace("VALUE", "1.f"))  # gdn.cuh comes from kernels/
     run = launch.kernel_impl(str(src), "echo", lambda B: ((B * 8,), (128,), 0))
     x = make_inputs(2, "cuda")
     dests = empty_outputs(2, "cuda")
