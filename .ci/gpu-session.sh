@@ -68,7 +68,7 @@ if has bench; then
   done
 fi
 if has variants; then
-  kernels=$($PY -c "from decodekit.registry import names; print(' '.join(names('kernel')))")
+  kernels=$($PY -c "from decodekit.impls.registry import names; print(' '.join(names('kernel')))")
   run $PY -m decodekit bench --impl $kernels fla --workloads representative --preset contest
 fi
 if has fidelity; then
@@ -82,7 +82,7 @@ if has ncu; then
   done
 fi
 if has sanitize; then
-  for impl in $($PY -c "from decodekit.registry import names; print(' '.join(names('kernel')))"); do
+  for impl in $($PY -c "from decodekit.impls.registry import names; print(' '.join(names('kernel')))"); do
     run $PY -m decodekit sanitize --impl "$impl"
   done
 fi

@@ -8,7 +8,7 @@ bench / ncu -> records in data/ -> plots, widgets, notebooks, HTML report.
 'gdn_decode_qk4_v8_d128_k_last'
 """
 
-from decodekit.spec import DEFINITION, SpecError
+from decodekit.problem.spec import DEFINITION, SpecError
 
 __all__ = ["DEFINITION", "SpecError"]
 __version__ = "0.1.0"

@@ -22,7 +22,7 @@
 //   (b, h) is its 128 k-values, 512 contiguous bytes, at float offset ((b * 8 + h) * 128 + v)
 //   * 128 (64-bit: it overflows int32 from B = 16384). state == nullptr means zeros.
 //
-// Kernel ABI (the same for every kernel; decodekit.launch packs exactly these arguments):
+// Kernel ABI (the same for every kernel; decodekit.build.launch packs exactly these arguments):
 //
 //   extern "C" __global__ void <entry>(
 //       const bf16*  q,          // [B, 1, kQKHeads, kDim]
@@ -43,7 +43,7 @@
 // __restrict__.
 //
 // Knobs are -D defines, each declared where it is used as "#ifndef NAME" / "#define NAME
-// <int>" (decodekit.compile.declared_defines reads them from a kernel and its headers).
+// <int>" (decodekit.build.compile.declared_defines reads them from a kernel and its headers).
 // Self-contained: needs only <cuda_bf16.h>, so it builds under NVRTC and nvcc alike. Names
 // live in the named namespace gdn and namespace-scope constants are inline constexpr, so
 // symbol names never depend on the program name NVRTC is given.

@@ -14,8 +14,8 @@
 //   by registers; the tile is 16-byte aligned and the run a multiple of 512 bytes.
 //   Before sm_90 the tile is filled by ordinary loads (same results, no bulk engine).
 // In place: a warp waits for its whole run to land before writing any of it.
-// Check and time: decodekit.check.require(registry.get("bulk"), 17, device="cuda");
-//   decodekit.tuning.tune(["bulk"]) times it per B and launch shape with cold L2.
+// Check and time: decodekit.measure.check.require(registry.get("bulk"), 17, device="cuda");
+//   decodekit.measure.tuning.tune(["bulk"]) times it per B and launch shape with cold L2.
 #include "gdn.cuh"
 
 #ifndef WARPS

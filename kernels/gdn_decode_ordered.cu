@@ -23,8 +23,8 @@
 //   a whole DRAM round trip before it issues the loads behind it.
 //   Their effect on this kernel's time is in kernels/README.md.
 // In place: each row is read and written by the same lanes, read fully before it is written.
-// Check and time: decodekit.check.require(registry.get("ordered"), 17, device="cuda");
-//   decodekit.tuning.tune(["ordered"]) times it per B and launch shape with cold L2.
+// Check and time: decodekit.measure.check.require(registry.get("ordered"), 17, device="cuda");
+//   decodekit.measure.tuning.tune(["ordered"]) times it per B and launch shape with cold L2.
 #include "gdn.cuh"
 
 #ifndef WARPS

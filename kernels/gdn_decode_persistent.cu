@@ -3,7 +3,7 @@
 //
 // Math: gdn.cuh's one-pass row update, as in rowsplit, one tile of rows at a time.
 // Launch: grid min(ceil(TILES / WARPS), SMs * BLOCKS_PER_SM) blocks of WARPS * 32 threads, no
-//   shared memory (decodekit.variants.persistent_shape). A tile is ROWS_PER_WARP consecutive
+//   shared memory (decodekit.impls.variants.persistent_shape). A tile is ROWS_PER_WARP consecutive
 //   rows of one (b, h); tile t covers head bh = t / (128 / ROWS_PER_WARP), and there are
 //   TILES = B * 8 * 128 / ROWS_PER_WARP of them. Global warp w takes tiles w, w + W, w + 2W, ...
 //   (W = warps in the grid); lane l holds columns [4l, 4l + 4) of each row (16-byte loads).
@@ -18,8 +18,8 @@
 // In place: tiles are disjoint and each is owned by one warp; a warp's loads of tile t come
 //   before its stores of tile t in program order (state and new_state are not __restrict__,
 //   so the compiler keeps that order), and it never writes a row it has not read.
-// Check and time: decodekit.check.require(registry.get("persistent"), 64, device="cuda");
-//   decodekit.tuning.tune(["persistent"]) times it per B and launch shape with cold L2.
+// Check and time: decodekit.measure.check.require(registry.get("persistent"), 64, device="cuda");
+//   decodekit.measure.tuning.tune(["persistent"]) times it per B and launch shape with cold L2.
 #include "gdn.cuh"
 
 #ifndef WARPS

@@ -17,8 +17,8 @@
 //   new_state lines, which can then drain to DRAM after the kernel ends; evict-first stores
 //   test the opposite bet. FAST_GATES (gdn.cuh) is a tuning axis of both.
 // In place: each row is read and written by one warp, read fully before it is written.
-// Check and time: decodekit.check.require(registry.get("rowsplit"), 17, device="cuda");
-//   decodekit.tuning.tune(["rowsplit", "streaming"]) times it per B and hint pair, cold L2.
+// Check and time: decodekit.measure.check.require(registry.get("rowsplit"), 17, device="cuda");
+//   decodekit.measure.tuning.tune(["rowsplit", "streaming"]) times it per B and hint pair, cold L2.
 #include "gdn.cuh"
 
 #ifndef WARPS

@@ -18,8 +18,8 @@
 //   lane then holds 16 float4 of k and of q, so such builds want small blocks. A tuning axis,
 //   like LOAD_HINT / STORE_HINT (streaming) and FAST_GATES (gdn.cuh).
 // In place: each row is read and written by the same lanes, read fully before it is written.
-// Check and time: decodekit.check.require(registry.get("subwarp"), 17, device="cuda");
-//   decodekit.tuning.tune(["subwarp"]) times it per B and launch shape with cold L2.
+// Check and time: decodekit.measure.check.require(registry.get("subwarp"), 17, device="cuda");
+//   decodekit.measure.tuning.tune(["subwarp"]) times it per B and launch shape with cold L2.
 #include "gdn.cuh"
 
 #ifndef WARPS

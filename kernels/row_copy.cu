@@ -2,7 +2,7 @@
 //
 // Math: new_state[b,h,v,:] = state[b,h,v,:]; output[b,h,v] = 0. No gates, no q, k, v.
 // Layouts and ABI: as every kit kernel (gdn.cuh).
-// Launch: as rowsplit (decodekit.variants.split_shape): grid B * 8 * SPLIT blocks of
+// Launch: as rowsplit (decodekit.impls.variants.split_shape): grid B * 8 * SPLIT blocks of
 //   WARPS * 32 threads, SPLIT = 128 / (WARPS * ROWS_PER_WARP); a warp loads its
 //   ROWS_PER_WARP rows (one 16-byte load per lane per row, LOAD_HINT as in streaming), then
 //   stores them (STORE_HINT).
@@ -10,7 +10,7 @@
 //   small B it pays a launch the kit kernels do not, and its cache behaviour differs. This is
 //   what a kit kernel with the same grid and loads would take if its math were free, so
 //   "kernel minus row copy" is the cost of the math, the gate loads and the reductions.
-// Time: decodekit.floors (method "row-copy-floor", every bench run on a GPU).
+// Time: decodekit.measure.floors (method "row-copy-floor", every bench run on a GPU).
 #include "gdn.cuh"
 
 #ifndef WARPS

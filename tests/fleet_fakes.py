@@ -4,7 +4,7 @@ a timer and a kernel builder with no GPU, and timers that fail the way workers f
 import os
 from pathlib import Path
 
-from decodekit.timing import Samples
+from decodekit.measure.timing import Samples
 
 US = {"rowsplit": 5.0, "bulk": 4.0}
 
@@ -39,7 +39,7 @@ class DyingTimer(Timer):
 
 
 def make(variant, defines):
-    from decodekit.reference import gdn_decode
+    from decodekit.problem.reference import gdn_decode
 
     def run(q, k, v, state, A_log, a, dt_bias, b, scale, output, new_state):
         o, s = gdn_decode(q, k, v, state, A_log, a, dt_bias, b, scale)

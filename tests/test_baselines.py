@@ -4,9 +4,9 @@ import importlib.util
 
 import pytest
 
-from decodekit import baselines
-from decodekit.check import check
-from decodekit.registry import get, names
+from decodekit.impls import baselines
+from decodekit.impls.registry import get, names
+from decodekit.measure.check import check
 
 
 def test_registry_lists_kernels_and_baselines():

@@ -6,12 +6,14 @@ import math
 import pytest
 import torch
 
-from decodekit import bench, commands, cupti_timer, floors, measure, sweep
-from decodekit.reference import gdn_decode
-from decodekit.registry import Impl
-from decodekit.spec import bytes_moved
-from decodekit.stats import NOISE_THRESHOLD, memory_figures, spread, summarize
-from decodekit.timing import DeviceTimer, Samples, Target
+from decodekit import measure
+from decodekit.impls.registry import Impl
+from decodekit.measure import bench, cupti_timer, floors, sweep
+from decodekit.measure.stats import NOISE_THRESHOLD, memory_figures, spread, summarize
+from decodekit.measure.timing import DeviceTimer, Samples, Target
+from decodekit.problem.reference import gdn_decode
+from decodekit.problem.spec import bytes_moved
+from decodekit.views import commands
 
 
 def correct(q, k, v, state, A_log, a, dt_bias, b, scale, output, new_state):
@@ -209,13 +211,13 @@ def test_floors_measured_once_and_used():
 
 
 def test_row_copy_floor_keeps_the_fastest_build(monkeypatch):
-    import decodekit.launch
+    import decodekit.build.launch
 
     def fake_kernel_impl(source, entry, shape, defines, **kw):
         assert source == "row_copy.cu" and entry == "row_copy"
         return correct
 
-    monkeypatch.setattr(decodekit.launch, "kernel_impl", fake_kernel_impl)
+    monkeypatch.setattr(decodekit.build.launch, "kernel_impl", fake_kernel_impl)
     run = cpu_run(FakeTimer({"events-cold": [20.0]}), floors=True, peak_bytes=1 << 16)
     rows = bench.bench(correct, 2, run=run)
     rc = [r for r in rows if r.get("floor") == "row-copy-floor"]
@@ -227,12 +229,12 @@ def test_row_copy_floor_keeps_the_fastest_build(monkeypatch):
 
 
 def test_row_copy_floor_unavailable_is_recorded_not_raised(monkeypatch):
-    import decodekit.launch
+    import decodekit.build.launch
 
     def no_nvrtc(*a, **k):
         raise RuntimeError("no NVRTC here")
 
-    monkeypatch.setattr(decodekit.launch, "kernel_impl", no_nvrtc)
+    monkeypatch.setattr(decodekit.build.launch, "kernel_impl", no_nvrtc)
     run = cpu_run(FakeTimer({"events-cold": [20.0]}), floors=True, peak_bytes=1 << 16)
     rows = bench.bench(correct, 2, run=run)
     rc = next(r for r in rows if r.get("floor") == "row-copy-floor")

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from decodekit.check import CheckFailed, check, compare, require
-from decodekit.reference import gdn_decode
-from decodekit.spec import HEAD_SIZE
+from decodekit.measure.check import CheckFailed, check, compare, require
+from decodekit.problem.reference import gdn_decode
+from decodekit.problem.spec import HEAD_SIZE
 
 
 def torch_fp32(q, k, v, state, A_log, a, dt_bias, b, scale, output, new_state):

@@ -2,10 +2,12 @@
 
 import pytest
 
-from decodekit import compare, records, sweep
+from decodekit import records
 from decodekit.cli import main
-from decodekit.reference import gdn_decode
-from decodekit.timing import Samples
+from decodekit.measure import sweep
+from decodekit.measure.timing import Samples
+from decodekit.problem.reference import gdn_decode
+from decodekit.views import compare
 
 
 def rec(run, impl, uuid, B, trials, method="cupti-cold"):
@@ -68,7 +70,7 @@ def reference(q, k, v, state, A_log, a, dt_bias, b, scale, output, new_state):
 
 
 def test_interleaved_rounds_alternate_and_compare_within_one_run(tmp_path):
-    from decodekit.registry import Impl
+    from decodekit.impls.registry import Impl
 
     a = Impl(name="a", kind="baseline", description="t", factory=lambda: reference, device="any")
     b = Impl(name="b", kind="baseline", description="t", factory=lambda: reference, device="any")
@@ -97,7 +99,7 @@ def test_cli_compare_prints_a_verdict(tmp_path, monkeypatch, capsys):
 
 
 def test_the_report_index_has_a_compare_section_naming_both_runs():
-    from decodekit import report
+    from decodekit.views import report
 
     rows = []
     for run, t, us in (

@@ -11,13 +11,19 @@ import types
 import pytest
 import torch
 
-from decodekit import compile as dk_compile
-from decodekit import launch as dk_launch
-from decodekit.compile import CompileError, cli_compile, compile_kernel, cubin_arch, kernel_files
-from decodekit.launch import NAMES, kernel_impl
-from decodekit.registry import resource_usage
-from decodekit.spec import SpecError
-from decodekit.workloads import empty_outputs, make_inputs
+from decodekit.build import compile as dk_compile
+from decodekit.build import launch as dk_launch
+from decodekit.build.compile import (
+    CompileError,
+    cli_compile,
+    compile_kernel,
+    cubin_arch,
+    kernel_files,
+)
+from decodekit.build.launch import NAMES, kernel_impl
+from decodekit.impls.registry import resource_usage
+from decodekit.problem.spec import SpecError
+from decodekit.problem.workloads import empty_outputs, make_inputs
 
 ARCHS = ("sm_90a", "sm_100a")
 KERNELS = [f.name for f in kernel_files()]
@@ -306,7 +312,7 @@ def test_cubins_are_complete_elf_images():
     last byte, which cuobjdump and nvdisasm reject; cuda.bindings sizes it from NVRTC)."""
     import struct
 
-    from decodekit.compile import compile_kernel
+    from decodekit.build.compile import compile_kernel
 
     cubin = compile_kernel("gdn_decode_rowsplit.cu", "sm_90a", {}).cubin
     phoff, shoff = struct.unpack_from("<QQ", cubin, 0x20)
@@ -319,7 +325,7 @@ def test_cubins_are_complete_elf_images():
 
 @pytest.mark.parametrize("arch", ["sm_90a", "sm_100a"])
 def test_resources_are_read_from_the_cubin_without_a_log(arch):
-    from decodekit.cubin import elf_resources, parse_ptxas
+    from decodekit.build.cubin import elf_resources, parse_ptxas
 
     for f in kernel_files():
         build = compile_kernel(f.name, arch=arch)
@@ -336,8 +342,8 @@ def test_resources_match_cuobjdump_res_usage(tmp_path):
     import re
     import subprocess
 
-    from decodekit.cubin import RESERVED_SMEM
-    from decodekit.sass import ToolMissing, find_tools
+    from decodekit.build.cubin import RESERVED_SMEM
+    from decodekit.build.sass import ToolMissing, find_tools
 
     try:
         cuobjdump, _ = find_tools()
@@ -363,7 +369,7 @@ def test_a_cubin_without_resource_notes_is_an_error_that_says_why(tmp_path, monk
 
 
 def test_declared_defines_and_define_values():
-    from decodekit.compile import declared_defines
+    from decodekit.build.compile import declared_defines
 
     knobs = declared_defines("gdn_decode_ordered.cu")
     assert knobs["FENCE"] == 0 and knobs["LANES_PER_ROW"] == 16
@@ -374,7 +380,7 @@ def test_declared_defines_and_define_values():
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf"), True, "0.1", [1.0]])
 def test_a_bad_scale_is_rejected_on_every_call(bad):
-    from decodekit.spec import resolve_scale
+    from decodekit.problem.spec import resolve_scale
 
     with pytest.raises(SpecError, match="argument 'scale'"):
         resolve_scale(bad)
@@ -400,7 +406,7 @@ def test_launch_shapes_past_cuda_limits_and_int32_batch_are_rejected():
 
 _BUILD_IN_CHILD = """
 import json, sys
-from decodekit.compile import compile_kernel
+from decodekit.build.compile import compile_kernel
 b = compile_kernel("gdn_decode_rowsplit.cu", "sm_100a", {"WARPS": 2})
 print(json.dumps([b.from_cache, b.digest, b.cubin.hex()[:64], len(b.cubin)]))
 """
@@ -440,7 +446,7 @@ def test_a_damaged_cache_file_is_rebuilt(tmp_path, monkeypatch):
 
 
 def test_rawmodule_options_leave_out_what_cupy_adds():
-    from decodekit.nvrtc import CUPY_ADDS
+    from decodekit.build.nvrtc import CUPY_ADDS
 
     b = compile_kernel("empty.cu", "sm_90a")
     assert set(CUPY_ADDS) <= set(b.options)

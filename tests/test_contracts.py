@@ -6,12 +6,14 @@ import types
 import pytest
 import torch
 
-from decodekit import baselines, bench, records, sweep
-from decodekit.check import check
-from decodekit.contracts import bind
-from decodekit.reference import gdn_decode
-from decodekit.registry import Impl, get
-from decodekit.timing import Samples
+from decodekit import records
+from decodekit.impls import baselines
+from decodekit.impls.registry import Impl, get
+from decodekit.measure import bench, sweep
+from decodekit.measure.check import check
+from decodekit.measure.timing import Samples
+from decodekit.problem.contracts import bind
+from decodekit.problem.reference import gdn_decode
 
 
 def reference(q, k, v, state, A_log, a, dt_bias, b, scale, output, new_state):

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from decodekit import experiment
+from decodekit.measure import experiment
 
 
 def test_record_names_its_sources_and_environment(tmp_path, monkeypatch):

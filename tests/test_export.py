@@ -9,8 +9,9 @@ import types
 
 import pytest
 
-from decodekit import export, views
-from decodekit.compile import compile_kernel
+from decodekit import views
+from decodekit.build.compile import compile_kernel
+from decodekit.views import export
 
 
 @pytest.fixture

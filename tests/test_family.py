@@ -4,11 +4,12 @@ drift of a state fed back."""
 import pytest
 import torch
 
-from decodekit import family, family_check
-from decodekit.family import Member, cases, decode, make_inputs, parse, reference
-from decodekit.reference import gdn_decode_oracle
-from decodekit.spec import DEFINITION, SpecError
-from decodekit.workloads import make_inputs as contest_inputs
+from decodekit.measure import family_check
+from decodekit.problem import family
+from decodekit.problem.family import Member, cases, decode, make_inputs, parse, reference
+from decodekit.problem.reference import gdn_decode_oracle
+from decodekit.problem.spec import DEFINITION, SpecError
+from decodekit.problem.workloads import make_inputs as contest_inputs
 
 
 def test_names_round_trip_and_the_contest_keeps_its_name():

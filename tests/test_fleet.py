@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from decodekit import fleet, records, tuning
+from decodekit import records
+from decodekit.measure import fleet, tuning
 
 TESTS = Path(__file__).resolve().parent
 CONFIGS = [
@@ -36,7 +37,7 @@ def test_shards_keep_every_candidate_of_a_batch_size_together():
     assert [s.batch_size for s in shards] == [1, 4, 64]
     assert all(s.params == {"configs": "full"} for s in shards)
     bench = fleet.bench_shards("contest")
-    from decodekit.workloads import select
+    from decodekit.problem.workloads import select
 
     assert sorted(len(s.workloads) for s in bench) == sorted(
         [sum(w.batch_size == s.batch_size for w in select("contest")) for s in bench]

@@ -1,4 +1,4 @@
-"""Kernel specs (decodekit.kernel_spec, declared in decodekit.variants): the search space,
+"""Kernel specs (decodekit.impls.kernel_spec, declared in decodekit.impls.variants): the search space,
 best's entries and its Nsight Compute filter derive from them; a define the kernel file does
 not declare is an error wherever it is named; a skip rule drops candidates; adding a kernel
 is one declaration. No GPU needed."""
@@ -8,12 +8,13 @@ import re
 
 import pytest
 
-from decodekit import kernel_spec, tuning
-from decodekit.compile import compile_kernel, declared_defines
-from decodekit.kernel_spec import Axis, KernelSpec, Skip, Sweep, fixed, only
-from decodekit.registry import get, names
-from decodekit.tuning_space import QUICK_SEEDS
-from decodekit.variants import HINTS, split_shape
+from decodekit.build.compile import compile_kernel, declared_defines
+from decodekit.impls import kernel_spec
+from decodekit.impls.kernel_spec import Axis, KernelSpec, Skip, Sweep, fixed, only
+from decodekit.impls.registry import get, names
+from decodekit.impls.tuning_space import QUICK_SEEDS
+from decodekit.impls.variants import HINTS, split_shape
+from decodekit.measure import tuning
 
 ROW_COPY = dict(source="row_copy.cu", entry="row_copy", launch_shape=split_shape,
                 description="a throwaway spec of an existing file")  # fmt: skip
@@ -54,7 +55,7 @@ def test_every_candidate_is_a_declared_build_of_its_spec():
 
 
 def test_best_runs_and_profiles_the_entries_of_the_tunable_specs():
-    from decodekit.best import ncu_kernel_regex, tunable_entries
+    from decodekit.impls.best import ncu_kernel_regex, tunable_entries
 
     entries = [s.entry for s in kernel_spec.specs() if s.tunable]
     assert tunable_entries() == entries and "gdn_decode_baseline" not in entries

@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from decodekit import kernel_table
+from decodekit.views import kernel_table
 
 
 def _rec(impl, method, B, us, *, floor=None, run="r1", ts="2026-01-01T00:00:00", **kw):

@@ -1,4 +1,4 @@
-"""decodekit.ncu on a CPU: parsing exports into tables, and every error path with a fake ncu.
+"""decodekit.measure.ncu on a CPU: parsing exports into tables, and every error path with a fake ncu.
 
 The fake (tests/fixtures/ncu/ncu) stands in for Nsight Compute on PATH; FAKE_NCU_MODE picks
 its behaviour. Real exports recorded on a GPU (data/ncu/*.csv) are parsed as fixtures when
@@ -14,10 +14,11 @@ import pandas as pd
 import pytest
 import torch
 
-from decodekit import ncu, ncu_parse, ncu_runner
-from decodekit.registry import _REGISTRY, Impl
-from decodekit.spec import bytes_moved
-from decodekit.workloads import ROOT, select
+from decodekit.impls.registry import _REGISTRY, Impl
+from decodekit.measure import ncu, ncu_runner
+from decodekit.problem.spec import bytes_moved
+from decodekit.problem.workloads import ROOT, select
+from decodekit.records import ncu_parse
 
 FAKE = Path(__file__).parent / "fixtures" / "ncu"
 REAL = sorted((ROOT / "data" / "ncu").glob("*.csv"))
@@ -65,7 +66,7 @@ def test_profile_end_to_end_with_fake_ncu(fake_ncu, tmp_path):
         "B3/",
         "B64/",
     ]
-    assert cmd[cmd.index("-m") + 1] == "decodekit.ncu_runner"
+    assert cmd[cmd.index("-m") + 1] == "decodekit.measure.ncu_runner"
     report = json.loads(stem.with_suffix(".ncu-rep").read_text())
     assert report["target"][-6:] == [
         "--impl",

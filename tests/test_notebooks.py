@@ -5,7 +5,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from decodekit import report
+from decodekit.views import report
 
 NOTEBOOKS = report.notebook_paths()
 EXPECTED = [
@@ -28,7 +28,7 @@ def test_notebook_is_clean_in_git(path):
     nbformat.validate(nb)
     assert not report.clean(nb), (
         f"{path.name} carries outputs or metadata; run "
-        "python -c 'from decodekit.report import strip_notebooks; strip_notebooks()'"
+        "python -c 'from decodekit.views.report import strip_notebooks; strip_notebooks()'"
     )
 
 

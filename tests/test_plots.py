@@ -10,7 +10,8 @@ import pytest
 
 matplotlib.use("Agg")
 
-from decodekit import plots, views, widgets  # noqa: E402
+from decodekit import views
+from decodekit.views import plots, widgets  # noqa: E402
 
 _spec = importlib.util.spec_from_file_location(
     "fake_data", Path(__file__).parent / "fixtures" / "fake_data.py"
@@ -165,7 +166,7 @@ def test_panel_without_gpu_browses_recorded_runs(records):
     p.batch.value = 64
     assert p.detail().columns.name == "B=64 [cupti-cold], µs" and len(p.detail().columns) == 8
     p.workloads.value = "representative"  # the workloads box filters the records
-    from decodekit.workloads import select
+    from decodekit.problem.workloads import select
 
     kept = set(p.selection().loc[p.selection()["impl_kind"] != "floor", "uuid"])
     assert kept == {w.uuid for w in select("representative")}
@@ -190,7 +191,7 @@ def test_panel_with_no_records_at_all():
 
 def test_panel_run_button_calls_the_sweep_and_redraws(records, data_dir, monkeypatch):
     """The GPU path with the sweep replaced: arguments pass through, records reload."""
-    from decodekit import sweep
+    from decodekit.measure import sweep
 
     calls = []
 
@@ -235,7 +236,7 @@ def test_latency_floors_use_the_kernels_timing_method(records):
 
 
 def test_recorded_strings_are_escaped_in_the_panel_and_the_report(records, tmp_path, monkeypatch):
-    from decodekit import report
+    from decodekit.views import report
 
     evil = records.assign(gpu="<img src=x onerror=alert(1)>")
     p = widgets.panel(records=evil, live=False)

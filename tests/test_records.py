@@ -7,8 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from decodekit import records, score
-from decodekit.workloads import select
+from decodekit import records
+from decodekit.problem.workloads import select
+from decodekit.views import score
 
 # latency model per impl (µs) as a function of batch size
 MODELS = {
@@ -283,7 +284,7 @@ def test_json_files_are_replaced_whole(tmp_path, monkeypatch):
 
 
 def test_table_and_report_survive_a_non_object_line(tmp_path, monkeypatch, capsys):
-    from decodekit import kernel_table, report
+    from decodekit.views import kernel_table, report
 
     (tmp_path / "results").mkdir()
     (tmp_path / "results" / "r.jsonl").write_text('[1, 2]\n"text"\n' + _line(impl="best") + "\n")
@@ -341,7 +342,7 @@ def test_schema_2_floor_rows_load_as_schema_3(tmp_path):
 
 
 def test_a_record_is_typed_and_checked():
-    from decodekit.schema import Record, Status
+    from decodekit.records.schema import Record, Status
 
     r = Record.from_row(required_row())
     assert r.status is Status.OK and r.row()["status"] == "ok" and r.ok

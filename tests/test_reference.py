@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from decodekit.reference import gates, gdn_decode, gdn_decode_loop, gdn_decode_oracle
-from decodekit.spec import DEFAULT_SCALE
-from decodekit.workloads import make_inputs
+from decodekit.problem.reference import gates, gdn_decode, gdn_decode_loop, gdn_decode_oracle
+from decodekit.problem.spec import DEFAULT_SCALE
+from decodekit.problem.workloads import make_inputs
 
 SHAPES = {"B1": 1, "B3": 3, "B17": 17}
 

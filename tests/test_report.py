@@ -12,7 +12,7 @@ import nbformat
 import numpy as np
 import pytest
 
-from decodekit import report
+from decodekit.views import report
 
 ROOT = Path(__file__).resolve().parent.parent
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")

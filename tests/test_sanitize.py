@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from decodekit import sanitize
+from decodekit.measure import sanitize
 
 FAKE = Path(__file__).parent / "fixtures" / "sanitizer" / "compute-sanitizer"
 
@@ -38,7 +38,7 @@ def test_unknown_tool_named():
 
 @pytest.mark.gpu
 def test_every_kit_kernel_is_clean():
-    from decodekit.registry import all_impls
+    from decodekit.impls.registry import all_impls
 
     for impl in all_impls("kernel"):
         runs = sanitize.sanitize(impl.name, (1, 3, 64))
@@ -52,7 +52,7 @@ def test_a_timeout_ends_the_whole_process_group(tmp_path):
     import sys
     import time
 
-    from decodekit import proc
+    from decodekit.base import proc
 
     marker = tmp_path / "child.pid"
     script = (f"import subprocess, sys, time; c = subprocess.Popen([sys.executable, '-c', "

@@ -1,9 +1,10 @@
-"""decodekit.sass: SASS of a kernel build without a GPU (cuobjdump + nvdisasm from the gpu
+"""decodekit.build.sass: SASS of a kernel build without a GPU (cuobjdump + nvdisasm from the gpu
 extra), and a clear message where the tools are missing."""
 
 import pytest
 
-from decodekit import cli, sass
+from decodekit import cli
+from decodekit.build import sass
 
 
 def _tools_or_skip():
@@ -37,7 +38,7 @@ def test_cli_prints_the_skeleton(capsys):
 
 
 def test_missing_tools_give_a_way_forward_not_a_traceback(monkeypatch, capsys):
-    from decodekit import tools
+    from decodekit.build import tools
 
     monkeypatch.setattr(tools, "_pathfinder", lambda: None)
     monkeypatch.setattr(tools, "cuda_home", lambda: None)

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from decodekit.spec import DEFINITION, SpecError, bytes_moved, validate
-from decodekit.workloads import make_inputs
+from decodekit.problem.spec import DEFINITION, SpecError, bytes_moved, validate
+from decodekit.problem.workloads import make_inputs
 
 
 def test_valid_inputs_any_batch_size():

@@ -6,10 +6,10 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from decodekit.check import check
-from decodekit.reference import gdn_decode
-from decodekit.spec import SpecError
-from decodekit.workloads import make_inputs, select
+from decodekit.measure.check import check
+from decodekit.problem.reference import gdn_decode
+from decodekit.problem.spec import SpecError
+from decodekit.problem.workloads import make_inputs, select
 
 NAME = "gdn_decode_qk4_v8_d128_k_last"
 

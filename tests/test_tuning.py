@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 import torch
 
-from decodekit import tuning
-from decodekit.registry import get
-from decodekit.variants import split_shape
+from decodekit.impls.registry import get
+from decodekit.impls.variants import split_shape
+from decodekit.measure import tuning
 
 TABLE = {
     1: {"variant": "bulk", "defines": {"WARPS": 1, "ROWS_PER_WARP": 4}},
@@ -208,7 +208,7 @@ def test_split_shape_rejects_rows_that_do_not_divide_the_head():
 
 @pytest.mark.parametrize("arch", ["sm_90a", "sm_100a"])
 def test_every_quick_candidate_compiles_without_spills(arch):
-    from decodekit.compile import compile_kernel
+    from decodekit.build.compile import compile_kernel
 
     for variant, defines in tuning.search_space("quick"):
         use = compile_kernel(get(variant).source, arch, defines).usage()
@@ -225,13 +225,13 @@ class FakeTimer:
         return None
 
     def trial(self, method, target, n_warmup, n_iter):
-        from decodekit.timing import Samples
+        from decodekit.measure.timing import Samples
 
         return Samples([self.us[target.fn.variant]] * n_iter)
 
 
 def _fake_make(variant, defines):
-    from decodekit.reference import gdn_decode
+    from decodekit.problem.reference import gdn_decode
 
     if variant == "subwarp":
         raise ValueError("does not build")
@@ -451,7 +451,8 @@ def test_tune_without_a_gpu_is_one_clear_error(monkeypatch, capsys):
 
 
 def test_recorded_views_and_the_bench_headline_say_untuned():
-    from decodekit import records, sweep, views
+    from decodekit import records, views
+    from decodekit.measure import sweep
 
     row = dict(impl="best", uuid="u", batch_size=1, method="cupti-cold", status="ok",
                latency_us=2.0, gpu="NVIDIA H200", timestamp="2026-12-01T00:00:00+00:00",

@@ -50,7 +50,7 @@ def test_the_wheel_installs_and_runs_outside_the_repo(tmp_path):
     assert rc == 0 and "gdn_decode_ordered.cu" in log and "sm_100a" in log, log[-3000:]
     rc, log = _run([exe, "check", "--impl", "torch-fp32", "--workloads", "B1"], "/tmp", env)
     assert rc == 0 and "all passed" in log, log[-3000:]
-    rc, log = _run([str(py), "-c", "import decodekit.paths as p, decodekit.workloads as w; "
+    rc, log = _run([str(py), "-c", "import decodekit.base.paths as p, decodekit.problem.workloads as w; "
                     "print(p.in_checkout(), len(w.select('contest')), p.data_dir())"],
                    "/tmp", env)  # fmt: skip
     assert rc == 0 and log.split()[:2] == ["False", "54"], log[-3000:]

@@ -5,8 +5,8 @@ from collections import Counter
 import pytest
 import torch
 
-from decodekit.spec import SpecError
-from decodekit.workloads import load_manifest, make_inputs, seed_of, select, synthetic
+from decodekit.problem.spec import SpecError
+from decodekit.problem.workloads import load_manifest, make_inputs, seed_of, select, synthetic
 
 
 def test_manifest_has_the_54():

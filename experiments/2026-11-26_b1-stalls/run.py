@@ -20,14 +20,14 @@ from pathlib import Path
 
 import torch
 
-from decodekit import experiment
-from decodekit.check import check
-from decodekit.env import capture
-from decodekit.launch import kernel_impl
-from decodekit.ncu import find_ncu, ncu_version
-from decodekit.tuning import build
-from decodekit.variants import split_shape
-from decodekit.workloads import empty_outputs, make_inputs, synthetic
+from decodekit.build.launch import kernel_impl
+from decodekit.impls.variants import split_shape
+from decodekit.measure import experiment
+from decodekit.measure.check import check
+from decodekit.measure.ncu import find_ncu, ncu_version
+from decodekit.measure.tuning import build
+from decodekit.problem.workloads import empty_outputs, make_inputs, synthetic
+from decodekit.records.env import capture
 
 HERE = (
     Path(__file__).resolve().parent

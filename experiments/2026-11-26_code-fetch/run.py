@@ -23,16 +23,16 @@ from pathlib import Path
 
 import torch
 
-from decodekit import experiment
-from decodekit.check import check
-from decodekit.env import capture
-from decodekit.launch import kernel_impl
+from decodekit.build.launch import kernel_impl
+from decodekit.impls.registry import get
+from decodekit.impls.variants import split_shape
+from decodekit.measure import experiment
+from decodekit.measure.check import check
+from decodekit.measure.timing import DeviceTimer, Target
+from decodekit.measure.tuning import build
+from decodekit.problem.workloads import empty_outputs, make_inputs, synthetic
 from decodekit.records import now
-from decodekit.registry import get
-from decodekit.timing import DeviceTimer, Target
-from decodekit.tuning import build
-from decodekit.variants import split_shape
-from decodekit.workloads import empty_outputs, make_inputs, synthetic
+from decodekit.records.env import capture
 
 HERE = (
     Path(__file__).resolve().parent
@@ -69,7 +69,7 @@ def trial_us(t: Target, before) -> float:
 
 def sass_instructions(fn) -> int | None:
     """Instructions in the kernel's SASS (None for FLA, or without cuobjdump)."""
-    from decodekit import sass
+    from decodekit.build import sass
 
     b = getattr(fn, "build", None)
     if b is None:

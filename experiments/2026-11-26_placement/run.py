@@ -19,16 +19,16 @@ from pathlib import Path
 
 import torch
 
-from decodekit import experiment
-from decodekit.check import check
-from decodekit.env import capture
-from decodekit.launch import kernel_impl
+from decodekit.build.launch import kernel_impl
+from decodekit.impls.registry import get
+from decodekit.impls.variants import split_shape
+from decodekit.measure import experiment
+from decodekit.measure.check import check
+from decodekit.measure.timing import DeviceTimer
+from decodekit.measure.tuning import build
+from decodekit.problem.workloads import empty_outputs, make_inputs, select
 from decodekit.records import now
-from decodekit.registry import get
-from decodekit.timing import DeviceTimer
-from decodekit.tuning import build
-from decodekit.variants import split_shape
-from decodekit.workloads import empty_outputs, make_inputs, select
+from decodekit.records.env import capture
 
 HERE = (
     Path(__file__).resolve().parent

@@ -3,7 +3,7 @@
 Best at B=1 runs 0.2 us above a row copy with the same grid (2.08 against 1.87), and every
 shape and reduction scheme swept lands within 2% of 2.08. Here each target is timed with the
 contest method (cupti-cold, 10/50/3, two passes) while one part of its memory is put in L2
-between the flush and the call (decodekit.experiment.cold_us's ``before`` hook):
+between the flush and the call (decodekit.measure.experiment.cold_us's ``before`` hook):
   cold         the flush only (the contest's condition);
   control      a copy of two unrelated buffers of the state's size: whatever any kernel
                between the flush and the call changes (it drains dirty lines of the flush);
@@ -15,7 +15,7 @@ between the flush and the call (decodekit.experiment.cold_us's ``before`` hook):
 Targets: best and two EARLY_STORE builds of its B=1 shape (kernels/gdn_decode_subwarp.cu as
 of commit 66557a5, which ran this; the axis was removed after it, so rerun from there),
 the row copy and FLA; kit kernels and FLA are checked against the fp64 oracle first.
-Writes results.json (decodekit.experiment.record) to $OUT or beside this file.
+Writes results.json (decodekit.measure.experiment.record) to $OUT or beside this file.
 
     PYTHONPATH=. python experiments/2026-11-26_warm-parts/run.py
 """
@@ -24,12 +24,12 @@ from pathlib import Path
 
 import torch
 
-from decodekit import experiment
-from decodekit.env import capture
-from decodekit.launch import kernel_impl
-from decodekit.registry import get
-from decodekit.tuning import build
-from decodekit.variants import split_shape
+from decodekit.build.launch import kernel_impl
+from decodekit.impls.registry import get
+from decodekit.impls.variants import split_shape
+from decodekit.measure import experiment
+from decodekit.measure.tuning import build
+from decodekit.records.env import capture
 
 HERE = (
     Path(__file__).resolve().parent

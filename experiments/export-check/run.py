@@ -7,8 +7,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from decodekit import export
-from decodekit.check import check
+from decodekit.measure.check import check
+from decodekit.views import export
 
 doc = export.solution("best", "sm_90a")
 folder = Path(tempfile.mkdtemp())

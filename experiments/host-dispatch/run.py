@@ -14,10 +14,10 @@ import numpy as np
 import torch
 from cuda.bindings import driver
 
-from decodekit import registry
-from decodekit.host import per_call_us as _per_call_us
-from decodekit.launch import NAMES, bare_cupy_empty, empty_launcher
-from decodekit.workloads import empty_outputs, make_inputs
+from decodekit.build.launch import NAMES, bare_cupy_empty, empty_launcher
+from decodekit.impls import registry
+from decodekit.measure.host import per_call_us as _per_call_us
+from decodekit.problem.workloads import empty_outputs, make_inputs
 
 
 def per_call(fn, args=()):

@@ -17,9 +17,9 @@ os.environ["CUPY_CACHE_DIR"] = CACHE  # read when cupy is imported: before the i
 import cupy  # noqa: E402
 import torch  # noqa: E402
 
-from decodekit.compile import compile_kernel  # noqa: E402
-from decodekit.cubin import cubin_arch  # noqa: E402
-from decodekit.host import per_call_us as _per_call_us  # noqa: E402
+from decodekit.build.compile import compile_kernel  # noqa: E402
+from decodekit.build.cubin import cubin_arch  # noqa: E402
+from decodekit.measure.host import per_call_us as _per_call_us  # noqa: E402
 
 out = {"versions": {}}
 import cuda.bindings  # noqa: E402
@@ -39,7 +39,7 @@ except ImportError as e:
     out["versions"]["ncu_report"] = f"missing: {e}"
 print(out["versions"])
 
-from decodekit.compile import kernel_files  # noqa: E402
+from decodekit.build.compile import kernel_files  # noqa: E402
 
 CASES = [(f.name, {}, None) for f in kernel_files()] + [
     ("gdn_decode_rowsplit.cu", {"WARPS": 8}, None)
@@ -117,8 +117,8 @@ try:
     )
 except Exception as e:  # noqa: BLE001
     print("old path:", e)
-from decodekit.launch import empty_launcher  # noqa: E402
-from decodekit.workloads import empty_outputs, make_inputs  # noqa: E402
+from decodekit.build.launch import empty_launcher  # noqa: E402
+from decodekit.problem.workloads import empty_outputs, make_inputs  # noqa: E402
 
 inp, o = make_inputs(1, "cuda"), empty_outputs(1, "cuda", poison=False)
 kargs = {**inp, **o}

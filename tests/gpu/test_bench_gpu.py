@@ -7,9 +7,11 @@ import importlib.util
 
 import pytest
 
-from decodekit import bench, records, registry, sweep
-from decodekit.check import check
-from decodekit.spec import bytes_moved
+from decodekit import records
+from decodekit.impls import registry
+from decodekit.measure import bench, sweep
+from decodekit.measure.check import check
+from decodekit.problem.spec import bytes_moved
 
 pytestmark = pytest.mark.gpu
 
@@ -58,10 +60,10 @@ def test_row_copy_floor_kernel_copies_every_row(B):
     """The floor kernel does the state traffic exactly: new_state is state, output zero."""
     import torch
 
-    from decodekit.floors import ROW_COPY_CONFIGS
-    from decodekit.launch import kernel_impl
-    from decodekit.variants import split_shape
-    from decodekit.workloads import empty_outputs, make_inputs
+    from decodekit.build.launch import kernel_impl
+    from decodekit.impls.variants import split_shape
+    from decodekit.measure.floors import ROW_COPY_CONFIGS
+    from decodekit.problem.workloads import empty_outputs, make_inputs
 
     x = make_inputs(B, "cuda")
     for d in ROW_COPY_CONFIGS:

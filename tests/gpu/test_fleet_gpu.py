@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from decodekit import fleet, tuning
+from decodekit.measure import fleet, tuning
 
 pytestmark = pytest.mark.gpu
 SPACE = [

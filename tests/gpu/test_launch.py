@@ -7,11 +7,11 @@ import time
 import pytest
 import torch
 
-from decodekit import launch
-from decodekit.check import check
-from decodekit.registry import get
-from decodekit.spec import SpecError
-from decodekit.workloads import empty_outputs, make_inputs, select
+from decodekit.build import launch
+from decodekit.impls.registry import get
+from decodekit.measure.check import check
+from decodekit.problem.spec import SpecError
+from decodekit.problem.workloads import empty_outputs, make_inputs, select
 
 pytestmark = pytest.mark.gpu
 
@@ -182,7 +182,7 @@ def test_driver_agrees_with_ptxas(baseline):
 
 
 def test_host_overhead_reports_all_figures():
-    from decodekit import host
+    from decodekit.measure import host
 
     res = host.host_overhead("baseline", n=200)
     for key in ("impl_us", "kit_empty_us", "bare_cupy_empty_us", "driver_empty_us"):

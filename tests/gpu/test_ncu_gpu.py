@@ -5,9 +5,9 @@ import shutil
 
 import pytest
 
-from decodekit import ncu
-from decodekit.registry import get
-from decodekit.workloads import select
+from decodekit.impls.registry import get
+from decodekit.measure import ncu
+from decodekit.problem.workloads import select
 
 pytestmark = [
     pytest.mark.gpu,

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from decodekit import bench, registry, tuning
-from decodekit.check import check
+from decodekit.impls import registry
+from decodekit.measure import bench, tuning
+from decodekit.measure.check import check
 
 pytestmark = pytest.mark.gpu
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from decodekit.compile import default_arch, kernel_files
-from decodekit.launch import kernel_impl
+from decodekit.build.compile import default_arch, kernel_files
+from decodekit.build.launch import kernel_impl
 
 pytestmark = pytest.mark.gpu
 ROOT = Path(__file__).resolve().parents[2]
@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 _CHILD = """
 import json, os, sys
 import cupy
-from decodekit.compile import compile_kernel
+from decodekit.build.compile import compile_kernel
 out = []
 for source, defines in json.loads(sys.argv[1]):
     b = compile_kernel(source, sys.argv[2], defines)

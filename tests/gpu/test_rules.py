@@ -4,9 +4,9 @@ state updated in place only when asked, destination buffers are the ones written
 import pytest
 import torch
 
-from decodekit.check import check
-from decodekit.registry import all_impls
-from decodekit.workloads import empty_outputs, make_inputs
+from decodekit.impls.registry import all_impls
+from decodekit.measure.check import check
+from decodekit.problem.workloads import empty_outputs, make_inputs
 
 pytestmark = pytest.mark.gpu
 
@@ -34,7 +34,7 @@ def _global_state():
 
 @pytest.mark.parametrize("name", kernels())
 def test_non_default_scale_is_honoured(name):
-    from decodekit.registry import get
+    from decodekit.impls.registry import get
 
     impl = get(name)
     for scale in (0.5, 2.0):
@@ -46,7 +46,7 @@ def test_non_default_scale_is_honoured(name):
 
 @pytest.mark.parametrize("name", kernels())
 def test_no_global_state_changed(name):
-    from decodekit.registry import get
+    from decodekit.impls.registry import get
 
     impl = get(name)
     before = _global_state()
@@ -58,7 +58,7 @@ def test_no_global_state_changed(name):
 
 @pytest.mark.parametrize("name", kernels())
 def test_state_untouched_unless_aliased_and_destinations_written(name):
-    from decodekit.registry import get
+    from decodekit.impls.registry import get
 
     impl = get(name)
     x = make_inputs(5, "cuda")

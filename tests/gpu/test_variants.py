@@ -5,11 +5,11 @@ the quick tuning space; and a dispatcher mixing variants across batch sizes."""
 import pytest
 import torch
 
-from decodekit import tuning
-from decodekit.check import TOLERANCES, check, compare
-from decodekit.reference import gdn_decode_oracle
-from decodekit.registry import all_impls, get
-from decodekit.workloads import make_inputs
+from decodekit.impls.registry import all_impls, get
+from decodekit.measure import tuning
+from decodekit.measure.check import TOLERANCES, check, compare
+from decodekit.problem.reference import gdn_decode_oracle
+from decodekit.problem.workloads import make_inputs
 
 pytestmark = pytest.mark.gpu
 

@@ -1,0 +1,144 @@
+"""Checks of the family's contracts (:mod:`decodekit.problem.family`), and the drift of a state fed
+back over many steps.
+
+:func:`check` runs an implementation on a case's seeded inputs with NaN-poisoned outputs and
+asks, besides the fp64 comparison of the output and of every live slot: are the pool slots
+no index names bit-identical after the call (nothing lost)? Do padding rows give zero output?
+Bad indices (out of range, a live slot named twice) are rejected before the call.
+
+:func:`drift` feeds the implementation's own ``new_state`` back for ``steps`` calls with fresh
+tokens each step and reports, per step, the relative error of its state and output against
+the fp64 trajectory from the same start: fp32 and bf16 state side by side.
+
+>>> from decodekit.problem.family import Member, cases, reference
+>>> m = Member(4, 8, layout="pool")
+>>> check(reference(m), cases(m, (8,))[0]).passed
+True
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import pandas as pd
+import torch
+
+from decodekit.measure.check import TOLERANCES, TensorReport, compare
+from decodekit.problem.family import Case, Member, decode, make_inputs, validate_indices
+from decodekit.problem.spec import SpecError
+
+BF16_STATE_REL = 1e-2  # a bf16 state rounds every element to 8 bits of mantissa
+
+
+@dataclass
+class FamilyResult:
+    case: Case
+    reports: list[TensorReport] = field(default_factory=list)
+    findings: list[str] = field(default_factory=list)  # broken contracts
+    error: str | None = None
+
+    @property
+    def passed(self) -> bool:
+        ok = all(r.passed for r in self.reports)
+        return self.error is None and bool(self.reports) and ok and not self.findings
+
+    def summary(self) -> str:
+        head = f"{self.case.member.name} B={self.case.batch_size}: "
+        if self.error:
+            return head + f"ERROR {self.error}"
+        return head + "; ".join([*(r.summary() for r in self.reports), *self.findings])
+
+
+def _outputs(case: Case, inputs: dict) -> dict:
+    m = case.member
+    shape = (case.batch_size, m.seq_len, m.v_heads, m.head_size)
+    out = torch.full(shape, float("nan"), dtype=torch.bfloat16, device=inputs["q"].device)
+    if m.layout == "pool":
+        return {"output": out, "new_state": inputs["state"]}  # in place
+    state = torch.full_like(inputs["state"], float("nan"))
+    return {"output": out, "new_state": state}
+
+
+def check(impl, case: Case, device: str = "cpu") -> FamilyResult:
+    m = case.member
+    inputs = make_inputs(case, device)
+    res = FamilyResult(case)
+    idx = inputs["state_indices"]
+    if idx is not None:
+        try:
+            validate_indices(idx, case.pool_size)
+        except SpecError as e:
+            res.error = str(e)
+            return res
+    ref_out, ref_state = decode(m, **{n: _cpu(x) for n, x in inputs.items()})
+    before = inputs["state"].clone()
+    dests = _outputs(case, inputs)
+    try:
+        impl(**inputs, **dests)
+        if str(device).startswith("cuda"):
+            torch.cuda.synchronize()
+    except Exception as e:  # the implementation's failure is the check's finding
+        res.error = f"{type(e).__name__}: {e}"
+        return res
+    state_rel = BF16_STATE_REL if m.bf16 else TOLERANCES.state_rel
+    out, state = dests["output"].cpu(), dests["new_state"].cpu()
+    if idx is not None:
+        idx = idx.cpu().long()
+        live, pad = idx[idx >= 0], torch.nonzero(idx < 0).flatten()
+        untouched = torch.ones(case.pool_size, dtype=torch.bool)
+        untouched[live] = False
+        if not torch.equal(state[untouched], before.cpu()[untouched]):
+            changed = torch.nonzero((state[untouched] != before.cpu()[untouched]).flatten(1).any(1))
+            res.findings.append(f"{len(changed)} pool slots no index names were written")
+        if len(pad) and not (out[pad] == 0).all():
+            res.findings.append(f"padding rows {pad.tolist()} gave a non-zero output")
+        keep = torch.nonzero(idx >= 0).flatten()
+        res.reports = [
+            compare("output", out[keep], ref_out[keep], TOLERANCES.output_rel),
+            compare("new_state", state[live], ref_state[live], state_rel),
+        ]
+    else:
+        res.reports = [
+            compare("output", out, ref_out, TOLERANCES.output_rel),
+            compare("new_state", state, ref_state, state_rel),
+        ]
+    return res
+
+
+def drift(impl_for, member: Member, *, batch_size: int = 4, steps: int = 256,
+          device: str = "cpu") -> pd.DataFrame:  # fmt: skip
+    """Per step: relative error of the state and the output of ``impl_for(member)`` fed its
+    own state back, against the fp64 trajectory. A dense member of the same heads and T,
+    fp32 and bf16 state side by side (``state_dtype`` column)."""
+    from decodekit.problem.family import cases
+
+    rows = []
+    for dt in ("float32", "bfloat16"):
+        m = replace(member, state_dtype=dt, layout="dense")
+        case = cases(m, (batch_size,))[0]
+        fn = impl_for(m)
+        first = make_inputs(case, device)
+        state = first["state"].clone()
+        exact = state.to(torch.float64).cpu()
+        for step in range(steps):
+            x = make_inputs(case, device, step=step) if step else first
+            x = {**x, "state": state}
+            out = torch.empty(batch_size, m.seq_len, m.v_heads, m.head_size,
+                              dtype=torch.bfloat16, device=device)  # fmt: skip
+            new = torch.empty_like(state)
+            fn(**x, output=out, new_state=new)
+            ref_out, exact = decode(m, **{**{n: _cpu(v) for n, v in x.items()}, "state": exact})
+            state = new
+            rows.append(dict(
+                step=step + 1, state_dtype=dt,
+                state_rel=_rel(new.cpu().double(), exact), output_rel=_rel(out.cpu().double(), ref_out),
+            ))  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def _rel(x: torch.Tensor, ref: torch.Tensor) -> float:
+    return float(torch.linalg.vector_norm(x - ref) / torch.linalg.vector_norm(ref).clamp_min(1e-30))
+
+
+def _cpu(x):
+    return x.cpu() if isinstance(x, torch.Tensor) else x

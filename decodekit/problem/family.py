@@ -1,0 +1,290 @@
+"""The GDN decode family: the calls serving engines make, as data, beside the contest's one.
+
+A :class:`Member` names q/k and value heads, head size, tokens per call (``T``: 1 for decode,
+2..8 for speculative verify), the state's dtype (fp32 or bf16, fp32 math inside), its layout
+(``dense`` ``[B, HV, V, K]`` or a ``pool`` ``[P, HV, V, K]`` read and written in place through
+per-request slot indices, ``-1`` a padding row) and whether q and k are L2-normalised in the
+kernel. Its name is flashinfer-bench's vocabulary; the contest definition is the default
+member and keeps its name exactly.
+
+Per value head ``h`` (q/k head ``h // (HV / H)``) and token ``t``::
+
+    q, k  = l2norm(q[t]), l2norm(k[t])       # only with l2norm: x / sqrt(sum x^2 + 1e-6)
+    g     = exp(-exp(A_log[h]) * softplus(a[t,h] + dt_bias[h]));  beta = sigmoid(b[t,h])
+    S     = g * S;  S = S + outer(beta * (v[t,h] - S @ k), k);  out[t,h] = scale * S @ q
+
+>>> Member().name
+'gdn_decode_qk4_v8_d128_k_last'
+>>> Member(16, 32, layout="pool", l2norm=True).name
+'gdn_decode_pool_qk16_v32_d128_k_last_l2norm'
+>>> parse("gdn_decode_pool_qk4_v8_d128_k_last_t4_bf16state") == Member(
+...     4, 8, seq_len=4, state_dtype="bfloat16", layout="pool")
+True
+"""
+
+from __future__ import annotations
+
+import re
+import uuid as uuidlib
+from dataclasses import dataclass, replace
+
+import torch
+import torch.nn.functional as F
+
+from decodekit.problem.spec import SpecError, resolve_scale
+
+BATCH_SIZES = (1, 4, 8, 16, 32, 64, 128, 256)
+L2_EPS = 1e-6
+_NAME_RE = re.compile(
+    r"^gdn_decode(?P<pool>_pool)?_qk(?P<h>\d+)_v(?P<hv>\d+)_d(?P<d>\d+)_k_last"
+    r"(?:_t(?P<t>\d+))?(?P<bf16>_bf16state)?(?P<l2>_l2norm)?$"
+)
+
+
+@dataclass(frozen=True)
+class Member:
+    qk_heads: int = 4
+    v_heads: int = 8
+    head_size: int = 128
+    seq_len: int = 1
+    state_dtype: str = "float32"
+    layout: str = "dense"
+    l2norm: bool = False
+
+    def __post_init__(self):
+        if self.v_heads % self.qk_heads or self.qk_heads < 1:
+            raise SpecError(
+                f"argument 'v_heads': expected a multiple of qk_heads={self.qk_heads}, "
+                f"got {self.v_heads}"
+            )
+        if self.state_dtype not in ("float32", "bfloat16"):
+            raise SpecError(
+                f"argument 'state_dtype': expected float32 or bfloat16, got {self.state_dtype!r}"
+            )
+        if self.layout not in ("dense", "pool"):
+            raise SpecError(f"argument 'layout': expected dense or pool, got {self.layout!r}")
+        if not 1 <= self.seq_len <= 16:
+            raise SpecError(f"argument 'seq_len': expected 1..16, got {self.seq_len!r}")
+
+    @property
+    def name(self) -> str:
+        pool = "_pool" if self.layout == "pool" else ""
+        t = f"_t{self.seq_len}" if self.seq_len > 1 else ""
+        bf = "_bf16state" if self.state_dtype == "bfloat16" else ""
+        l2 = "_l2norm" if self.l2norm else ""
+        head = f"qk{self.qk_heads}_v{self.v_heads}_d{self.head_size}_k_last"
+        return f"gdn_decode{pool}_{head}{t}{bf}{l2}"
+
+    @property
+    def contract(self) -> str:
+        """A pool is updated in place; a dense member is the contest's DPS call."""
+        return "pool" if self.layout == "pool" else "dps"
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return getattr(torch, self.state_dtype)
+
+    def state_bytes(self, batch_size: int) -> int:
+        """Bytes of state one call reads and writes (the floor's traffic)."""
+        per = self.v_heads * self.head_size * self.head_size * (2 if self.bf16 else 4)
+        return 2 * batch_size * per
+
+    @property
+    def bf16(self) -> bool:
+        return self.state_dtype == "bfloat16"
+
+
+def parse(name: str) -> Member:
+    m = _NAME_RE.match(name)
+    if not m:
+        raise SpecError(
+            f"argument 'definition': expected gdn_decode[_pool]_qk<H>_v<HV>_d<D>_k_last"
+            f"[_t<T>][_bf16state][_l2norm], got {name!r}"
+        )
+    return Member(int(m["h"]), int(m["hv"]), int(m["d"]), int(m["t"] or 1),
+                  "bfloat16" if m["bf16"] else "float32", "pool" if m["pool"] else "dense",
+                  bool(m["l2"]))  # fmt: skip
+
+
+# The members the serving engines call (issue: pool fp32 qk4/v8 with l2norm, pool qk16/v32,
+# T=4 verify, bf16-state pool), beside the contest's own.
+SERVING = (
+    Member(4, 8, layout="pool", l2norm=True),
+    Member(16, 32, layout="pool", l2norm=True),
+    Member(4, 8, seq_len=4, layout="pool", l2norm=True),
+    Member(4, 8, state_dtype="bfloat16", layout="pool", l2norm=True),
+)
+
+
+@dataclass(frozen=True)
+class Case:
+    """One workload of a member: batch size, pool size, padding rows, a stable uuid."""
+
+    member: Member
+    batch_size: int
+    pool_size: int
+    padding: int
+    uuid: str
+
+
+def cases(member: Member, batch_sizes=BATCH_SIZES) -> list[Case]:
+    """The member's workloads: pools of 2B slots and ``max(1, B // 8)`` padding rows for
+    B >= 4 (none at B=1, and none for a dense member); uuids from the name and B."""
+    out = []
+    for B in batch_sizes:
+        pool = member.layout == "pool"
+        pad = (max(1, B // 8) if B >= 4 else 0) if pool else 0
+        u = str(uuidlib.uuid5(uuidlib.NAMESPACE_URL, f"decodekit/{member.name}/B{B}"))
+        out.append(Case(member, B, 2 * B if pool else B, pad, u))
+    return out
+
+
+def manifest_path(member: Member):
+    from decodekit.base.paths import manifest_dir
+
+    return manifest_dir() / f"{member.name}.jsonl"
+
+
+def manifest_lines(member: Member) -> str:
+    """The member's workloads as manifest lines (what ``data/workloads/<name>.jsonl`` holds)."""
+    import json
+
+    return "".join(
+        json.dumps({"uuid": c.uuid, "batch_size": c.batch_size, "pool_size": c.pool_size,
+                    "padding": c.padding}) + "\n"
+        for c in cases(member)
+    )  # fmt: skip
+
+
+def load_cases(member: Member) -> list[Case]:
+    """The member's workloads from its manifest (the only list of them); a member without
+    one gets :func:`cases`, generated the same way."""
+    import json
+
+    path = manifest_path(member)
+    if not path.is_file():
+        return cases(member)
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [  # the contest's manifest has no pool: one slot per row, no padding
+        Case(member, r["batch_size"], r.get("pool_size", r["batch_size"]), r.get("padding", 0),
+             r["uuid"])
+        for r in rows
+    ]  # fmt: skip
+
+
+def make_inputs(case: Case, device="cpu", *, step: int = 0) -> dict:
+    """Seeded inputs of one call (``step`` > 0: the next tokens of the same requests; the
+    state and weights stay those of step 0). Pool: ``state`` is the pool and
+    ``state_indices`` a scattered choice of slots, ``padding`` of them -1."""
+    from decodekit.problem.workloads import seed_of
+
+    m, B, T = case.member, case.batch_size, case.member.seq_len
+    H, HV, D = m.qk_heads, m.v_heads, m.head_size
+    gen0 = torch.Generator().manual_seed(seed_of(case.uuid))
+    gen = torch.Generator().manual_seed(seed_of(case.uuid) + step)
+    bf = torch.bfloat16
+    A_log = -1.0 + 2.5 * torch.rand(HV, generator=gen0)
+    dt_bias = -2.0 + 3.0 * torch.rand(HV, generator=gen0)
+    state = torch.randn(case.pool_size, HV, D, D, generator=gen0) * 0.3
+    perm = torch.randperm(case.pool_size, generator=gen0)[:B].to(torch.int32)
+    if case.padding:
+        perm[torch.randperm(B, generator=gen0)[: case.padding]] = -1
+    k_std = 1.0 if m.l2norm else D**-0.5
+    out = dict(
+        q=torch.randn(B, T, H, D, generator=gen).to(bf),
+        k=(torch.randn(B, T, H, D, generator=gen) * k_std).to(bf),
+        v=torch.randn(B, T, HV, D, generator=gen).to(bf),
+        state=state.to(m.dtype),
+        A_log=A_log.float(),
+        a=(torch.randn(B, T, HV, generator=gen) * 2.0).to(bf),
+        dt_bias=dt_bias.float(),
+        b=(torch.randn(B, T, HV, generator=gen) * 2.0).to(bf),
+    )
+    out = {n: t.to(device) for n, t in out.items()}
+    out["scale"] = None
+    out["state_indices"] = perm.to(device) if m.layout == "pool" else None
+    return out
+
+
+def validate_indices(indices: torch.Tensor, pool_size: int) -> None:
+    """Reject, before any launch, slot indices out of range (``-1`` is padding) and live
+    indices that repeat (two requests would write one slot)."""
+    idx = indices.detach().to("cpu", torch.int64)
+    bad = idx[(idx < -1) | (idx >= pool_size)]
+    if len(bad):
+        raise SpecError(
+            f"argument 'state_indices': expected -1 (padding) or 0..{pool_size - 1}, "
+            f"got {int(bad[0])}"
+        )
+    live = idx[idx >= 0]
+    uniq, counts = torch.unique(live, return_counts=True)
+    if (counts > 1).any():
+        slot = int(uniq[counts > 1][0])
+        rows = torch.nonzero(idx == slot).flatten().tolist()
+        raise SpecError(
+            f"argument 'state_indices': slot {slot} is named by rows {rows}; live indices "
+            "must be distinct"
+        )
+
+
+def _l2(x, on: bool):
+    return x * torch.rsqrt((x * x).sum(-1, keepdim=True) + L2_EPS) if on else x
+
+
+def decode(member: Member, q, k, v, state, A_log, a, dt_bias, b, scale=None,
+           state_indices=None, *, dtype=torch.float64) -> tuple:  # fmt: skip
+    """The family's math in ``dtype`` (float64: the oracle; float32: the torch reference).
+
+    Returns ``(output [B, T, HV, V], state_out)``: ``state_out`` the new dense state
+    ``[B, HV, V, K]``, or for a pool a copy of the pool with the live slots updated (padding
+    rows output 0 and touch nothing). Stored back in the state's dtype only by callers."""
+    B, T = q.shape[0], q.shape[1]
+    rep = member.v_heads // member.qk_heads
+    scale = resolve_scale(scale)
+    if member.layout == "pool":
+        live = torch.nonzero(state_indices >= 0).flatten()
+        S = state[state_indices[live].long()].to(dtype)
+    else:
+        live = torch.arange(B, device=q.device)
+        S = state.to(dtype)
+    out = torch.zeros(B, T, member.v_heads, member.head_size, dtype=dtype, device=q.device)
+    A = torch.exp(A_log.to(dtype))
+    for t in range(T):
+        qh = _l2(q[live, t].to(dtype), member.l2norm).repeat_interleave(rep, dim=1)
+        kh = _l2(k[live, t].to(dtype), member.l2norm).repeat_interleave(rep, dim=1)
+        g = torch.exp(-A * F.softplus(a[live, t].to(dtype) + dt_bias.to(dtype)))
+        beta = torch.sigmoid(b[live, t].to(dtype))
+        S = g[..., None, None] * S
+        delta = beta[..., None] * (v[live, t].to(dtype) - torch.einsum("bhvk,bhk->bhv", S, kh))
+        S = S + delta[..., :, None] * kh[..., None, :]
+        out[live, t] = scale * torch.einsum("bhvk,bhk->bhv", S, qh)
+    if member.layout == "pool":
+        new = state.to(dtype).clone()
+        new[state_indices[live].long()] = S
+        return out, new
+    return out, S
+
+
+def reference(member: Member):
+    """The torch fp32 reference of ``member`` as an implementation: writes ``output`` and
+    the state (``new_state``; for a pool, the pool in place) in the member's dtypes."""
+
+    def run(q, k, v, state, A_log, a, dt_bias, b, scale, output, new_state, state_indices=None):
+        if state_indices is not None:
+            validate_indices(state_indices, state.shape[0])
+        o, s = decode(member, q, k, v, state, A_log, a, dt_bias, b, scale, state_indices,
+                      dtype=torch.float32)  # fmt: skip
+        output.copy_(o.to(output.dtype))
+        if member.layout == "pool":
+            live = state_indices >= 0
+            new_state[state_indices[live].long()] = s[state_indices[live].long()].to(
+                new_state.dtype
+            )
+        else:
+            new_state.copy_(s.to(new_state.dtype))
+
+    return run
+
+
+def with_state(member: Member, state_dtype: str) -> Member:
+    return replace(member, state_dtype=state_dtype)

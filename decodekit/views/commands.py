@@ -1,0 +1,170 @@
+"""The commands that run measurements: ``decodekit bench`` and ``decodekit tune``, on one GPU
+or spread over several (:mod:`decodekit.measure.fleet`); the CLI (:mod:`decodekit.cli`) parses
+their arguments and calls these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import torch
+
+from decodekit import records
+from decodekit.measure import fleet, tuning
+from decodekit.measure.sweep import _impls, _names, run, speedups, table, tuning_note
+from decodekit.measure.tuning import (
+    BATCH_SIZES,
+    MARGIN,
+    TUNING_DIR,
+    _label,
+    load_table,
+    quick_space,
+    table_path,
+    this_gpu,
+    winners,
+)
+
+
+def bench(
+    impls: Iterable | str | None,
+    workloads: str | Iterable = "representative",
+    preset: str = "quick",
+    methods: Iterable[str] | str | None = (),
+    out_dir=records.AUTO,
+    contracts: Iterable[str] | str | None = ("native",),
+    rounds: int = 1,
+    as_json: bool = False,
+    devices: str | None = None,
+    ray: str | None = None,
+) -> int:
+    """``decodekit bench``: run the sweep, print a headline (tuned or not), a compact
+    impl x batch-size table, flagged kernel sets and where the records went (``as_json``:
+    the records as JSON lines instead). ``devices`` (``"0,1"``) or ``ray`` (an address or
+    ``auto``): the batch sizes spread over local worker processes or Ray tasks, one run
+    (:mod:`decodekit.measure.fleet`). Returns 1 when a check failed, a timing errored, a shard
+    failed or nothing was measured (a run that measured nothing leaves no file behind),
+    else 0."""
+    from decodekit.measure import get_preset
+    from decodekit.measure.timing import HOST_METHODS
+
+    p = get_preset(preset)
+    wanted = [p.method, *_names(methods)]
+    local = ray is None
+    if local and not torch.cuda.is_available() and not any(m in HOST_METHODS for m in wanted):
+        raise RuntimeError(
+            f"bench --preset {preset} times with {p.method}, which needs a CUDA GPU "
+            "(torch.cuda.is_available() is False); without one only host methods run: "
+            "--methods wall,host-dispatch"
+        )
+    failed = []
+    if devices is None and ray is None:
+        df = run(impls, workloads, preset=preset, methods=methods, out_dir=out_dir,
+                 contracts=contracts, rounds=rounds)  # fmt: skip
+    else:
+        if rounds > 1:
+            raise ValueError("argument '--repeat-interleaved': runs on one GPU, not --devices")
+        devs = fleet.parse_devices(devices, torch.cuda.device_count() if local else None)
+        df, failed = fleet.bench(
+            workloads, devices=devs, ray=ray, out_dir=out_dir, impls=_impls(impls),
+            preset=preset, methods=_names(methods), contracts=_names(contracts) or ["native"],
+        )  # fmt: skip
+        for shard, why in failed:
+            print(f"{shard.label}: not measured: {why}")
+    measured = (df["status"] == "ok") & ~records.is_floor(df)
+    path = df.attrs.get("path")
+    if not measured.any() and path and Path(path).exists():
+        Path(path).unlink()  # nothing measured: no file of "unavailable" rows in data/
+        df.attrs["path"] = None
+    if as_json:
+        print(
+            df.drop(columns=["provenance"], errors="ignore").to_json(orient="records", lines=True)
+        )
+        return 0 if measured.any() else 1
+    head = df[measured]
+    method = head["method"].iloc[0] if len(head) else None
+    note = tuning_note(df)
+    if note:
+        print(note)
+    print(f"median latency (us), method {method}, preset {preset}, mean over each B's workloads")
+    print(table(df, method).to_string())
+    fast = speedups(df, method=method)
+    if not fast.empty:
+        print(f"\nhow much faster best is, geomean over each B's workloads ({method}):")
+        print(fast.to_string())
+    if "kernel_flag" in df:
+        for (impl, flag), _ in df[df["kernel_flag"].notna()].groupby(["impl", "kernel_flag"]):
+            print(f"{impl}: {flag}")
+    bad = df[df["status"].isin(["check-failed", "unavailable", "error"])].fillna({"note": ""})
+    for (impl, method, status, note), g in bad.groupby(
+        ["impl", "method", "status", "note"], sort=False
+    ):
+        where = ", ".join(str(w) for w in g["workload"].dropna()) or "-"
+        print(f"{impl} [{method}] {status} on {where}: {note}")
+    if df.attrs.get("path"):
+        print(f"records: {df.attrs['path']}")
+    elif not measured.any():
+        print("nothing was measured: no records written")
+        return 1
+    return int(df["status"].isin(["check-failed", "error"]).any() or bool(failed))
+
+
+def tune(
+    batch_sizes: Iterable[int] = BATCH_SIZES,
+    preset: str = "quick",
+    variants: Iterable[str] | None = None,
+    configs: str | list | None = None,
+    per_batch: int = 1,
+    fresh: bool = False,
+    margin: float = MARGIN,
+    quick: bool = False,
+    out_dir: str | Path = TUNING_DIR,
+    devices: str | None = None,
+    ray: str | None = None,
+) -> int:
+    """``decodekit tune``: run the sweep, write the table, print the winners and every
+    candidate that failed. Unless ``fresh``, this GPU's current table is the incumbent.
+    ``quick``: the candidates of :func:`quick_space` for this GPU's architecture, one
+    workload per batch size. ``devices`` (``"0,1"``) or ``ray`` (an address or ``auto``):
+    the batch sizes spread over local worker processes or Ray tasks
+    (:mod:`decodekit.measure.fleet`). Returns 0 when every batch size has a winner, else 1 (2
+    without a GPU, with the reason)."""
+    if ray is None and not torch.cuda.is_available():
+        raise RuntimeError(
+            "tune needs a CUDA GPU (torch.cuda.is_available() is False); on a GPU machine: "
+            "decodekit tune --quick (or --ray ADDRESS for a cluster's GPUs)"
+        )
+    local = torch.cuda.is_available()
+    devs = fleet.parse_devices(devices, torch.cuda.device_count() if local else None)
+    sizes = [int(b) for b in batch_sizes]
+    if quick:
+        if not local:
+            raise ValueError(
+                "argument '--quick': picks candidates for this machine's GPU architecture, and "
+                "no GPU is visible here; with --ray from such a machine give --configs"
+            )
+        configs, per_batch = quick_space(this_gpu()["capability"]), 1
+    incumbent = None if fresh or not local else load_table(table_path(directory=out_dir))
+    if devs is None and ray is None:
+        df = tuning.tune(
+            variants, sizes, configs, preset, per_batch=per_batch, incumbent=incumbent,
+            margin=margin, out_dir=out_dir,
+        )  # fmt: skip
+        failed = []
+    else:
+        df, failed = fleet.tune(
+            sizes, devices=devs, ray=ray, out_dir=out_dir, variants=variants, configs=configs,
+            preset=preset, per_batch=per_batch, margin=margin,
+            incumbent={str(b): c for b, c in (incumbent or {}).items()},
+        )  # fmt: skip
+        if df.attrs.get("path"):
+            print(f"wrote {df.attrs['path']}")
+    table = winners(df, incumbent, margin) if not df.empty else {}
+    for b, c in sorted(table.items()):
+        kept = f"  ({c['kept']})" if "kept" in c else ""
+        print(f"B={b:<4} {c['latency_us']:8.2f} us  {c['variant']}[{_label(c['defines'])}]{kept}")
+    for r in df[df["status"] != "ok"].itertuples() if not df.empty else ():
+        print(f"B={r.batch_size} {r.workload} {r.config}: {r.status}: {str(r.note)[:300]}")
+    for shard, why in failed:
+        print(f"{shard.label}: not tuned: {why}")
+    return 0 if len(table) == len(set(sizes)) else 1
