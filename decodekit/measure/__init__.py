@@ -235,7 +235,7 @@ def measure(
         "workload": w.name if w else None,
         "contract": contract,
         "parent": im.parent,
-        "source_digest": source_digest(im.source),
+        "source_digest": source_digest(im),
         "preset": p.name,
         "statistic": p.statistic,
         "n_warmup": p.n_warmup,

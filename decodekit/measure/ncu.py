@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
-import inspect
 import json
 import os
 import re
@@ -31,7 +30,7 @@ from decodekit.build.tools import ToolMissing, find_tool
 from decodekit.impls.registry import Impl, get
 from decodekit.problem.workloads import ROOT, select
 from decodekit.records import ncu_parse, write_json
-from decodekit.records.env import gpu_slug
+from decodekit.records.env import gpu_slug, source_digest
 from decodekit.records.ncu_parse import DATA, RAW_PAGE, NcuError, load
 
 # Baselines whose kernel name differs from anything in their Impl (their DPS adapters launch
@@ -149,7 +148,7 @@ def profile(
         gpu=gpu,
         date=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         command=cmd,
-        source_digest=source_digest(impl),
+        source_digest=source_digest(impl),  # the bench's own: records and profiles join
         workloads=[dict(uuid=w.uuid, batch_size=w.batch_size) for w in ws],
     )
     write_json(stem.with_suffix(".json"), meta)
@@ -226,18 +225,6 @@ def _gpu() -> str | None:
     import torch
 
     return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-
-
-def source_digest(impl: Impl) -> str:
-    """The digest of what defines the implementation: for a kit kernel the bench's own
-    (:func:`decodekit.records.env.source_digest`), so a profile and a bench of one kernel join;
-    for a peer, its adapter's module."""
-    from decodekit.records.env import source_digest as kernel_digest
-
-    if impl.source:
-        return kernel_digest(impl.source)
-    h = hashlib.sha256(Path(inspect.getsourcefile(impl.factory) or "").read_bytes())
-    return h.hexdigest()[:16]
 
 
 def seed_table(df: pd.DataFrame) -> pd.DataFrame:

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import inspect
 import os
 import platform
 import subprocess
+from pathlib import Path
 
 import torch
 
@@ -131,10 +133,29 @@ def gpu_slug(gpu: str) -> str:
     return "-".join("".join(c for c in w if c.isalnum()) for w in words) or "unknown"
 
 
-def source_digest(source: str | None) -> str | None:
-    """sha256 over a kit kernel's ``.cu`` and every header in ``kernels/`` (first 16 hex)."""
-    if not source:
+def source_digest(what) -> str | None:
+    """The one digest of what defines an implementation (first 16 hex of a sha256), so a
+    bench record and a profile of the same code join: for a kit kernel (its ``.cu`` name, or an
+    implementation with a ``source``) the file and every header in ``kernels/``; for another
+    implementation (a peer) its adapter's module; None when neither is found.
+
+    >>> source_digest("gdn_decode_subwarp.cu") == source_digest("gdn_decode_subwarp.cu")
+    True
+    >>> source_digest(None) is None
+    True
+    """
+    if what is None:
         return None
+    source = what if isinstance(what, str) else getattr(what, "source", None)
+    if not source:
+        factory = getattr(what, "factory", None)
+        try:
+            module = inspect.getsourcefile(factory) if factory is not None else None
+        except TypeError:  # a builtin or C callable has no source file
+            module = None
+        if not module:
+            return None
+        return hashlib.sha256(Path(module).read_bytes()).hexdigest()[:16]
     path = KERNELS / source
     if not path.exists():
         return None

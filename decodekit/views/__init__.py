@@ -23,8 +23,6 @@ import pandas as pd
 from decodekit import records
 from decodekit.base import paths
 
-ROOT = paths.ROOT
-
 # The records schema (decodekit.records) as far as views read it; absent columns become NA.
 RECORD_COLUMNS = (
     "impl", "uuid", "workload", "batch_size", "method", "latency_us", "mean_us", "p10_us",

@@ -58,7 +58,7 @@ def notebook_paths(names: list[str] | None = None) -> list[Path]:
 def _kernel_env():
     """Let the notebook kernel import this checkout of decodekit even when not pip-installed."""
     old = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(views.ROOT), old]))
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(paths.ROOT), old]))
     try:
         yield
     finally:
