@@ -93,7 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("drift", help="a state fed back for many steps against fp64")
     c.add_argument("--definition", default="gdn_decode_qk4_v8_d128_k_last")
-    c.add_argument("--impl", default="torch-fp32", help="torch-fp32 (the family's reference)")
+    c.add_argument(
+        "--impl", default="torch-fp32", help="torch-fp32 (the family's reference) or kit"
+    )
     c.add_argument("--steps", type=int, default=256)
     c.add_argument("--batch-size", type=int, default=4)
     c.set_defaults(run=drift_command)
@@ -113,6 +115,13 @@ def build_parser() -> argparse.ArgumentParser:
         "one run (then: decodekit compare RUN --impl A --impl-b B)",
     )
     c.add_argument("--rounds", type=int, default=3, help="rounds of --repeat-interleaved")
+    c.add_argument(
+        "--definition",
+        default=None,
+        help="a member of the decode family (e.g. gdn_decode_pool_qk4_v8_d128_k_last_l2norm): "
+        "its manifest's cases, --impl kit and/or torch-fp32, in the member's contract, beside "
+        "its copy floor (--workloads: all, or batch sizes 1,4,...)",
+    )
     c.add_argument(
         "--contracts",
         default="native",
@@ -219,6 +228,10 @@ def _bench(a) -> int:
 
     if bool(a.impl) == bool(a.repeat_interleaved):
         raise ValueError("argument '--impl': give --impl NAME... or --repeat-interleaved A B")
+    if a.definition and a.definition != "gdn_decode_qk4_v8_d128_k_last":
+        from decodekit.views.commands import bench_family
+
+        return bench_family(a.definition, a.impl, a.workloads, a.preset, as_json=a.json)
     return bench(
         a.impl or a.repeat_interleaved, a.workloads, a.preset, a.methods,
         contracts=a.contracts, rounds=a.rounds if a.repeat_interleaved else 1, as_json=a.json,

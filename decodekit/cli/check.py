@@ -46,15 +46,30 @@ def check_command(args) -> int:
     return 1 if failed else 0
 
 
-def _family_impl(name: str, member):
+FAMILY_IMPLS = ("kit", "torch-fp32")  # the family's kit kernel, its torch fp32 reference
+
+
+def _family_builder(name: str, member):
+    """``member -> implementation`` for ``--impl`` on a family definition."""
     from decodekit.problem import family
 
-    if name not in ("torch-fp32", "reference"):
-        raise ValueError(
-            f"argument '--impl': {member.name} has no kit kernel yet; torch-fp32 (its fp32 "
-            f"reference) checks the contracts, got {name!r}"
-        )
-    return family.reference(member)
+    if name in ("torch-fp32", "reference"):
+        return family.reference
+    if name == "kit":
+        from decodekit.impls import family_kernels
+
+        why = family_kernels.supports(member)
+        if why:
+            raise ValueError(f"argument '--impl': the kit kernel cannot run {member.name}: {why}")
+        return family_kernels.kit_kernel
+    raise ValueError(
+        f"argument '--impl': expected one of {', '.join(FAMILY_IMPLS)} for {member.name}, "
+        f"got {name!r}"
+    )
+
+
+def _family_impl(name: str, member):
+    return _family_builder(name, member)(member)
 
 
 def _check_family(args) -> int:
@@ -90,12 +105,15 @@ def _check_family(args) -> int:
 
 
 def drift_command(a) -> int:
+    import torch
+
     from decodekit.measure import family_check
     from decodekit.problem import family
 
     member = family.parse(a.definition)
-    _family_impl(a.impl, member)
-    df = family_check.drift(family.reference, member, batch_size=a.batch_size, steps=a.steps)
+    build = _family_builder(a.impl, member)
+    device = "cuda" if a.impl == "kit" or torch.cuda.is_available() else "cpu"
+    df = family_check.drift(build, member, batch_size=a.batch_size, steps=a.steps, device=device)
     at = sorted({1, 16, 64, a.steps} & set(df["step"]))
     t = df[df["step"].isin(at)].pivot(index="step", columns="state_dtype", values="state_rel")
     print(f"{member.name}, B={a.batch_size}: ||S - S_fp64|| / ||S_fp64|| after each step")

@@ -51,11 +51,14 @@ import numpy as np
 import torch
 
 from decodekit.impls.impl import Impl
+from decodekit.measure import family_check
 from decodekit.measure.check import CheckResult
 from decodekit.measure.check import check as run_check
 from decodekit.measure.stats import summarize
 from decodekit.measure.timing import DeviceTimer, Target, Timer
+from decodekit.problem import family
 from decodekit.problem.contracts import bind, check_contract
+from decodekit.problem.family import Case
 from decodekit.problem.workloads import Workload, empty_outputs, make_inputs, select
 from decodekit.records.env import source_digest
 from decodekit.records.schema import Record, Status
@@ -158,6 +161,22 @@ def trial_target(
     return Target(fn, bind(contract, inputs, outputs), device)
 
 
+def case_target(fn, inputs: dict, case: Case, device: torch.device) -> Target:
+    """The call of one trial of a family case: its output buffer, and the state bound as the
+    member's contract says (a pool: a copy, updated in place by every call; dense: a
+    separate ``new_state``)."""
+    m = case.member
+    out = torch.empty(case.batch_size, m.seq_len, m.v_heads, m.head_size,
+                      dtype=torch.bfloat16, device=device)  # fmt: skip
+    state = inputs["state"]
+    if m.layout == "pool":
+        state = state.clone()
+        kw = {**inputs, "state": state, "output": out, "new_state": state}
+    else:
+        kw = {**inputs, "output": out, "new_state": torch.empty_like(state)}
+    return Target(fn, kw, device)
+
+
 def kernel_set(per_trial: list, expected: int | None = 1) -> dict:
     """Record fields from the GPU activities seen per call (a list per trial of per-sample
     name tuples, or None where the timer does not see them): ``n_kernels`` (the most common
@@ -210,29 +229,35 @@ def measure(
 ) -> Record:
     """Check ``impl`` on ``workload``, then time it as ``protocol`` says; the record.
 
+    ``workload``: a contest workload (or its uuid, name or batch size), a case of a family
+    member (:class:`decodekit.problem.family.Case`: checked with its contracts by
+    :func:`decodekit.measure.family_check.check`, timed in the member's contract, a pool in
+    place on a copy per trial), or None: a call with no workload (a once-per-run floor), timed
+    on ``inputs`` as they are, unchecked.
+
     ``method``: another timing method with the protocol's counts and statistic (the
     protocol's own falls back as it says). ``before()`` runs before every timed call, after
     the L2 flush, untimed: the condition an experiment varies (cold methods only).
-    ``contract`` (:mod:`decodekit.problem.contracts`; default the implementation's native one) binds
-    the buffers of the check and of every timed call. ``check``: True checks on fresh inputs
-    and times on them; a passed :class:`~decodekit.measure.check.CheckResult` reuses its verdict and
-    inputs (a bench timing several methods checks once); False times unchecked (a floor, or
-    a caller that checked). ``inputs`` are the call's keyword arguments, used as they are
-    (outputs included; an experiment's placement, a floor's buffers); ``workload`` None is a call with no workload (a once-per-run floor), timed
-    on ``inputs`` as they are, unchecked. ``fields`` are recorded as they are (tags), over the
-    protocol's. Never raises for the
-    implementation's sake: what stops it is the record's status and note."""
+    ``contract`` (:mod:`decodekit.problem.contracts`; default the implementation's native
+    one) binds the buffers of the check and of every timed call. ``check``: True checks on
+    fresh inputs and times on them; a passed check result reuses its verdict and inputs;
+    False times unchecked (a floor, or a caller that checked). ``inputs`` are the call's
+    keyword arguments, used as they are (outputs included: an experiment's placement, a
+    floor's buffers). ``fields`` are recorded as they are (tags), over the protocol's. Never
+    raises for the implementation's sake: what stops it is the record's status and note."""
     p = get_preset(protocol)
     im, dev = as_impl(impl), as_device(device)
-    w = as_workload(workload) if workload is not None else None
+    case = workload if isinstance(workload, Case) else None  # a family member's workload
+    w = case or (as_workload(workload) if workload is not None else None)
     if w is None and (inputs is None or check is not False):
         raise ValueError("argument 'workload': None needs inputs= and check=False (no oracle)")
     call = im if isinstance(impl, (str, Impl)) else impl  # a bare callable is called as is
-    contract = check_contract(contract or im.contract)
+    contract = check_contract(case.member.contract if case else (contract or im.contract))
     timer = timer or DeviceTimer()
     wanted = method or p.method
     extra = {
-        "workload": w.name if w else None,
+        "workload": (f"B{w.batch_size}" if case else w.name) if w else None,
+        **({"definition": case.member.name} if case else {}),
         "contract": contract,
         "parent": im.parent,
         "source_digest": source_digest(im),
@@ -254,20 +279,21 @@ def measure(
     why = im.unavailable()
     if why:
         return rec(Status.UNAVAILABLE, why)
-    if contract not in im.contracts:
+    if contract not in im.contracts and not case:  # a case's contract is its member's
         return rec(Status.UNSUPPORTED, f"{im.name} does not support the {contract!r} contract "
                    f"(it supports {', '.join(im.contracts)})")  # fmt: skip
     gate = check
     if gate is True:
-        gate = run_check(call, w, device=str(dev), contract=contract)
+        gate = (family_check.check(call, case, str(dev)) if case
+                else run_check(call, w, device=str(dev), contract=contract))  # fmt: skip
     bound = inputs is not None  # the caller's arguments, used as they are
-    if isinstance(gate, CheckResult):
+    if isinstance(gate, (CheckResult, family_check.FamilyResult)):
         if not gate.passed:
             return rec(Status.CHECK_FAILED, gate.summary())
         extra["check"] = "passed"
         inputs = inputs if bound else gate.inputs
     if inputs is None:
-        inputs = make_inputs(w, dev)
+        inputs = family.make_inputs(case, dev) if case else make_inputs(w, dev)
     fallback = p.fallback if wanted == p.method else None
     ran, note, why = resolve_method(timer, dev, wanted, fallback)
     if why:
@@ -277,6 +303,8 @@ def measure(
     def target() -> Target:
         if bound:
             return Target(call, inputs, dev)
+        if case:
+            return case_target(call, inputs, case, dev)
         return trial_target(call, inputs, w.batch_size, dev, contract)
 
     try:

@@ -36,6 +36,7 @@ class FamilyResult:
     reports: list[TensorReport] = field(default_factory=list)
     findings: list[str] = field(default_factory=list)  # broken contracts
     error: str | None = None
+    inputs: dict | None = None  # the seeded inputs it ran on (decodekit.measure times them)
 
     @property
     def passed(self) -> bool:
@@ -62,7 +63,7 @@ def _outputs(case: Case, inputs: dict) -> dict:
 def check(impl, case: Case, device: str = "cpu") -> FamilyResult:
     m = case.member
     inputs = make_inputs(case, device)
-    res = FamilyResult(case)
+    res = FamilyResult(case, inputs=inputs)
     idx = inputs["state_indices"]
     if idx is not None:
         try:

@@ -22,6 +22,7 @@ import pandas as pd
 
 from decodekit import records
 from decodekit.base import paths
+from decodekit.problem.spec import DEFINITION
 
 # The records schema (decodekit.records) as far as views read it; absent columns become NA.
 RECORD_COLUMNS = (
@@ -30,6 +31,7 @@ RECORD_COLUMNS = (
     "pct_row_copy", "pct_peak", "gpu", "sm_count", "timestamp", "run_id", "git_commit", "driver",
     "cuda", "torch", "source_digest",
     "impl_kind",  # "kernel" | "baseline" | "floor" (copy and launch floors, decodekit.measure.floors)
+    "definition",  # family members' rows (decodekit.problem.family); none: the contest's
     "floor",  # floor rows: which floor (decodekit.records.schema.FLOORS); method is what timed it
 )  # fmt: skip
 
@@ -97,11 +99,15 @@ def ok(df: pd.DataFrame) -> pd.DataFrame:
     return df[(df["status"].fillna("ok") == "ok") & df["latency_us"].notna()]
 
 
-def latest(df: pd.DataFrame, gpu: str | None = None) -> pd.DataFrame:
-    """One GPU (``gpu``, else the newest recorded), the newest row per impl x workload x method."""
+def latest(df: pd.DataFrame, gpu: str | None = None, definition: str = DEFINITION.name):
+    """One GPU (``gpu``, else the newest recorded), the newest row per impl x workload x method,
+    of one ``definition`` (default the contest's: rows of family members are left out)."""
     df = normalize(df)
     if df.empty:
         return df
+    df = df[df["definition"].fillna(DEFINITION.name) == definition]
+    if df.empty:
+        return df.reset_index(drop=True)
     if gpu is None:
         # CPU-only runs (host methods of torch-fp32) never hide a GPU's records.
         on_gpu = df[df["gpu"].fillna("cpu") != "cpu"]

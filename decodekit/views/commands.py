@@ -26,6 +26,43 @@ from decodekit.measure.tuning import (
 )
 
 
+def bench_family(
+    definition: str,
+    impls: Iterable[str],
+    workloads: str = "all",
+    preset: str = "contest",
+    out_dir=records.AUTO,
+    as_json: bool = False,
+) -> int:
+    """``decodekit bench --definition NAME``: the member's cases, each implementation
+    (``kit``, ``torch-fp32``) checked with the member's contracts and timed, beside the
+    member's copy floor, in one run (:func:`decodekit.measure.family_bench.bench_member`).
+    Returns 1 when a check failed or a timing errored."""
+    import json
+
+    from decodekit.impls.family_kernels import implementation
+    from decodekit.measure.family_bench import bench_member, table
+    from decodekit.problem import family
+
+    member = family.parse(definition)
+    built = {name: implementation(name, member) for name in impls}
+    sizes = None
+    if workloads not in ("all", "representative", "contest"):
+        sizes = {int(x.strip().lstrip("Bb")) for x in str(workloads).split(",")}
+    rows = bench_member(member, built, preset, batch_sizes=sizes, out_dir=out_dir)
+    if as_json:
+        for r in rows:
+            print(json.dumps(r, default=str))
+    else:
+        print(f"{member.name}: median latency (µs), preset {preset}, mean over each B's cases")
+        print(table(rows).to_string())
+        print(f"records: {rows[0].get('run_id') if rows else 'none'}")
+    bad = [r for r in rows if r["status"] in ("check-failed", "error")]
+    for r in bad:
+        print(f"{r['impl']} B={r['batch_size']}: {r['status']}: {str(r.get('note'))[:300]}")
+    return 1 if bad or not rows else 0
+
+
 def bench(
     impls: Iterable | str | None,
     workloads: str | Iterable = "representative",
