@@ -1,0 +1,69 @@
+"""The kit's kernel for the decode family's members (:mod:`decodekit.problem.family`).
+
+``kit_kernel(member)`` is ``kernels/gdn_decode_family.cu`` built for ``member``
+(:class:`decodekit.build.family_launch.FamilyLauncher`), one build per member and defines, in
+the family's calling convention: ``impl(q, k, v, state, A_log, a, dt_bias, b, scale, output,
+new_state, state_indices=None)``, which is what :func:`decodekit.measure.family_check.check`
+and ``drift`` call. Not in the contest registry: the contest's one member has its variants.
+
+>>> from decodekit.problem.family import Member
+>>> supports(Member(16, 32, seq_len=4, layout="pool", l2norm=True)) is None
+True
+>>> supports(Member(head_size=64))
+'head_size 64: the kernel holds rows of 128 (gdn::kDim)'
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from decodekit.build.family_launch import FamilyLauncher
+from decodekit.problem.family import Member
+from decodekit.problem.spec import SpecError
+
+
+def supports(member: Member) -> str | None:
+    """Why the family kernel cannot run ``member``, or None if it can."""
+    if member.head_size != 128:
+        return f"head_size {member.head_size}: the kernel holds rows of 128 (gdn::kDim)"
+    if member.qk_heads < 1 or member.v_heads % member.qk_heads:
+        return f"v_heads {member.v_heads} is not a multiple of qk_heads {member.qk_heads}"
+    if not 1 <= member.seq_len <= 16:
+        return f"seq_len {member.seq_len}: the kernel takes 1..16 tokens per call"
+    if member.state_dtype not in ("float32", "bfloat16"):
+        return f"state_dtype {member.state_dtype!r}: float32 or bfloat16 only"
+    if member.layout not in ("dense", "pool"):
+        return f"layout {member.layout!r}: dense or pool only"
+    return None
+
+
+def kit_kernel(member: Member, defines: dict | None = None, *, arch: str | None = None):
+    """``member``'s :class:`FamilyLauncher` (tuning ``defines`` on top of the member's), built
+    once per (member, defines, arch); ``arch`` defaults to the GPU's."""
+    why = supports(member)
+    if why is not None:
+        raise SpecError(f"argument 'member': {member.name} is not supported: {why}")
+    return _launcher(member, tuple(sorted((defines or {}).items())), arch)
+
+
+@lru_cache(maxsize=128)
+def _launcher(member: Member, defines: tuple, arch: str | None) -> FamilyLauncher:
+    return FamilyLauncher(member, dict(defines), arch)
+
+
+IMPLEMENTATIONS = ("kit", "torch-fp32")  # the kit kernel; the family's torch fp32 reference
+
+
+def implementation(name: str, member: Member):
+    """The implementation ``name`` of ``member``: ``kit`` (:func:`kit_kernel`) or
+    ``torch-fp32`` (:func:`decodekit.problem.family.reference`); errors name the argument."""
+    from decodekit.problem import family
+
+    if name in ("torch-fp32", "reference"):
+        return family.reference(member)
+    if name == "kit":
+        return kit_kernel(member)
+    raise SpecError(
+        f"argument '--impl': expected one of {', '.join(IMPLEMENTATIONS)} for {member.name}, "
+        f"got {name!r}"
+    )

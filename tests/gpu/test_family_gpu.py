@@ -1,0 +1,122 @@
+"""The family kernel on a GPU: every serving member and the dense ones (T 1 and 4, fp32 and
+bf16 state) pass decodekit.measure.family_check.check at every batch size (output, live
+slots, untouched slots bit-identical, padding rows zero); a state fed back 32 steps stays
+near the fp64 trajectory; bad indices are refused before the launch; torch's current
+stream is the one launched on."""
+
+from dataclasses import replace
+
+import pytest
+import torch
+
+from decodekit.impls.family_kernels import kit_kernel
+from decodekit.measure import family_check
+from decodekit.measure.family_check import _outputs
+from decodekit.problem.family import SERVING, Member, cases, decode, make_inputs
+from decodekit.problem.spec import SpecError
+
+pytestmark = pytest.mark.gpu
+
+BATCH_SIZES = (1, 4, 8, 32, 128)
+BASE = (*SERVING, Member(), Member(16, 32))
+MEMBERS = list(
+    dict.fromkeys(
+        replace(m, seq_len=T, state_dtype=dt)
+        for m in BASE
+        for T in (1, 4)
+        for dt in ("float32", "bfloat16")
+    )
+)
+# drift runs a dense member of the same heads, T and l2norm, fp32 and bf16 state side by side
+DRIFT = list(dict.fromkeys(replace(m, state_dtype="float32", layout="dense") for m in MEMBERS))
+POOL = SERVING[0]
+
+
+@pytest.mark.parametrize("B", BATCH_SIZES)
+@pytest.mark.parametrize("member", MEMBERS, ids=lambda m: m.name)
+def test_check_passes(member, B):
+    (case,) = cases(member, (B,))
+    res = family_check.check(kit_kernel(member), case, "cuda")
+    assert res.passed, res.summary()
+
+
+@pytest.mark.parametrize("member", DRIFT, ids=lambda m: m.name)
+def test_drift_of_a_fed_back_state(member):
+    df = family_check.drift(kit_kernel, member, batch_size=4, steps=32, device="cuda")
+    last = df[df.step == 32].set_index("state_dtype")
+    assert last.loc["float32", "state_rel"] < 1e-4, df.to_string()
+    assert last.loc["bfloat16", "state_rel"] < 5e-2, df.to_string()
+
+
+def _pool_call(member=POOL, B=8):
+    case = cases(member, (B,))[0]
+    x = make_inputs(case, "cuda")
+    x.update(_outputs(case, x))
+    return kit_kernel(member), x
+
+
+@pytest.mark.parametrize(
+    "bad, match",
+    [([0, 1, 2, 3, 1, -1, 6, 7], r"slot 1 is named by rows \[1, 4\]"),  # a live slot twice
+     ([0, 1, 2, 3, 16, -1, 6, 7], "expected -1 .* got 16"),  # past the pool (P = 16)
+     ([0, 1, 2, 3, -2, -1, 6, 7], "expected -1 .* got -2")],
+)  # fmt: skip
+def test_bad_indices_raise_before_launch(bad, match):
+    run, x = _pool_call()
+    run(**x)  # good indices first
+    torch.cuda.synchronize()
+    x["state_indices"] = torch.tensor(bad, dtype=torch.int32, device="cuda")
+    x["output"].fill_(float("nan"))
+    before = x["state"].clone()
+    with pytest.raises(SpecError, match="argument 'state_indices': " + match):
+        run(**x)
+    torch.cuda.synchronize()
+    assert torch.equal(x["state"], before) and x["output"].isnan().all()  # nothing launched
+
+
+def test_indices_edited_in_place_are_checked_again():
+    run, x = _pool_call()
+    run(**x)
+    live = torch.nonzero(x["state_indices"] >= 0).flatten().tolist()
+    x["state_indices"][live[1]] = x["state_indices"][live[0]]  # in place: a new _version
+    with pytest.raises(SpecError, match="must be distinct"):
+        run(**x)
+
+
+def test_scale_and_null_dense_state():
+    m = Member(16, 32, seq_len=4)
+    case = cases(m, (3,))[0]
+    x = make_inputs(case, "cuda")
+    out = torch.empty(3, 4, 32, 128, dtype=torch.bfloat16, device="cuda")
+    new = torch.empty_like(x["state"])
+    kit_kernel(m)(**{**x, "state": None, "scale": 0.25}, output=out, new_state=new)
+    cpu = {n: t.cpu() if isinstance(t, torch.Tensor) else t for n, t in x.items()}
+    ref_out, ref_state = decode(
+        m, **{**cpu, "state": torch.zeros_like(cpu["state"]), "scale": 0.25}
+    )
+    torch.testing.assert_close(out.cpu().double(), ref_out, rtol=2e-2, atol=2e-2)
+    torch.testing.assert_close(new.cpu().double(), ref_state, rtol=1e-4, atol=1e-5)
+    with pytest.raises(SpecError, match="argument 'scale'"):
+        kit_kernel(m)(**{**x, "scale": float("nan")}, output=out, new_state=new)
+
+
+def test_launches_on_torchs_current_stream():
+    m = Member(4, 8, seq_len=4, layout="pool", l2norm=True)
+    run, x = _pool_call(m, 32)
+    y = {
+        **x,
+        "state": x["state"].clone(),
+        "output": x["output"].clone(),
+        "q": torch.zeros_like(x["q"]),
+    }
+    y["new_state"] = y["state"]
+    run(**x)
+    torch.cuda.synchronize()
+    side = torch.cuda.Stream()
+    with torch.cuda.stream(side):
+        torch.cuda._sleep(50_000_000)  # on another stream the kernel would read zeros for q
+        y["q"].copy_(x["q"])
+        run(**y)
+    side.synchronize()
+    torch.cuda.synchronize()
+    assert torch.equal(x["output"], y["output"]) and torch.equal(x["state"], y["state"])
