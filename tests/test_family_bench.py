@@ -6,9 +6,10 @@ import torch
 
 from decodekit import records, views
 from decodekit.measure import measure
-from decodekit.measure.family_bench import bench_member, table
+from decodekit.measure.family_bench import bench_member
 from decodekit.measure.trial import Samples
 from decodekit.problem import family
+from decodekit.views.family_tables import table, versus_floor
 
 
 class Clock:
@@ -67,6 +68,7 @@ def test_bench_member_records_the_floor_and_each_impl_apart_from_the_contest(tmp
     df = records.load(tmp_path)
     assert len(df) == 4 and views.latest(df).empty  # the contest's views leave them out
     assert len(views.latest(df, definition=POOL.name)) == 4
+    assert versus_floor(df, "torch-fp32").loc[POOL.name].tolist() == [1.0, 1.0]
 
 
 def test_floor_buffers_move_the_members_state_bytes():

@@ -5,7 +5,8 @@ manifest, each implementation checked with the member's contracts and timed thro
 The floor is a torch copy of the bytes the call must move: the state it reads and writes
 (``member.state_bytes``: bf16 state halves them; a pool moves the same bytes as a dense
 state of B rows, from scattered slots). Records carry ``definition``; the contest's views
-leave them out (:func:`decodekit.views.latest`), the member's table here shows them.
+leave them out (:func:`decodekit.views.latest`); :mod:`decodekit.views.family_tables`
+shows them.
 
 >>> from decodekit.problem.family import Member
 >>> floor_buffers(Member(4, 8, state_dtype="bfloat16"), 2)["src"].numel() * 2
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-import pandas as pd
 import torch
 
 from decodekit import records
@@ -81,16 +81,3 @@ def bench_member(
             rows.append(r)
         rec.append(rows)
     return rec.rows
-
-
-def table(rows: list[dict] | pd.DataFrame) -> pd.DataFrame:
-    """Latency (µs) per implementation (and the copy floor) and batch size: the mean over
-    each batch size's cases, failed checks shown by status."""
-    df = records.to_frame(rows) if not isinstance(rows, pd.DataFrame) else rows
-    df = df.assign(series=df["floor"].fillna(df["impl"]))
-    ok = df[df["status"] == "ok"]
-    t = ok.pivot_table(index="series", columns="batch_size", values="latency_us", aggfunc="mean")
-    t = t.round(2).astype(object)
-    for _, r in df[df["status"] != "ok"].iterrows():
-        t.loc[r["series"], r["batch_size"]] = r["status"]
-    return t

@@ -41,8 +41,9 @@ def bench_family(
     import json
 
     from decodekit.impls.family_kernels import implementation
-    from decodekit.measure.family_bench import bench_member, table
+    from decodekit.measure.family_bench import bench_member
     from decodekit.problem import family
+    from decodekit.views.family_tables import table
 
     member = family.parse(definition)
     built = {name: implementation(name, member) for name in impls}
