@@ -46,26 +46,18 @@ def check_command(args) -> int:
     return 1 if failed else 0
 
 
-FAMILY_IMPLS = ("kit", "torch-fp32")  # the family's kit kernel, its torch fp32 reference
-
-
 def _family_builder(name: str, member):
-    """``member -> implementation`` for ``--impl`` on a family definition."""
-    from decodekit.problem import family
+    """``member -> implementation`` for ``--impl`` on a family definition (drift builds the
+    member's dense twins); errors name the argument."""
+    from functools import partial
 
-    if name in ("torch-fp32", "reference"):
-        return family.reference
-    if name == "kit":
-        from decodekit.impls import family_kernels
+    from decodekit.impls import family_kernels
 
-        why = family_kernels.supports(member)
-        if why:
-            raise ValueError(f"argument '--impl': the kit kernel cannot run {member.name}: {why}")
-        return family_kernels.kit_kernel
-    raise ValueError(
-        f"argument '--impl': expected one of {', '.join(FAMILY_IMPLS)} for {member.name}, "
-        f"got {name!r}"
-    )
+    why = family_kernels.supports(member) if name == "kit" else None
+    if why:
+        raise ValueError(f"argument '--impl': the kit kernel cannot run {member.name}: {why}")
+    family_kernels.implementation(name, member)  # an unknown name is an error here
+    return partial(family_kernels.implementation, name)
 
 
 def _family_impl(name: str, member):
