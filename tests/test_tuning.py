@@ -275,6 +275,14 @@ def test_tune_checks_times_and_writes_the_winners(tmp_path):
     table = tuning.load_table(tmp_path / "cpu.json")
     assert {b: c["variant"] for b, c in table.items()} == {1: "bulk", 3: "bulk"}
     assert table[1]["latency_us"] == 4.0
+    # the candidates are records of one run, through the store; the table names the run
+    from decodekit import records
+
+    recs = records.load(tmp_path / "records")
+    doc = json.loads((tmp_path / "cpu.json").read_text())
+    assert len(recs) == len(df) and set(recs["run_id"]) == {doc["records"]}
+    assert set(recs["status"]) == {"ok", "check-failed", "compile-failed"}
+    assert recs[recs["status"] == "ok"]["latency_us"].notna().all()
 
 
 def test_dispatcher_repeat_with_same_q_keeps_routing_right():

@@ -129,6 +129,7 @@ def tune(
                     built[label] = _make(make, variant, defines)
                 row = {
                     "batch_size": w.batch_size,
+                    "uuid": w.uuid,
                     "workload": w.name,
                     "variant": variant,
                     "config": label,
@@ -299,6 +300,7 @@ def write_table(
             }
             cands += [c for c in old.get("candidates", []) if str(c.get("batch_size")) == b]
     workloads = {c["workload"] for c in cands if c.get("workload")}
+    run = _record_candidates(df, method, env, Path(out_dir) / "records")
     doc = {
         "gpu": env["gpu"],
         "date": now(),
@@ -306,11 +308,34 @@ def write_table(
         "preset": preset,
         "environment": env,
         "margin": margin,
+        "records": run,
         "workloads": sorted(workloads) or None,
         "table": dict(sorted(table.items(), key=lambda kv: int(kv[0]))),
         "candidates": cands,
     }
     return write_json(path, doc)  # a temp file renamed: never half a table
+
+
+def _record_candidates(df: pd.DataFrame, method: str, env: dict, folder: Path) -> str | None:
+    """This sweep's candidate rows (each one :func:`decodekit.measure.measure`) as records of
+    one run in ``folder`` (``data/tuning/records/``), through the store; the run id the
+    table names. A candidate's ``impl`` is its build (``config``)."""
+    from decodekit import records
+
+    rows = [
+        {k: v for k, v in r.items() if not (isinstance(v, float) and v != v)}
+        for r in df.to_dict("records")
+    ]
+    if not rows:
+        return None
+    rec = records.Recorder(folder, env=env)
+    rec.append(
+        dict(r, impl=r.get("config") or r.get("variant"), impl_kind="tune-candidate",
+             uuid=r.get("uuid") or r.get("workload") or f"B{r['batch_size']}",
+             method=r.get("method") or method)
+        for r in rows
+    )  # fmt: skip
+    return rec.run_id
 
 
 def table_geomean(df: pd.DataFrame, table: dict) -> float | None:
