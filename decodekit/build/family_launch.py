@@ -66,7 +66,7 @@ class FamilyLauncher:
                 f"argument 'defines': {', '.join(clash)} come from the member ({member.name}); "
                 "pass tuning defines only"
             )
-        self.member = member
+        self.member, self.source = member, SOURCE  # source: what records digest
         self.defines = {**member_defines(member), **tuning}
         self.build: Build = compile_kernel(SOURCE, arch, self.defines)
         knobs = {**declared_defines(SOURCE), **self.defines}

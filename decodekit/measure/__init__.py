@@ -260,7 +260,7 @@ def measure(
         **({"definition": case.member.name} if case else {}),
         "contract": contract,
         "parent": im.parent,
-        "source_digest": source_digest(im),
+        "source_digest": source_digest(im if call is im else call),  # a launcher: its .cu
         "preset": p.name,
         "statistic": p.statistic,
         "n_warmup": p.n_warmup,
