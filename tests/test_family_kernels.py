@@ -2,29 +2,19 @@
 serving member and the dense ones (T 1 and 4, fp32 and bf16 state) with no spills, its knobs
 are the ones declared, and FamilyLauncher rejects bad arguments before any CUDA work."""
 
-from dataclasses import replace
-
 import pytest
 import torch
 
 from decodekit.build import family_launch
 from decodekit.build.compile import CompileError, compile_kernel, declared_defines
 from decodekit.build.family_launch import ENTRY, SOURCE, FamilyLauncher, member_defines
-from decodekit.impls.family_kernels import kit_kernel, supports
+from decodekit.impls.family_kernels import CHECKED, kit_kernel, supports
 from decodekit.measure.family_check import _outputs
 from decodekit.problem.family import SERVING, Member, cases, make_inputs
 from decodekit.problem.spec import SpecError
 
 ARCHS = ("sm_90a", "sm_100a")
-BASE = (*SERVING, Member(), Member(16, 32))
-MEMBERS = list(
-    dict.fromkeys(
-        replace(m, seq_len=T, state_dtype=dt)
-        for m in BASE
-        for T in (1, 4)
-        for dt in ("float32", "bfloat16")
-    )
-)
+MEMBERS = list(CHECKED)
 POOL = SERVING[0]  # pool qk4/v8 l2norm fp32
 DENSE = Member()
 

@@ -6,7 +6,7 @@ the family's calling convention: ``impl(q, k, v, state, A_log, a, dt_bias, b, sc
 new_state, state_indices=None)``, which is what :func:`decodekit.measure.family_check.check`
 and ``drift`` call. Not in the contest registry: the contest's one member has its variants.
 
->>> from decodekit.problem.family import Member
+>>> from decodekit.problem.family import SERVING, Member
 >>> supports(Member(16, 32, seq_len=4, layout="pool", l2norm=True)) is None
 True
 >>> supports(Member(head_size=64))
@@ -15,11 +15,23 @@ True
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import lru_cache
 
 from decodekit.build.family_launch import FamilyLauncher
-from decodekit.problem.family import Member
+from decodekit.problem.family import SERVING, Member
 from decodekit.problem.spec import SpecError
+
+# The members the tests hold the kit kernel to: the serving ones and the dense contest and
+# qk16/v32 shapes, each at T 1 and 4 with fp32 and bf16 state.
+CHECKED = tuple(
+    dict.fromkeys(
+        replace(m, seq_len=T, state_dtype=dt)
+        for m in (*SERVING, Member(), Member(16, 32))
+        for T in (1, 4)
+        for dt in ("float32", "bfloat16")
+    )
+)
 
 
 def supports(member: Member) -> str | None:

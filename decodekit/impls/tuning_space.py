@@ -14,18 +14,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from decodekit.impls import kernel_spec
+from decodekit.impls import variants as _variants  # noqa: F401  (importing it declares the specs)
 from decodekit.impls.tuning_tables import TUNING_DIR, _dirs, _label, _table_gpu, load_table
-from decodekit.impls.variants import (  # noqa: F401  (the sweeps' value lists, re-exported)
-    FAST_SHAPES,
-    FAST_SUBWARP,
-    HINTS,
-    ORDERED,
-    PERSISTENT,
-    QUICK_ORDERED,
-    QUICK_TREE,
-    SHAPES,
-    TREE_SUBWARP,
-)
 
 SPACES = kernel_spec.SPACES
 

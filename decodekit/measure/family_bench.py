@@ -21,12 +21,9 @@ import torch
 
 from decodekit import records
 from decodekit.measure import as_device, get_preset, measure
+from decodekit.measure.floors import copy
 from decodekit.measure.timing import DeviceTimer, Timer
 from decodekit.problem.family import Member, load_cases
-
-
-def _copy(src: torch.Tensor, dst: torch.Tensor) -> None:
-    dst.copy_(src)
 
 
 def floor_buffers(member: Member, batch_size: int, device="cpu") -> dict:
@@ -63,7 +60,7 @@ def bench_member(
             continue
         tag = {"definition": member.name}
         if B not in floors:
-            f = measure(_copy, case, p, timer=timer, device=dev, check=False,
+            f = measure(copy, case, p, timer=timer, device=dev, check=False,
                         inputs=floor_buffers(member, B, dev), fields=tag)  # fmt: skip
             f = f.replace(impl="torch-copy", impl_kind="floor", floor="copy-floor",
                           bytes=member.state_bytes(B))  # fmt: skip

@@ -35,7 +35,8 @@ ROW_COPY_CONFIGS = tuple(
 )
 
 
-def _copy(src: torch.Tensor, dst: torch.Tensor) -> None:
+def copy(src: torch.Tensor, dst: torch.Tensor) -> None:
+    """The copy floors' call: ``dst.copy_(src)`` (a cudaMemcpy on the device)."""
     dst.copy_(src)
 
 
@@ -113,7 +114,7 @@ class Floors:
         row = self._time(
             "torch-copy",
             method,
-            _copy,
+            copy,
             {"src": src, "dst": dst},
             counts,
             preset.statistic,
@@ -180,7 +181,7 @@ class Floors:
         row = self._time(
             "torch-copy",
             use,
-            _copy,
+            copy,
             {"src": src, "dst": dst},
             PEAK_COUNTS,
             "median",

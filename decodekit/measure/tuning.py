@@ -21,16 +21,7 @@ import pandas as pd
 import torch
 
 from decodekit.impls.tuning_space import (  # noqa: F401  (re-exported: the tuning API)
-    FAST_SHAPES,
-    FAST_SUBWARP,
-    HINTS,
-    ORDERED,
-    PERSISTENT,
-    QUICK_ORDERED,
     QUICK_SEEDS,
-    QUICK_TREE,
-    SHAPES,
-    TREE_SUBWARP,
     candidates,
     canonical,
     load_configs,

@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from decodekit.impls.family_kernels import kit_kernel
+from decodekit.impls.family_kernels import CHECKED, kit_kernel
 from decodekit.measure import family_check
 from decodekit.measure.family_check import _outputs
 from decodekit.problem.family import SERVING, Member, cases, decode, make_inputs
@@ -18,15 +18,7 @@ from decodekit.problem.spec import SpecError
 pytestmark = pytest.mark.gpu
 
 BATCH_SIZES = (1, 4, 8, 32, 128)
-BASE = (*SERVING, Member(), Member(16, 32))
-MEMBERS = list(
-    dict.fromkeys(
-        replace(m, seq_len=T, state_dtype=dt)
-        for m in BASE
-        for T in (1, 4)
-        for dt in ("float32", "bfloat16")
-    )
-)
+MEMBERS = list(CHECKED)
 # drift runs a dense member of the same heads, T and l2norm, fp32 and bf16 state side by side
 DRIFT = list(dict.fromkeys(replace(m, state_dtype="float32", layout="dense") for m in MEMBERS))
 POOL = SERVING[0]
