@@ -260,6 +260,43 @@ __device__ __forceinline__ void group_sums(float (&sk)[N], float (&sq)[N]) {
     }
 }
 
+// group_sums by halving (a reduce-scatter): at each step a lane keeps half of its (sk, sq)
+// pairs and sends the other half to its partner, so N pairs shrink to one in 2 (N - 1)
+// shuffles, then 2 log2(WIDTH / N) more finish that pair. Lane l of a group of WIDTH ends
+// with the full sums of one row, r = (l % WIDTH) / (WIDTH / N), in sk[0] and sq[0];
+// group_sums gives every lane every row for 2 N log2(WIDTH) shuffles.
+template <int OFF, int N>
+__device__ __forceinline__ void halve_sums(float* sk, float* sq, int lane) {
+    if constexpr (N > 1) {
+        const bool upper = lane & OFF;
+#pragma unroll
+        for (int i = 0; i < N / 2; ++i) {
+            const float send_k = upper ? sk[i] : sk[i + N / 2];
+            const float send_q = upper ? sq[i] : sq[i + N / 2];
+            const float keep_k = upper ? sk[i + N / 2] : sk[i];
+            const float keep_q = upper ? sq[i + N / 2] : sq[i];
+            sk[i] = keep_k + __shfl_xor_sync(kFull, send_k, OFF);
+            sq[i] = keep_q + __shfl_xor_sync(kFull, send_q, OFF);
+        }
+        halve_sums<OFF / 2, N / 2>(sk, sq, lane);
+    } else {
+#pragma unroll
+        for (int off = OFF; off > 0; off >>= 1) {
+            sk[0] += __shfl_xor_sync(kFull, sk[0], off);
+            sq[0] += __shfl_xor_sync(kFull, sq[0], off);
+        }
+    }
+}
+
+template <int WIDTH, int N>
+__device__ __forceinline__ int group_sums_scatter(float (&sk)[N], float (&sq)[N]) {
+    static_assert(N >= 1 && (N & (N - 1)) == 0 && N <= WIDTH,
+                  "group_sums_scatter needs N a power of two, at most WIDTH");
+    const int lane = threadIdx.x & 31;
+    halve_sums<WIDTH / 2, N>(sk, sq, lane);
+    return (lane % WIDTH) / (WIDTH / N);
+}
+
 // ---- state loads and stores -------------------------------------------------------------
 // The L2 policies are plain (non-volatile) asm so the compiler creates each once per thread.
 // State loads with a cache policy, chosen at compile time (LOAD_HINT in the kernels):
@@ -308,6 +345,17 @@ __device__ __forceinline__ float4 load_state4(const float* p) {
 // 2 L2 evict_first policy; 3 L2 evict_last policy (keeps dirty lines in L2, where they
 // can drain after the kernel has finished).
 template <int HINT>
+__device__ __forceinline__ unsigned long long store_policy() {
+    unsigned long long pol;
+    if constexpr (HINT == 2) {
+        asm("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(pol));
+    } else {
+        asm("createpolicy.fractional.L2::evict_last.b64 %0, 1.0;" : "=l"(pol));
+    }
+    return pol;
+}
+
+template <int HINT>
 __device__ __forceinline__ void store_state4(float* p, float4 x) {
     static_assert(HINT >= 0 && HINT <= 3, "STORE_HINT must be 0..3");
     if constexpr (HINT == 0) {
@@ -315,15 +363,65 @@ __device__ __forceinline__ void store_state4(float* p, float4 x) {
     } else if constexpr (HINT == 1) {
         __stcs(reinterpret_cast<float4*>(p), x);
     } else {
-        unsigned long long pol;
-        if constexpr (HINT == 2) {
-            asm("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(pol));
-        } else {
-            asm("createpolicy.fractional.L2::evict_last.b64 %0, 1.0;" : "=l"(pol));
-        }
+        const unsigned long long pol = store_policy<HINT>();
         asm volatile("st.global.L2::cache_hint.v4.f32 [%0], {%1,%2,%3,%4}, %5;"
                      :
                      : "l"(p), "f"(x.x), "f"(x.y), "f"(x.z), "f"(x.w), "l"(pol)
+                     : "memory");
+    }
+}
+
+// bf16 state (8 bytes per 4 values), the same LOAD_HINT / STORE_HINT policies: loads widen
+// to fp32, stores round to nearest even; the math stays fp32.
+template <int HINT>
+__device__ __forceinline__ float4 load_state4(const bf16* p) {
+    static_assert(HINT >= 0 && HINT <= 5, "LOAD_HINT must be 0..5");
+    uint2 r;
+    if constexpr (HINT == 0) {
+        r = *reinterpret_cast<const uint2*>(p);
+    } else if constexpr (HINT == 1) {
+        r = __ldcs(reinterpret_cast<const uint2*>(p));
+    } else if constexpr (HINT == 2) {
+        asm volatile("ld.global.L1::no_allocate.v2.u32 {%0,%1}, [%2];"
+                     : "=r"(r.x), "=r"(r.y)
+                     : "l"(p));
+    } else if constexpr (HINT == 4) {
+        asm volatile("ld.global.cs.L2::256B.v2.u32 {%0,%1}, [%2];"
+                     : "=r"(r.x), "=r"(r.y)
+                     : "l"(p));
+    } else if constexpr (HINT == 5) {
+        asm volatile("ld.global.L1::no_allocate.L2::256B.v2.u32 {%0,%1}, [%2];"
+                     : "=r"(r.x), "=r"(r.y)
+                     : "l"(p));
+    } else {
+        unsigned long long pol;
+        asm("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(pol));
+        asm volatile("ld.global.L1::no_allocate.L2::cache_hint.v2.u32 {%0,%1}, [%2], %3;"
+                     : "=r"(r.x), "=r"(r.y)
+                     : "l"(p), "l"(pol));
+    }
+    return bf16x4(r);
+}
+
+template <int HINT>
+__device__ __forceinline__ void store_state4(bf16* p, float4 x) {
+    static_assert(HINT >= 0 && HINT <= 3, "STORE_HINT must be 0..3");
+    const __nv_bfloat162 lo =
+        __halves2bfloat162(__float2bfloat16_rn(x.x), __float2bfloat16_rn(x.y));
+    const __nv_bfloat162 hi =
+        __halves2bfloat162(__float2bfloat16_rn(x.z), __float2bfloat16_rn(x.w));
+    uint2 r;
+    r.x = *reinterpret_cast<const unsigned*>(&lo);
+    r.y = *reinterpret_cast<const unsigned*>(&hi);
+    if constexpr (HINT == 0) {
+        *reinterpret_cast<uint2*>(p) = r;
+    } else if constexpr (HINT == 1) {
+        __stcs(reinterpret_cast<uint2*>(p), r);
+    } else {
+        const unsigned long long pol = store_policy<HINT>();
+        asm volatile("st.global.L2::cache_hint.v2.u32 [%0], {%1,%2}, %3;"
+                     :
+                     : "l"(p), "r"(r.x), "r"(r.y), "l"(pol)
                      : "memory");
     }
 }

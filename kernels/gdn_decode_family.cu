@@ -33,169 +33,45 @@
 //   works on (b, h) = divmod(x / SPLIT, V_HEADS) and rows (x % SPLIT) * WARPS * ROWS_PER_WARP
 //   onward; in a warp a row belongs to LANES_PER_ROW (L) lanes, lane l holding chunks
 //   c = 0 .. 32/L-1 of it, columns 4 * (c * L + l % L) .. + 4; s . k and s . q are butterfly
-//   sums over the L lanes (gdn::group_sums), k . q and the norms too (gdn::group_sum).
+//   sums over the L lanes (gdn::group_sums), k . q and the norms too (gdn::group_sum). With
+//   REDUCE 1 the row sums are a reduce-scatter instead (gdn::group_sums_scatter: 2 (N - 1) +
+//   2 log2(L / N) shuffles for a lane's N = ROWS_PER_WARP * L / 32 rows, not 2 N log2 L):
+//   each lane ends with one row's sums, computes that row's delta and output, and the N
+//   deltas go round the group by N shuffles.
 //   Token t + 1's q, k, v, a and b are loaded (raw bf16) while token t is computed.
 // Knobs: QK_HEADS, V_HEADS, SEQ_LEN, POOL, L2NORM, STATE_BF16 (the member), WARPS,
 //   ROWS_PER_WARP, LANES_PER_ROW (the shape), LOAD_HINT 0..5 / STORE_HINT 0..3 (state cache
-//   policies, gdn.cuh's meanings, for bf16 state too). Gates: exact (FAST_GATES must stay 0).
+//   policies, gdn.cuh's meanings, for bf16 state too), REDUCE 0 / 1 (the row sums: butterfly
+//   or reduce-scatter). Gates: exact (FAST_GATES must stay 0).
 // Run: decodekit.impls.family_kernels.kit_kernel(member)(q, k, v, state, A_log, a, dt_bias,
 //   b, scale, output, new_state, state_indices) (decodekit.build.family_launch builds the
 //   member's defines and launch shape); check with decodekit.measure.family_check.check(
 //   kit_kernel(member), case, "cuda"); compile only: decodekit.build.compile.compile_kernel(
 //   "gdn_decode_family.cu", "sm_90a", {"QK_HEADS": 16, "V_HEADS": 32, "POOL": 1, ...}).
-#include "gdn.cuh"
+#include "gdn_family.cuh"
 
-#ifndef QK_HEADS
-#define QK_HEADS 4
-#endif
-#ifndef V_HEADS
-#define V_HEADS 8
-#endif
-#ifndef SEQ_LEN
-#define SEQ_LEN 1
-#endif
-#ifndef POOL
-#define POOL 0
-#endif
-#ifndef L2NORM
-#define L2NORM 0
-#endif
-#ifndef STATE_BF16
-#define STATE_BF16 0
-#endif
-#ifndef WARPS
-#define WARPS 4
-#endif
-#ifndef ROWS_PER_WARP
-#define ROWS_PER_WARP 8
-#endif
-#ifndef LANES_PER_ROW
-#define LANES_PER_ROW 16
-#endif
-#ifndef LOAD_HINT
-#define LOAD_HINT 1
-#endif
-#ifndef STORE_HINT
-#define STORE_HINT 0
+#ifndef REDUCE
+#define REDUCE 0
 #endif
 
 namespace family {
 
-using gdn::bf16;
-
-inline constexpr int kQKHeads = QK_HEADS;
-inline constexpr int kVHeads = V_HEADS;
-inline constexpr int kVPerQK = kVHeads / kQKHeads;
-inline constexpr int kT = SEQ_LEN;
-inline constexpr int kDim = gdn::kDim;
-inline constexpr int kWarps = WARPS;
-inline constexpr int kRowsPerWarp = ROWS_PER_WARP;
-inline constexpr int kLanes = LANES_PER_ROW;        // lanes sharing one row
-inline constexpr int kRowsPerStep = 32 / kLanes;    // rows covered by one warp-wide load
-inline constexpr int kChunks = kDim / 4 / kLanes;   // 4-column chunks of a row per lane
-inline constexpr int kSteps = kRowsPerWarp / kRowsPerStep;
-inline constexpr int kRowsPerBlock = kWarps * kRowsPerWarp;
-inline constexpr int kSplit = kDim / kRowsPerBlock;
 inline constexpr float kL2Eps = 1e-6f;
+// REDUCE 1: each lane ends the row sums holding one row's (gdn::group_sums_scatter), so it
+// needs only that row's v; REDUCE 0: every lane holds every row's sums and v.
+inline constexpr int kVLoads = REDUCE ? 1 : kSteps;
+inline constexpr int kLanesPerSum = kLanes / kSteps;  // REDUCE 1: lanes holding one row's sums
 
-static_assert(kQKHeads >= 1 && kVHeads >= 1, "QK_HEADS and V_HEADS must be >= 1");
-static_assert(kVHeads % kQKHeads == 0, "V_HEADS must be a multiple of QK_HEADS");
-static_assert(kT >= 1 && kT <= 16, "SEQ_LEN must be 1..16");
-static_assert(POOL == 0 || POOL == 1, "POOL must be 0 or 1");
-static_assert(L2NORM == 0 || L2NORM == 1, "L2NORM must be 0 or 1");
-static_assert(STATE_BF16 == 0 || STATE_BF16 == 1, "STATE_BF16 must be 0 or 1");
 static_assert(FAST_GATES == 0, "gdn_decode_family uses the exact gate math (FAST_GATES 0)");
-static_assert(kLanes == 2 || kLanes == 4 || kLanes == 8 || kLanes == 16 || kLanes == 32,
-              "LANES_PER_ROW must be 2, 4, 8, 16 or 32");
-static_assert(kWarps >= 1 && kWarps <= 32, "WARPS must be 1..32");
-static_assert(kRowsPerWarp >= 1 && kRowsPerWarp % kRowsPerStep == 0,
-              "ROWS_PER_WARP must be a multiple of 32 / LANES_PER_ROW");
-static_assert(kDim % kRowsPerBlock == 0, "WARPS * ROWS_PER_WARP must divide 128");
-
-#if STATE_BF16
-typedef bf16 state_t;
-#else
-typedef float state_t;
-#endif
-
-// ---- state chunks: 4 values of a row as a float4, from fp32 or bf16 ---------------------
-
-template <int HINT>
-__device__ __forceinline__ float4 load4(const float* p) {
-    return gdn::load_state4<HINT>(p);
-}
-
-// Four bf16 state values (8 bytes) with gdn.cuh's LOAD_HINT policies, widened to fp32.
-template <int HINT>
-__device__ __forceinline__ float4 load4(const bf16* p) {
-    static_assert(HINT >= 0 && HINT <= 5, "LOAD_HINT must be 0..5");
-    uint2 r;
-    if constexpr (HINT == 0) {
-        r = *reinterpret_cast<const uint2*>(p);
-    } else if constexpr (HINT == 1) {
-        r = __ldcs(reinterpret_cast<const uint2*>(p));
-    } else if constexpr (HINT == 2) {
-        asm volatile("ld.global.L1::no_allocate.v2.u32 {%0,%1}, [%2];"
-                     : "=r"(r.x), "=r"(r.y)
-                     : "l"(p));
-    } else if constexpr (HINT == 4) {
-        asm volatile("ld.global.cs.L2::256B.v2.u32 {%0,%1}, [%2];"
-                     : "=r"(r.x), "=r"(r.y)
-                     : "l"(p));
-    } else if constexpr (HINT == 5) {
-        asm volatile("ld.global.L1::no_allocate.L2::256B.v2.u32 {%0,%1}, [%2];"
-                     : "=r"(r.x), "=r"(r.y)
-                     : "l"(p));
-    } else {
-        unsigned long long pol;
-        asm("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(pol));
-        asm volatile("ld.global.L1::no_allocate.L2::cache_hint.v2.u32 {%0,%1}, [%2], %3;"
-                     : "=r"(r.x), "=r"(r.y)
-                     : "l"(p), "l"(pol));
-    }
-    return gdn::bf16x4(r);
-}
-
-template <int HINT>
-__device__ __forceinline__ void store4(float* p, float4 x) {
-    gdn::store_state4<HINT>(p, x);
-}
-
-// Four fp32 values rounded to bf16 (round to nearest even), stored as 8 bytes with gdn.cuh's
-// STORE_HINT policies.
-template <int HINT>
-__device__ __forceinline__ void store4(bf16* p, float4 x) {
-    static_assert(HINT >= 0 && HINT <= 3, "STORE_HINT must be 0..3");
-    const __nv_bfloat162 lo =
-        __halves2bfloat162(__float2bfloat16_rn(x.x), __float2bfloat16_rn(x.y));
-    const __nv_bfloat162 hi =
-        __halves2bfloat162(__float2bfloat16_rn(x.z), __float2bfloat16_rn(x.w));
-    uint2 r;
-    r.x = *reinterpret_cast<const unsigned*>(&lo);
-    r.y = *reinterpret_cast<const unsigned*>(&hi);
-    if constexpr (HINT == 0) {
-        *reinterpret_cast<uint2*>(p) = r;
-    } else if constexpr (HINT == 1) {
-        __stcs(reinterpret_cast<uint2*>(p), r);
-    } else {
-        unsigned long long pol;
-        if constexpr (HINT == 2) {
-            asm("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(pol));
-        } else {
-            asm("createpolicy.fractional.L2::evict_last.b64 %0, 1.0;" : "=l"(pol));
-        }
-        asm volatile("st.global.L2::cache_hint.v2.u32 [%0], {%1,%2}, %3;"
-                     :
-                     : "l"(p), "r"(r.x), "r"(r.y), "l"(pol)
-                     : "memory");
-    }
-}
+static_assert(REDUCE == 0 || REDUCE == 1, "REDUCE must be 0 or 1");
+static_assert(REDUCE == 0 || kSteps <= kLanes,
+              "REDUCE 1 needs ROWS_PER_WARP / (32 / LANES_PER_ROW) <= LANES_PER_ROW");
 
 // ---- one token's small inputs, as loaded (raw bf16) --------------------------------------
 
 struct Token {
     uint2 k[kChunks], q[kChunks];  // this lane's chunks of k[b,t,j] and q[b,t,j]
-    bf16 v[kSteps];                // v[b,t,h] of this lane's rows
+    bf16 v[kVLoads];               // v[b,t,h] of this lane's rows (REDUCE 1: of its sum row)
     bf16 a, b;                     // a[b,t,h], b[b,t,h]
 };
 
@@ -206,6 +82,7 @@ __device__ __forceinline__ Token load_token(const bf16* __restrict__ q,
                                             const bf16* __restrict__ a,
                                             const bf16* __restrict__ b, size_t bt, int h, int j,
                                             int row0, int col) {
+    // row0: the first row whose v this lane loads (REDUCE 1: its sum row, one v)
     Token x;
     const size_t qk = (bt * kQKHeads + j) * kDim + col * 4;
 #pragma unroll
@@ -215,7 +92,7 @@ __device__ __forceinline__ Token load_token(const bf16* __restrict__ q,
     }
     const size_t bth = bt * kVHeads + h;
 #pragma unroll
-    for (int r = 0; r < kSteps; ++r) x.v[r] = v[bth * kDim + row0 + r * kRowsPerStep];
+    for (int r = 0; r < kVLoads; ++r) x.v[r] = v[bth * kDim + row0 + r * kRowsPerStep];
     x.a = a[bth];
     x.b = b[bth];
     return x;
@@ -233,39 +110,28 @@ extern "C" __global__ void __launch_bounds__(family::kWarps * 32)
                       float scale, gdn::bf16* __restrict__ output, STATE_T* new_state,
                       const int* __restrict__ state_indices, int batch_size) {
     using namespace family;
-    const int lane = threadIdx.x & 31;
-    const int warp = threadIdx.x >> 5;
-    const int sub = lane / kLanes;  // which of the step's rows this lane works on
-    const int col = lane % kLanes;  // which 4-column piece of each chunk of L pieces
-    const int bh = blockIdx.x / kSplit;
-    if (bh >= batch_size * kVHeads) return;
-    const int row_b = bh / kVHeads;
-    const int h = bh % kVHeads;
+    const Place p = place(batch_size);
+    if (!p.live) return;
+    const int h = p.h, col = p.col, row0 = p.row0;
     const int j = h / kVPerQK;
-    // This lane's row in step r is row0 + r * kRowsPerStep.
-    const int row0 = (blockIdx.x % kSplit) * kRowsPerBlock + warp * kRowsPerWarp + sub;
-    const size_t bt0 = static_cast<size_t>(row_b) * kT;  // token 0 of this batch row
+    const size_t bt0 = static_cast<size_t>(p.row_b) * kT;  // token 0 of this batch row
+    // REDUCE 1: the step whose row sums this lane ends with, and that row's v
+    const int mine = REDUCE ? col / kLanesPerSum : 0;
+    const int vrow0 = row0 + mine * kRowsPerStep;
 
 #if POOL
-    const int slot = state_indices[row_b];
+    const int slot = state_indices[p.row_b];
 #else
-    const int slot = row_b;
+    const int slot = p.row_b;
 #endif
-    Token cur = load_token(q, k, v, a, b, bt0, h, j, row0, col);
+    Token cur = load_token(q, k, v, a, b, bt0, h, j, vrow0, col);
 #if POOL
     if (slot < 0) {  // a padding row: zero output, no state touched
-        if (col == 0) {
-#pragma unroll 1
-            for (int t = 0; t < kT; ++t)
-#pragma unroll
-                for (int r = 0; r < kSteps; ++r)
-                    output[((bt0 + t) * kVHeads + h) * kDim + row0 + r * kRowsPerStep] =
-                        __float2bfloat16(0.f);
-        }
+        zero_output(output, p);
         return;
     }
 #endif
-    const size_t off = ((static_cast<size_t>(slot) * kVHeads + h) * kDim + row0) * kDim + col * 4;
+    const size_t off = state_offset(slot, p);
 
     float4 s[kSteps][kChunks];
     if (POOL || state != nullptr) {
@@ -273,7 +139,7 @@ extern "C" __global__ void __launch_bounds__(family::kWarps * 32)
         for (int r = 0; r < kSteps; ++r)
 #pragma unroll
             for (int c = 0; c < kChunks; ++c)
-                s[r][c] = load4<LOAD_HINT>(state + off + r * kRowsPerStep * kDim + c * kLanes * 4);
+                s[r][c] = gdn::load_state4<LOAD_HINT>(state + off + chunk_offset(r, c));
     } else {
 #pragma unroll
         for (int r = 0; r < kSteps; ++r)
@@ -297,12 +163,12 @@ extern "C" __global__ void __launch_bounds__(family::kWarps * 32)
                 q2 += gdn::dot4(qq[c], qq[c]);
             }
         }
-        float vr[kSteps];
+        float vr[kVLoads];
 #pragma unroll
-        for (int r = 0; r < kSteps; ++r) vr[r] = __bfloat162float(cur.v[r]);
+        for (int r = 0; r < kVLoads; ++r) vr[r] = __bfloat162float(cur.v[r]);
         const gdn::Gates gt = gdn::gate_values<gdn::GateMath::kExact>(
             __bfloat162float(cur.a), dtb, A, __bfloat162float(cur.b));
-        if (kT > 1 && t + 1 < kT) cur = load_token(q, k, v, a, b, bt0 + t + 1, h, j, row0, col);
+        if (kT > 1 && t + 1 < kT) cur = load_token(q, k, v, a, b, bt0 + t + 1, h, j, vrow0, col);
 
         // Each group of L lanes holds every column once, so group sums are full dot products.
         float sk[kSteps], sq[kSteps];
@@ -323,9 +189,22 @@ extern "C" __global__ void __launch_bounds__(family::kWarps * 32)
             rq = rsqrtf(gdn::group_sum<kLanes>(q2) + kL2Eps);
             kq *= rk * rq;
         }
-        gdn::group_sums<kLanes>(sk, sq);
-
         const size_t orow = ((bt0 + t) * kVHeads + h) * kDim + row0;
+#if REDUCE
+        // Each lane finishes one row: its delta and output; the deltas go round the group.
+        gdn::group_sums_scatter<kLanes>(sk, sq);
+        const float my_delta = gdn::row_delta(gt, vr[0], rk * sk[0]);
+        if (col % kLanesPerSum == 0)
+            output[orow + mine * kRowsPerStep] =
+                __float2bfloat16(gdn::row_output(gt, rq * sq[0], kq, my_delta, scale));
+#pragma unroll
+        for (int r = 0; r < kSteps; ++r) {
+            const float dk = __shfl_sync(gdn::kFull, my_delta, r * kLanesPerSum, kLanes) * rk;
+#pragma unroll
+            for (int c = 0; c < kChunks; ++c) s[r][c] = gdn::update4(s[r][c], gt.g, dk, kk[c]);
+        }
+#else
+        gdn::group_sums<kLanes>(sk, sq);
 #pragma unroll
         for (int r = 0; r < kSteps; ++r) {
             const float delta = gdn::row_delta(gt, vr[r], rk * sk[r]);
@@ -336,12 +215,12 @@ extern "C" __global__ void __launch_bounds__(family::kWarps * 32)
                 output[orow + r * kRowsPerStep] =
                     __float2bfloat16(gdn::row_output(gt, rq * sq[r], kq, delta, scale));
         }
+#endif
     }
 
 #pragma unroll
     for (int r = 0; r < kSteps; ++r)
 #pragma unroll
         for (int c = 0; c < kChunks; ++c)
-            store4<STORE_HINT>(new_state + off + r * kRowsPerStep * kDim + c * kLanes * 4,
-                               s[r][c]);
+            gdn::store_state4<STORE_HINT>(new_state + off + chunk_offset(r, c), s[r][c]);
 }

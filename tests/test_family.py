@@ -55,7 +55,9 @@ def test_manifests_hold_the_members_workloads():
         assert [c.batch_size for c in got] == list(family.BATCH_SIZES)
         assert all(c.pool_size == 2 * c.batch_size for c in got)
         assert [c.padding for c in got] == [0, 1, 1, 2, 4, 8, 16, 32]
+        assert all(c.null_slot == 0 for c in got) and '"null_slot": 0' in path.read_text()
         assert len({c.uuid for c in got}) == len(got)
+    assert all(c.null_slot is None for c in cases(Member(), (1, 8)))  # dense: no pool
 
 
 def test_pool_inputs_scatter_over_the_pool_with_padding():
@@ -63,6 +65,44 @@ def test_pool_inputs_scatter_over_the_pool_with_padding():
     idx = make_inputs(c)["state_indices"]
     assert (idx == -1).sum() == 4 and len(set(idx[idx >= 0].tolist())) == 28
     assert idx[idx >= 0].max() < 64 and torch.equal(idx, make_inputs(c)["state_indices"])
+
+
+@pytest.mark.parametrize("member", family.SERVING, ids=lambda m: m.name)
+def test_live_rows_never_name_the_null_slot(member):
+    for case in cases(member):
+        idx = make_inputs(case)["state_indices"]
+        assert case.null_slot == 0 and 0 not in idx.tolist()
+        assert (idx >= 0).sum() == case.batch_size - case.padding
+    b1 = make_inputs(cases(member, (1,))[0])["state_indices"]  # P = 2: slot 1 is the only live one
+    assert b1.tolist() == [1]
+
+
+def test_a_manifest_line_without_a_null_slot_keeps_the_old_rule(tmp_path, monkeypatch):
+    import json
+    import uuid as uuidlib
+
+    m = family.SERVING[0]
+    path = tmp_path / f"{m.name}.jsonl"
+    path.write_text(json.dumps({"uuid": "old-rule", "batch_size": 8, "pool_size": 16,
+                                "padding": 1}) + "\n")  # fmt: skip
+    monkeypatch.setattr(family, "manifest_path", lambda member: path)
+    (old,) = family.load_cases(m)
+    assert old.null_slot is None
+    # the indices the rule before null slots drew for this uuid (slot 0 may be live)
+    assert make_inputs(old)["state_indices"].tolist() == [13, 6, 5, 7, 14, -1, 11, 8]
+    # a case with a null slot is named apart from the one at the same B without it
+    was = str(uuidlib.uuid5(uuidlib.NAMESPACE_URL, f"decodekit/{m.name}/B8"))
+    assert cases(m, (8,))[0].uuid != was
+
+
+def test_a_null_slot_must_be_a_pool_slot():
+    pool = Member(layout="pool")
+    with pytest.raises(SpecError, match="argument 'null_slot': expected None for the dense"):
+        family.Case(Member(), 4, 4, 0, "u", 0)
+    with pytest.raises(SpecError, match="argument 'null_slot': expected a slot of 0..7"):
+        family.Case(pool, 4, 8, 1, "u", 8)
+    with pytest.raises(SpecError, match="leaving 4 others"):
+        family.Case(pool, 4, 4, 1, "u", 0)  # 3 slots left for 4 rows
 
 
 @pytest.mark.parametrize("member", family.SERVING, ids=lambda m: m.name)

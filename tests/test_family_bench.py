@@ -62,13 +62,61 @@ def test_bench_member_records_the_floor_and_each_impl_apart_from_the_contest(tmp
     impl = [r for r in rows if r["impl"] == "torch-fp32"]
     assert [r["batch_size"] for r in floors] == [1, 4] and len(impl) == 2
     assert all(r["definition"] == POOL.name for r in rows)
-    assert impl[1]["bytes"] == POOL.state_bytes(4) and impl[1]["pct_copy"] == 100.0
+    live = 4 - family.cases(POOL, (4,))[0].padding  # padding rows move no state
+    assert impl[1]["bytes"] == POOL.state_bytes(live) == floors[1]["bytes"]
+    assert impl[1]["pct_copy"] == 100.0
+    # no CUDA here: the row-copy floor is recorded as unavailable, with why, and not used
+    rc = [r for r in rows if r.get("floor") == "row-copy-floor"]
+    assert [r["status"] for r in rc] == ["unavailable"] * 2 and "CUDA" in rc[0]["note"]
+    assert impl[1].get("pct_row_copy") is None
     t = table(rows)
     assert list(t.columns) == [1, 4] and "torch-fp32 [pool]" in t.index
     df = records.load(tmp_path)
-    assert len(df) == 4 and views.latest(df).empty  # the contest's views leave them out
-    assert len(views.latest(df, definition=POOL.name)) == 4
-    assert versus_floor(df, "torch-fp32").loc[POOL.name].tolist() == [1.0, 1.0]
+    assert len(df) == 6 and views.latest(df).empty  # the contest's views leave them out
+    assert len(views.latest(df, definition=POOL.name)) == 6
+    assert versus_floor(df, "torch-fp32", "copy-floor").loc[POOL.name].tolist() == [1.0, 1.0]
+    assert versus_floor(df, "torch-fp32").empty  # no row-copy floor was timed
+
+
+def test_the_row_copy_floor_is_the_fastest_build_on_the_case_itself(monkeypatch):
+    from decodekit.measure import family_bench
+
+    class Timed:
+        """A stand-in build: each takes its own time; records what it was called with."""
+
+        def __init__(self, us):
+            self.us, self.seen, self.source = us, [], "family_row_copy.cu"
+
+        def __call__(self, **kw):
+            self.seen.append(kw)
+
+    class PerBuild(Clock):
+        def trial(self, method, target, n_warmup, n_iter):
+            target()
+            return Samples([target.fn.us] * n_iter)
+
+    case = family.cases(POOL, (8,))[0]
+    builds = [({"WARPS": 4}, Timed(3.0)), ({"WARPS": 8}, Timed(2.5))]
+    r = family_bench.row_copy_floor(case, "quick", builds, None, timer=PerBuild(),
+                                    device="cpu", fields={"definition": POOL.name})  # fmt: skip
+    assert r.ok and r.latency_us == 2.5 and r.get("defines") == {"WARPS": 8}
+    assert r.floor == "row-copy-floor" and r.impl == "row-copy" and r.get("configs_tried") == 2
+    kw = builds[1][1].seen[0]  # the case's own pool and scattered slots, in place
+    assert kw["new_state"] is kw["state"] and kw["state"].shape[0] == case.pool_size
+    assert torch.equal(kw["state_indices"], family.make_inputs(case)["state_indices"])
+
+
+def test_the_row_copy_builds_are_the_family_grid_without_math():
+    from decodekit.build.family_launch import ROW_COPY
+    from decodekit.impls.family_kernels import kit_kernel, row_copy
+    from decodekit.measure.family_bench import ROW_COPY_CONFIGS
+
+    for m in family.SERVING:
+        for d in ROW_COPY_CONFIGS[:4]:
+            rc, kit = row_copy(m, d, arch="sm_90a"), kit_kernel(m, d, arch="sm_90a")
+            assert (rc.source, rc.entry) == ROW_COPY
+            assert rc.launch_shape(16) == kit.launch_shape(16)
+            assert rc.build.usage(ROW_COPY[1]).spills == 0
 
 
 def test_floor_buffers_move_the_members_state_bytes():
@@ -78,3 +126,16 @@ def test_floor_buffers_move_the_members_state_bytes():
         b = floor_buffers(m, 2)
         assert 2 * b["src"].numel() * b["src"].element_size() == m.state_bytes(2)
         assert b["src"].dtype == m.dtype and torch.isfinite(b["src"].float()).all()
+
+
+def test_a_peer_that_cannot_run_the_member_is_recorded_with_why(tmp_path, capsys):
+    from decodekit.views.commands import bench_family
+
+    rc = bench_family(POOL.name, ["torch-fp32", "fla"], workloads="1,4", preset="quick",
+                          out_dir=tmp_path)  # fmt: skip
+    df = records.load(tmp_path)
+    fla = df[df["impl"].str.split(" ").str[0] == "fla"]
+    assert rc in (0, 1) and len(fla) == 2 and set(fla["status"]) == {"unsupported"}
+    assert fla["note"].str.contains("no state indices").all()
+    assert "fla: unsupported" in capsys.readouterr().out
+    assert set(fla["definition"]) == {POOL.name}

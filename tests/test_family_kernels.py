@@ -31,9 +31,21 @@ def test_every_member_builds_without_spills(member, arch):
 def test_knobs_are_declared_with_their_defaults():
     knobs = declared_defines(SOURCE)
     own = dict(QK_HEADS=4, V_HEADS=8, SEQ_LEN=1, POOL=0, L2NORM=0, STATE_BF16=0, WARPS=4,
-               ROWS_PER_WARP=8, LANES_PER_ROW=16, LOAD_HINT=1, STORE_HINT=0)  # fmt: skip
+               ROWS_PER_WARP=8, LANES_PER_ROW=16, LOAD_HINT=1, STORE_HINT=0, REDUCE=0)  # fmt: skip
     assert {n: knobs[n] for n in own} == own
     assert set(knobs) == {*own, "FAST_GATES"}  # gdn.cuh's, which must stay 0
+
+
+def test_reduce_scatter_builds_and_needs_few_enough_rows():
+    m = Member(4, 8, seq_len=4, layout="pool", l2norm=True)
+    for shape in (dict(WARPS=4, ROWS_PER_WARP=8, LANES_PER_ROW=16),
+                  dict(WARPS=4, ROWS_PER_WARP=4, LANES_PER_ROW=32)):  # fmt: skip
+        r = FamilyLauncher(m, {**shape, "REDUCE": 1}, arch="sm_90a").build.usage(ENTRY)
+        assert r.spills == 0 and r.stack_bytes == 0, (shape, r)
+    # 2 lanes per row hold 16 rows a step: 4 steps of rows cannot scatter over 2 lanes
+    with pytest.raises(Exception, match="REDUCE 1 needs"):
+        FamilyLauncher(m, dict(WARPS=1, ROWS_PER_WARP=64, LANES_PER_ROW=2, REDUCE=1),
+                       arch="sm_90a")  # fmt: skip
 
 
 def test_launcher_builds_the_members_defines_and_shape():

@@ -367,3 +367,48 @@ def test_recorded_ncu_rep_opens_without_nsight_compute():
     cols = ["uuid", "batch_size", "kernel", "duration_us", "dram_read_bytes", "dram_write_bytes",
             "registers_per_thread", "grid_size", "block_size", "floor_us", "gpu"]  # fmt: skip
     pd.testing.assert_frame_equal(from_rep[cols], from_csv[cols], check_dtype=False, rtol=1e-6)
+
+
+def test_profile_a_family_member_names_its_cases_and_floors(fake_ncu, tmp_path):
+    from decodekit.measure.family_bench import live_bytes
+    from decodekit.problem.family import SERVING, load_cases
+
+    fake_ncu("ok")
+    member = SERVING[0]
+    df = ncu.profile("torch-fp32", "1,64", definition=member.name, out_dir=tmp_path)
+    cases = [c for c in load_cases(member) if c.batch_size in (1, 64)]
+    assert df["uuid"].tolist() == [c.uuid for c in cases] and df["batch_size"].tolist() == [1, 64]
+    # the floor is the case's live state bytes over the DRAM peak (160 GB/s in the fake)
+    assert df["floor_us"].iloc[1] == pytest.approx(live_bytes(cases[1]) / 160e9 * 1e6)
+    meta = df.attrs["meta"]
+    assert meta["definition"] == member.name and meta["kernel_regex"] is None
+    cmd = meta["command"]
+    assert cmd[cmd.index("--definition") + 1] == member.name and cmd[-1] == "1,64"
+    assert Path(df.attrs["export"]).name.startswith(f"{member.name}_torch-fp32_")
+    assert ncu.load(tmp_path).empty  # the contest's view leaves the member's profiles out
+    assert len(ncu.load(tmp_path, definition=member.name)) == 2
+    assert len(ncu.load("torch-fp32", out_dir=tmp_path, definition=member.name)) == 2
+    with pytest.raises(ncu.NcuError, match="no Nsight Compute export"):
+        ncu.load("torch-fp32", out_dir=tmp_path)
+
+
+def test_profile_a_family_member_refuses_bad_arguments_in_a_line(fake_ncu, tmp_path):
+    from decodekit.problem.family import SERVING
+    from decodekit.problem.spec import SpecError
+
+    fake_ncu("ok")
+    name = SERVING[0].name
+    with pytest.raises(ValueError, match=r"argument 'workloads': .* no case at B=3"):
+        ncu.profile("torch-fp32", "1,3", definition=name, out_dir=tmp_path)
+    with pytest.raises(ValueError, match="argument 'workloads': expected 'all' or batch sizes"):
+        ncu.profile("torch-fp32", "representative", definition=name, out_dir=tmp_path)
+    with pytest.raises(SpecError, match="argument '--impl'"):
+        ncu.profile("nope", "1", definition=name, out_dir=tmp_path)
+
+
+def test_runner_dry_run_of_a_family_member_on_cpu(capsys):
+    from decodekit.problem.family import SERVING
+
+    argv = ["--impl", "torch-fp32", "--definition", SERVING[0].name, "--workloads", "1,4"]
+    assert ncu_runner.main([*argv, "--device", "cpu"]) == 0
+    assert capsys.readouterr().out.count("profiled") == 2

@@ -243,3 +243,28 @@ def test_recorded_strings_are_escaped_in_the_panel_and_the_report(records, tmp_p
     assert "<img" not in p.label.value and "&lt;img" in p.label.value
     for html_text in (report.headlines_html(evil), report._index([], {}, False)):
         assert "<img src=x" not in html_text
+
+
+def test_latency_of_a_family_member_draws_its_own_floors(tmp_path):
+    from decodekit.measure.family_bench import bench_member
+    from decodekit.measure.trial import Samples
+    from decodekit.problem import family
+
+    class Clock:
+        def unavailable(self, method, device):
+            return None
+
+        def trial(self, method, target, n_warmup, n_iter):
+            target()
+            return Samples([3.0 if target.fn is not family_bench_copy else 2.0] * n_iter)
+
+    from decodekit.measure.floors import copy as family_bench_copy
+
+    m = family.SERVING[0]
+    bench_member(m, {"torch-fp32": family.reference(m)}, "quick", batch_sizes=(1, 4),
+                 out_dir=tmp_path, timer=Clock(), device="cpu")  # fmt: skip
+    df = views.load_records(tmp_path)
+    assert "no recorded results" in _texts(plots.latency_vs_batch(df))  # the contest's: none
+    fig = plots.latency_vs_batch(df, definition=m.name)
+    text = _texts(fig)
+    assert m.name in text and "torch-copy floor" in text and "run " in text

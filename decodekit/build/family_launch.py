@@ -1,6 +1,7 @@
 """Launch ``kernels/gdn_decode_family.cu`` for one member of the decode family.
 
-:class:`FamilyLauncher` compiles the kernel once (:func:`decodekit.build.compile.compile_kernel`)
+:class:`FamilyLauncher` compiles the kernel (or another of the same arguments and defines:
+``kernels/family_row_copy.cu``, the member's row-copy floor) once (:func:`decodekit.build.compile.compile_kernel`)
 with the member's defines plus tuning ones (``WARPS``, ``ROWS_PER_WARP``, ``LANES_PER_ROW``,
 the cache hints), loads that build with ``cupy.RawModule`` per device on its first call and
 launches on torch's current stream. Every call checks its arguments against the member first
@@ -29,6 +30,7 @@ from decodekit.problem.spec import SpecError, resolve_scale
 
 SOURCE = "gdn_decode_family.cu"
 ENTRY = "gdn_decode_family"
+ROW_COPY = ("family_row_copy.cu", "family_row_copy")  # the floor: same grid, no math
 MEMBER_DEFINES = ("QK_HEADS", "V_HEADS", "SEQ_LEN", "POOL", "L2NORM", "STATE_BF16")
 HEAD_SIZE = 128  # gdn::kDim
 ALIGN = 16  # bytes: q, k and the state are read with vector loads
@@ -57,7 +59,8 @@ class FamilyLauncher:
     A pool is updated in place (``new_state`` is ``state``); a dense ``state`` may be None
     (zeros). ``scale`` None or 0 means ``1/sqrt(128)``."""
 
-    def __init__(self, member: Member, defines: dict | None = None, arch: str | None = None):
+    def __init__(self, member: Member, defines: dict | None = None, arch: str | None = None,
+                 *, source: str = SOURCE, entry: str = ENTRY):  # fmt: skip
         if member.head_size != HEAD_SIZE:
             raise SpecError(f"argument 'member': expected head_size 128, got {member.head_size}")
         tuning = dict(defines or {})
@@ -66,10 +69,10 @@ class FamilyLauncher:
                 f"argument 'defines': {', '.join(clash)} come from the member ({member.name}); "
                 "pass tuning defines only"
             )
-        self.member, self.source = member, SOURCE  # source: what records digest
+        self.member, self.source, self.entry = member, source, entry  # source: what records digest
         self.defines = {**member_defines(member), **tuning}
-        self.build: Build = compile_kernel(SOURCE, arch, self.defines)
-        knobs = {**declared_defines(SOURCE), **self.defines}
+        self.build: Build = compile_kernel(source, arch, self.defines)
+        knobs = {**declared_defines(source), **self.defines}
         self.threads = knobs["WARPS"] * 32
         self.split = HEAD_SIZE // (knobs["WARPS"] * knobs["ROWS_PER_WARP"])
         self._functions: dict[int, object] = {}  # device index -> cupy RawKernel
@@ -77,7 +80,7 @@ class FamilyLauncher:
         self._streams: dict[tuple[int, int], object] = {}  # (device, cudaStream_t) -> cupy
 
     def __repr__(self) -> str:
-        return f"FamilyLauncher({self.member.name!r}, {self.build.arch})"
+        return f"FamilyLauncher({self.member.name!r}, {self.entry}, {self.build.arch})"
 
     def launch_shape(self, batch_size: int) -> tuple[tuple[int], tuple[int]]:
         """(grid, block): B * V_HEADS * SPLIT blocks of WARPS * 32 threads."""
@@ -188,12 +191,12 @@ class FamilyLauncher:
             b = self.build
             with cupy.cuda.Device(dev):
                 module = cupy.RawModule(code=b.code, options=b.rawmodule_options)
-                fn = module.get_function(ENTRY)
+                fn = module.get_function(self.entry)
                 regs = int(fn.num_regs)  # loads the module on dev
-            if regs != b.usage(ENTRY).registers:
+            if regs != b.usage(self.entry).registers:
                 raise RuntimeError(
                     f"{self!r}: cupy.RawModule built {regs} registers, the compile-only build "
-                    f"{b.usage(ENTRY).registers}: not the same cubin (is the GPU {b.arch}?)"
+                    f"{b.usage(self.entry).registers}: not the same cubin (is the GPU {b.arch}?)"
                 )
             self._functions[dev] = fn
         return fn

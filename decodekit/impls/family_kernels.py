@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import replace
 from functools import lru_cache
 
-from decodekit.build.family_launch import FamilyLauncher
+from decodekit.build.family_launch import ENTRY, ROW_COPY, SOURCE, FamilyLauncher
 from decodekit.problem.family import SERVING, Member
 from decodekit.problem.spec import SpecError
 
@@ -55,26 +55,44 @@ def kit_kernel(member: Member, defines: dict | None = None, *, arch: str | None 
     why = supports(member)
     if why is not None:
         raise SpecError(f"argument 'member': {member.name} is not supported: {why}")
-    return _launcher(member, tuple(sorted((defines or {}).items())), arch)
+    return _launcher(member, tuple(sorted((defines or {}).items())), arch, ENTRY)
 
 
-@lru_cache(maxsize=128)
-def _launcher(member: Member, defines: tuple, arch: str | None) -> FamilyLauncher:
-    return FamilyLauncher(member, dict(defines), arch)
+def row_copy(member: Member, defines: dict | None = None, *, arch: str | None = None):
+    """``member``'s row-copy floor (``kernels/family_row_copy.cu``): the kit kernel's grid,
+    slots and state loads and stores with none of its math, called as the kit kernel is."""
+    why = supports(member)
+    if why is not None:
+        raise SpecError(f"argument 'member': {member.name} has no row-copy floor: {why}")
+    return _launcher(member, tuple(sorted((defines or {}).items())), arch, ROW_COPY[1])
 
 
-IMPLEMENTATIONS = ("kit", "torch-fp32")  # the kit kernel; the family's torch fp32 reference
+@lru_cache(maxsize=256)
+def _launcher(member: Member, defines: tuple, arch: str | None, entry: str) -> FamilyLauncher:
+    source = ROW_COPY[0] if entry == ROW_COPY[1] else SOURCE
+    return FamilyLauncher(member, dict(defines), arch, source=source, entry=entry)
+
+
+# the kit kernel; the family's torch fp32 reference; the peers, each in its native call
+IMPLEMENTATIONS = ("kit", "torch-fp32", "flashinfer", "fla", "vllm")
 
 
 def implementation(name: str, member: Member):
-    """The implementation ``name`` of ``member``: ``kit`` (:func:`kit_kernel`) or
-    ``torch-fp32`` (:func:`decodekit.problem.family.reference`); errors name the argument."""
+    """The implementation ``name`` of ``member``: ``kit`` (:func:`kit_kernel`), ``torch-fp32``
+    (:func:`decodekit.problem.family.reference`) or a peer
+    (:func:`decodekit.impls.family_peers.peer`); errors name the argument and say why."""
+    from decodekit.impls import family_peers
     from decodekit.problem import family
 
     if name in ("torch-fp32", "reference"):
         return family.reference(member)
     if name == "kit":
         return kit_kernel(member)
+    if name in family_peers.PEERS:
+        try:
+            return family_peers.peer(name, member)
+        except SpecError as e:
+            raise SpecError(str(e).replace("argument 'impl'", "argument '--impl'", 1)) from None
     raise SpecError(
         f"argument '--impl': expected one of {', '.join(IMPLEMENTATIONS)} for {member.name}, "
         f"got {name!r}"

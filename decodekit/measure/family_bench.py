@@ -2,9 +2,17 @@
 manifest, each implementation checked with the member's contracts and timed through
 :func:`decodekit.measure.measure`, beside the member's own copy floor, in one run.
 
-The floor is a torch copy of the bytes the call must move: the state it reads and writes
-(``member.state_bytes``: bf16 state halves them; a pool moves the same bytes as a dense
-state of B rows, from scattered slots). Records carry ``definition``; the contest's views
+Two floors per batch size, timed with the same method in the same run:
+
+* ``copy-floor`` (impl ``torch-copy``): a torch copy of the bytes the call must move, the
+  live rows' state read and written (:func:`live_bytes`: bf16 state halves them), dense.
+* ``row-copy-floor`` (impl ``row-copy``): ``kernels/family_row_copy.cu`` on the case itself:
+  the kit kernel's grid, the live slots read and written in place from where the indices
+  scatter them, padding rows skipped, zeros for the output; no math. The fastest of
+  :data:`ROW_COPY_CONFIGS` is the floor (its build in ``defines``): what the kit kernel
+  would take if its math were free. The issue's goal is judged against it (``pct_row_copy``).
+
+Records carry ``definition``; the contest's views
 leave them out (:func:`decodekit.views.latest`); :mod:`decodekit.views.family_tables`
 shows them.
 
@@ -23,7 +31,18 @@ from decodekit import records
 from decodekit.measure import as_device, get_preset, measure
 from decodekit.measure.floors import copy
 from decodekit.measure.timing import DeviceTimer, Timer
-from decodekit.problem.family import Member, load_cases
+from decodekit.problem.family import Case, Member, load_cases
+from decodekit.records.schema import Record, Status
+
+KIT = ("kit", "best")  # the kit's own implementations; the rest are baselines and peers
+
+# Launch shapes (WARPS, ROWS_PER_WARP, LANES_PER_ROW) and state load hints tried for the
+# row-copy floor: the kit kernel's default grid and the ones its tuning space reaches for.
+ROW_COPY_CONFIGS = tuple(
+    {"WARPS": w, "ROWS_PER_WARP": r, "LANES_PER_ROW": lanes, "LOAD_HINT": h}
+    for (w, r, lanes) in ((4, 8, 16), (4, 4, 16), (8, 4, 16), (4, 4, 32), (4, 8, 8))
+    for h in (1, 3)
+)
 
 
 def floor_buffers(member: Member, batch_size: int, device="cpu") -> dict:
@@ -32,6 +51,42 @@ def floor_buffers(member: Member, batch_size: int, device="cpu") -> dict:
     n = batch_size * member.v_heads * member.head_size * member.head_size
     src = torch.randn(n, device=device).to(member.dtype)
     return {"src": src, "dst": torch.empty_like(src)}
+
+
+def live_bytes(case: Case) -> int:
+    """State bytes the case's call reads and writes: its live rows' (padding moves none)."""
+    return case.member.state_bytes(case.batch_size - case.padding)
+
+
+def row_copies(member: Member, device: torch.device) -> tuple[list, str | None]:
+    """The :data:`ROW_COPY_CONFIGS` builds of ``member``'s row copy, or none and why."""
+    if device.type != "cuda":
+        return [], f"the row-copy floor is a CUDA kernel; this run is on {device.type}"
+    try:
+        from decodekit.impls.family_kernels import row_copy
+
+        return [(d, row_copy(member, d)) for d in ROW_COPY_CONFIGS], None
+    except Exception as e:  # no cupy / NVRTC / GPU here: recorded, the run goes on
+        return [], f"row-copy kernel unavailable: {type(e).__name__}: {e}"
+
+
+def row_copy_floor(case: Case, preset, builds: list, why: str | None, *, timer, device,
+                   fields: dict) -> Record:  # fmt: skip
+    """The fastest of ``builds`` (``row_copies``) on ``case``, unchecked (a floor computes
+    nothing), as the floor's record; an unavailable one when there are none."""
+    tag = dict(fields, bytes=live_bytes(case))
+    floor = dict(impl="row-copy", impl_kind="floor", floor="row-copy-floor")
+    if not builds:
+        return Record(**floor, method=get_preset(preset).method, status=Status.UNAVAILABLE,
+                      note=why, uuid=case.uuid, batch_size=case.batch_size, fields=tag)  # fmt: skip
+    tried = [
+        measure(fn, case, preset, timer=timer, device=device, check=False,
+                fields=dict(tag, defines=d)).replace(**floor)
+        for d, fn in builds
+    ]  # fmt: skip
+    ok = [r for r in tried if r.ok]
+    best = min(ok, key=lambda r: r.latency_us) if ok else tried[0]
+    return best.replace(configs_tried=len(tried))
 
 
 def bench_member(
@@ -43,10 +98,13 @@ def bench_member(
     out_dir=records.AUTO,
     timer: Timer | None = None,
     device: str | None = None,
+    cannot: dict[str, tuple[Status, str]] | None = None,
 ) -> list[dict]:
     """Measure each of ``impls`` (name -> implementation of ``member``) on every case of the
-    member's manifest (``batch_sizes`` keeps some), and the copy floor of each batch size
-    with the same method; one run, its records returned."""
+    member's manifest (``batch_sizes`` keeps some), and the two floors of each case with the
+    same method; one run, its records returned. ``cannot`` (name -> (status, why)): the
+    implementations that cannot run the member (a peer whose API has no such call:
+    ``unsupported``; a missing package: ``unavailable``), recorded per case with why."""
     from decodekit.records.env import capture
 
     p, dev = get_preset(preset), as_device(device)
@@ -54,27 +112,37 @@ def bench_member(
     rec = records.Recorder(out_dir, env=capture(dev))
     wanted = set(batch_sizes) if batch_sizes is not None else None
     floors: dict[int, float | None] = {}
+    builds, why = row_copies(member, dev)
     for case in load_cases(member):
         B = case.batch_size
         if wanted is not None and B not in wanted:
             continue
         tag = {"definition": member.name}
         if B not in floors:
-            f = measure(copy, case, p, timer=timer, device=dev, check=False,
-                        inputs=floor_buffers(member, B, dev), fields=tag)  # fmt: skip
+            live = floor_buffers(member, B - case.padding, dev)  # the live rows' bytes
+            f = measure(copy, case, p, timer=timer, device=dev, check=False, inputs=live,
+                        fields=tag)  # fmt: skip
             f = f.replace(impl="torch-copy", impl_kind="floor", floor="copy-floor",
-                          bytes=member.state_bytes(B))  # fmt: skip
+                          bytes=live_bytes(case))  # fmt: skip
             floors[B] = f.latency_us
             rec.append([f])
+        rc = row_copy_floor(case, p, builds, why, timer=timer, device=dev, fields=tag)
+        rec.append([rc])
         rows = []
         for name, fn in impls.items():
             r = measure(fn, case, p, timer=timer, device=dev, fields=tag)
-            r = r.replace(impl=name, impl_kind="kernel" if name == "kit" else "baseline",
-                          bytes=member.state_bytes(B))  # fmt: skip
+            kind = "kernel" if name in KIT else "baseline"
+            r = r.replace(impl=name, impl_kind=kind, bytes=live_bytes(case))
             if r.ok:
-                r = r.replace(gbps=member.state_bytes(B) / (r.latency_us * 1e3))
+                r = r.replace(gbps=live_bytes(case) / (r.latency_us * 1e3))
                 if floors[B]:
                     r = r.replace(pct_copy=100 * floors[B] / r.latency_us)
+                if rc.ok:
+                    r = r.replace(pct_row_copy=100 * rc.latency_us / r.latency_us)
             rows.append(r)
+        for name, (status, why) in (cannot or {}).items():
+            rows.append(Record(impl=name, method=p.method, status=status, note=why, uuid=case.uuid,
+                               batch_size=B, impl_kind="baseline",
+                               fields=dict(tag, contract=member.contract)))  # fmt: skip
         rec.append(rows)
     return rec.rows

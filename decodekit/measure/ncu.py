@@ -74,6 +74,7 @@ def profile(
     input_profile: str = "random",
     copy_gbps: float | None = None,
     timeout_s: float | None = None,
+    definition: str | None = None,
 ) -> pd.DataFrame:
     """Profile ``impl`` on ``workloads`` under Nsight Compute; one row per workload.
 
@@ -81,22 +82,29 @@ def profile(
     (:data:`decodekit.records.ncu_parse.METRICS`). ``kernel_regex`` overrides the kernel filter
     (``regex:...`` or a plain name; see :func:`kernel_regex_for`). ``copy_gbps``, a measured
     copy bandwidth in GB/s, sets the memory floor; without it the floor is the DRAM peak.
+
+    ``definition``: a member of the decode family (:mod:`decodekit.problem.family`): ``impl``
+    is then one of its implementations (``kit``, ``best``, a peer) and ``workloads`` its
+    cases, ``"all"`` or batch sizes (``"1,64"``); the export is named after the member, and
+    each case's floor is its live state bytes.
     """
-    impl = get(impl) if isinstance(impl, str) else impl
     exe = find_ncu(ncu)
-    ws = list(dict.fromkeys(select(workloads)))
-    spec = workloads if isinstance(workloads, str) else ",".join(w.uuid for w in ws)
+    if definition is not None:
+        target = _member_target(definition, impl, workloads, kernel_regex)
+    else:
+        target = _contest_target(impl, workloads, kernel_regex, input_profile)
     if tag is None:
         tag = _tag(workloads, clock_control, cache_control)
     gpu = _gpu()  # one export per GPU: a profile on another GPU never overwrites this one
-    stem = Path(out_dir) / (f"{impl.name}_{tag}" + (f"_{gpu_slug(gpu)}" if gpu else ""))
+    name = f"{target['prefix']}_{tag}" + (f"_{gpu_slug(gpu)}" if gpu else "")
+    stem = Path(out_dir) / name
     stem.parent.mkdir(parents=True, exist_ok=True)
-    kfilter = kernel_regex or kernel_regex_for(impl)
+    kfilter, ws = target["kernel_regex"], target["workloads"]
     wanted = list(dict.fromkeys([*ncu_parse.METRICS, *(metrics or [])]))
     cmd = [
         exe,
         "--nvtx",
-        *[a for w in ws for a in ("--nvtx-include", f"{w.uuid}/")],
+        *[a for w in ws for a in ("--nvtx-include", f"{w['uuid']}/")],
         *(["-k", kfilter] if kfilter else []),
         "--cache-control",
         cache_control,
@@ -111,18 +119,13 @@ def profile(
         sys.executable,
         "-m",
         "decodekit.measure.ncu_runner",
-        "--impl",
-        impl.name,
-        "--workloads",
-        spec,
-        "--profile",
-        input_profile,
+        *target["runner_args"],
     ]
     env = dict(
         os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
     )
     proc = _run(cmd, timeout_s, cwd=ROOT, env=env)
-    _diagnose(proc, f"filter {kfilter or '(all kernels)'}, NVTX ranges {ws[0].uuid}/ ...")
+    _diagnose(proc, f"filter {kfilter or '(all kernels)'}, NVTX ranges {ws[0]['uuid']}/ ...")
     report = stem.with_suffix(".ncu-rep")
     if not report.exists():
         raise NcuError(
@@ -136,7 +139,8 @@ def profile(
         )
     stem.with_suffix(".csv").write_text(imported.stdout)
     meta = dict(
-        impl=impl.name,
+        impl=target["impl"],
+        **({"definition": definition} if definition else {}),
         tag=tag,
         ncu_version=ncu_version(exe),
         clock_control=clock_control,
@@ -144,15 +148,82 @@ def profile(
         kernel_regex=kfilter,
         metrics=wanted,
         sections=list(sections or []),
-        input_profile=input_profile,
+        input_profile=input_profile if definition is None else "seeded",
         gpu=gpu,
         date=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         command=cmd,
-        source_digest=source_digest(impl),  # the bench's own: records and profiles join
-        workloads=[dict(uuid=w.uuid, batch_size=w.batch_size) for w in ws],
+        source_digest=target["source_digest"],  # the bench's own: records and profiles join
+        workloads=ws,
     )
     write_json(stem.with_suffix(".json"), meta)
     return load(stem.with_suffix(".csv"), copy_gbps=copy_gbps)
+
+
+def _contest_target(impl, workloads, kernel_regex, input_profile) -> dict:
+    impl = get(impl) if isinstance(impl, str) else impl
+    ws = list(dict.fromkeys(select(workloads)))
+    spec = workloads if isinstance(workloads, str) else ",".join(w.uuid for w in ws)
+    return dict(
+        impl=impl.name,
+        prefix=impl.name,
+        kernel_regex=kernel_regex or kernel_regex_for(impl),
+        workloads=[dict(uuid=w.uuid, batch_size=w.batch_size) for w in ws],
+        runner_args=["--impl", impl.name, "--workloads", spec, "--profile", input_profile],
+        source_digest=source_digest(impl),
+    )
+
+
+def member_cases(member, workloads: str | Sequence) -> list:
+    """The cases of ``member`` that ``workloads`` names: ``"all"``, or batch sizes (``"1,64"``
+    or a list); an unknown batch size is an error naming the argument."""
+    from decodekit.problem.family import load_cases
+
+    cases = load_cases(member)
+    if workloads in ("all", None):
+        return cases
+    try:
+        wanted = [
+            int(b) for b in (workloads.split(",") if isinstance(workloads, str) else workloads)
+        ]
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"argument 'workloads': expected 'all' or batch sizes like '1,64' for "
+            f"{member.name}, got {workloads!r}"
+        ) from None
+    have = {c.batch_size: c for c in cases}
+    if missing := [b for b in wanted if b not in have]:
+        raise ValueError(
+            f"argument 'workloads': {member.name} has no case at B={missing[0]} "
+            f"(it has {sorted(have)})"
+        )
+    return [have[b] for b in dict.fromkeys(wanted)]
+
+
+def _member_target(definition: str, impl, workloads, kernel_regex) -> dict:
+    from decodekit.impls.family_kernels import implementation
+    from decodekit.measure.family_bench import live_bytes
+    from decodekit.problem.family import parse
+
+    member = parse(definition)
+    name = impl if isinstance(impl, str) else getattr(impl, "name", str(impl))
+    fn = implementation(name, member)  # an unknown or unsupported one fails here, in one line
+    cases = member_cases(member, workloads)
+    entry = getattr(fn, "entry", None)  # a kit launcher's kernel; a peer's: all in the range
+    return dict(
+        impl=name,
+        prefix=f"{member.name}_{name}",
+        kernel_regex=kernel_regex or (f"regex:^{entry}$" if entry else None),
+        workloads=[dict(uuid=c.uuid, batch_size=c.batch_size, bytes=live_bytes(c)) for c in cases],
+        runner_args=[
+            "--impl",
+            name,
+            "--definition",
+            member.name,
+            "--workloads",
+            ",".join(str(c.batch_size) for c in cases),
+        ],  # fmt: skip
+        source_digest=source_digest(fn),
+    )
 
 
 def _tag(workloads, clock_control: str, cache_control: str) -> str:
@@ -333,15 +404,18 @@ def side_by_side(
 
 def cli_ncu(impl: str, workloads: str = "representative", **kw) -> int:
     """``decodekit ncu``: profile, print the seed table and the per-batch-size table."""
+    from decodekit.problem.spec import SpecError
+
     try:
         df = profile(impl, workloads, **kw)
-    except NcuError as e:
+    except (NcuError, SpecError, ValueError) as e:  # each says what to change, in a line
         print(f"decodekit ncu: {e}", file=sys.stderr)
         return 2
     m = df.attrs.get("meta", {})
     gpu = m.get("gpu") or "an unnamed GPU"
+    what = f"{impl} [{m['definition']}]" if m.get("definition") else impl
     print(
-        f"=== NCU duration per workload: {impl} on {gpu} (ncu {m.get('ncu_version')}, "
+        f"=== NCU duration per workload: {what} on {gpu} (ncu {m.get('ncu_version')}, "
         f"clock {m.get('clock_control')}, cache {m.get('cache_control')}) ==="
     )
     print(format_seed_table(df))

@@ -1,6 +1,7 @@
 """The program :func:`decodekit.measure.ncu.profile` runs under Nsight Compute.
 
     python -m decodekit.measure.ncu_runner --impl NAME --workloads SPEC [--profile random]
+    python -m decodekit.measure.ncu_runner --impl kit --definition MEMBER --workloads 1,64
 
 For each workload: build its inputs, check the implementation once against the fp64 oracle
 (exit 3 with the summary if it fails), warm up, then call it once inside an NVTX push/pop range
@@ -89,6 +90,40 @@ def run(impl_name: str, workloads: str, profile: str = "random", device: str = "
     return 0
 
 
+def run_member(impl_name: str, definition: str, batch_sizes: str, device: str = "cuda") -> int:
+    """:func:`run` for a family member: its implementation ``impl_name`` on the cases of
+    ``batch_sizes``, each checked with the member's contracts, NVTX ranges named by case uuid."""
+    from decodekit.impls.family_kernels import implementation
+    from decodekit.measure.family_check import _outputs, check
+    from decodekit.measure.ncu import member_cases
+    from decodekit.problem.family import make_inputs, parse
+
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        print(
+            "ncu_runner: no CUDA GPU visible (torch.cuda.is_available() is False)", file=sys.stderr
+        )
+        return 4
+    member = parse(definition)
+    fn = implementation(impl_name, member)
+    push, pop = nvtx_range_functions(device)
+    for case in member_cases(member, batch_sizes):
+        res = check(fn, case, device)
+        if not res.passed:
+            print(f"ncu_runner: {impl_name} failed the check: {res.summary()}", file=sys.stderr)
+            return 3
+        inputs = make_inputs(case, device)
+        dests = _outputs(case, inputs)  # a pool: in place on these inputs' own pool
+        for _ in range(WARMUP):
+            fn(**inputs, **dests)
+        _sync(device)
+        with _range(push, pop, case.uuid):
+            fn(**inputs, **dests)
+            _sync(device)
+        print(f"ncu_runner: {impl_name} {member.name} {case.uuid} B={case.batch_size} profiled",
+              flush=True)  # fmt: skip
+    return 0
+
+
 def _sync(device: str) -> None:
     if device.startswith("cuda"):
         torch.cuda.synchronize()
@@ -102,7 +137,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workloads", default="representative")
     p.add_argument("--profile", default="random", choices=PROFILES, help="input profile")
     p.add_argument("--device", default="cuda", help="cuda (under ncu) or cpu (a dry run)")
+    p.add_argument("--definition", help="a family member: --workloads are its batch sizes")
     a = p.parse_args(argv)
+    if a.definition:
+        return run_member(a.impl, a.definition, a.workloads, a.device)
     return run(a.impl, a.workloads, a.profile, a.device)
 
 

@@ -118,24 +118,52 @@ SERVING = (
 
 @dataclass(frozen=True)
 class Case:
-    """One workload of a member: batch size, pool size, padding rows, a stable uuid."""
+    """One workload of a member: batch size, pool size, padding rows, a stable uuid, and the
+    pool's null slot (``None``: every slot may be live).
+
+    A null slot is a slot no request owns, as serving engines reserve one (vLLM v1's block
+    pool keeps block 0 as its null block; FlashInfer's bf16-state kernel sends ``-1`` rows to
+    slot 0): live indices never name it, so an implementation that parks padding rows there
+    loses no request's state."""
 
     member: Member
     batch_size: int
     pool_size: int
     padding: int
     uuid: str
+    null_slot: int | None = None
+
+    def __post_init__(self):
+        if self.null_slot is None:
+            return
+        if self.member.layout != "pool":
+            raise SpecError(
+                f"argument 'null_slot': expected None for the dense member {self.member.name}, "
+                f"got {self.null_slot!r}"
+            )
+        if not 0 <= self.null_slot < self.pool_size or self.pool_size - 1 < self.batch_size:
+            raise SpecError(
+                f"argument 'null_slot': expected a slot of 0..{self.pool_size - 1} leaving "
+                f"{self.batch_size} others for the live rows, got {self.null_slot!r}"
+            )
+
+
+NULL_SLOT = 0  # the slot the pool members' cases reserve
 
 
 def cases(member: Member, batch_sizes=BATCH_SIZES) -> list[Case]:
-    """The member's workloads: pools of 2B slots and ``max(1, B // 8)`` padding rows for
-    B >= 4 (none at B=1, and none for a dense member); uuids from the name and B."""
+    """The member's workloads: pools of 2B slots with slot 0 reserved as the null slot (live
+    indices from 1..2B-1) and ``max(1, B // 8)`` padding rows for B >= 4 (none at B=1); a
+    dense member has neither. Uuids from the name, B and the null slot, so a record made on
+    the inputs of a case without one never names the new inputs."""
     out = []
     for B in batch_sizes:
         pool = member.layout == "pool"
         pad = (max(1, B // 8) if B >= 4 else 0) if pool else 0
-        u = str(uuidlib.uuid5(uuidlib.NAMESPACE_URL, f"decodekit/{member.name}/B{B}"))
-        out.append(Case(member, B, 2 * B if pool else B, pad, u))
+        null = NULL_SLOT if pool else None
+        tail = f"/null{null}" if null is not None else ""
+        u = str(uuidlib.uuid5(uuidlib.NAMESPACE_URL, f"decodekit/{member.name}/B{B}{tail}"))
+        out.append(Case(member, B, 2 * B if pool else B, pad, u, null))
     return out
 
 
@@ -151,7 +179,8 @@ def manifest_lines(member: Member) -> str:
 
     return "".join(
         json.dumps({"uuid": c.uuid, "batch_size": c.batch_size, "pool_size": c.pool_size,
-                    "padding": c.padding}) + "\n"
+                    "padding": c.padding,
+                    **({"null_slot": c.null_slot} if c.null_slot is not None else {})}) + "\n"
         for c in cases(member)
     )  # fmt: skip
 
@@ -165,9 +194,11 @@ def load_cases(member: Member) -> list[Case]:
     if not path.is_file():
         return cases(member)
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return [  # the contest's manifest has no pool: one slot per row, no padding
+    # the contest's manifest has no pool: one slot per row, no padding; a line without
+    # "null_slot" has none (its inputs are those it was recorded on)
+    return [
         Case(member, r["batch_size"], r.get("pool_size", r["batch_size"]), r.get("padding", 0),
-             r["uuid"])
+             r["uuid"], r.get("null_slot"))
         for r in rows
     ]  # fmt: skip
 
@@ -175,7 +206,8 @@ def load_cases(member: Member) -> list[Case]:
 def make_inputs(case: Case, device="cpu", *, step: int = 0) -> dict:
     """Seeded inputs of one call (``step`` > 0: the next tokens of the same requests; the
     state and weights stay those of step 0). Pool: ``state`` is the pool and
-    ``state_indices`` a scattered choice of slots, ``padding`` of them -1."""
+    ``state_indices`` a scattered choice of slots (never the case's null slot), ``padding``
+    of them -1."""
     from decodekit.problem.workloads import seed_of
 
     m, B, T = case.member, case.batch_size, case.member.seq_len
@@ -186,7 +218,11 @@ def make_inputs(case: Case, device="cpu", *, step: int = 0) -> dict:
     A_log = -1.0 + 2.5 * torch.rand(HV, generator=gen0)
     dt_bias = -2.0 + 3.0 * torch.rand(HV, generator=gen0)
     state = torch.randn(case.pool_size, HV, D, D, generator=gen0) * 0.3
-    perm = torch.randperm(case.pool_size, generator=gen0)[:B].to(torch.int32)
+    if case.null_slot is None:
+        perm = torch.randperm(case.pool_size, generator=gen0)[:B].to(torch.int32)
+    else:  # the same draw over the slots other than the null one
+        slots = torch.arange(case.pool_size)[torch.arange(case.pool_size) != case.null_slot]
+        perm = slots[torch.randperm(case.pool_size - 1, generator=gen0)[:B]].to(torch.int32)
     if case.padding:
         perm[torch.randperm(B, generator=gen0)[: case.padding]] = -1
     k_std = 1.0 if m.l2norm else D**-0.5

@@ -208,9 +208,11 @@ def frame(
     bandwidth, ``floor_basis='copy'``) when given, else over the DRAM peak ncu reports for the
     kernel (``floor_basis='dram_peak'``); ``pct_of_floor = 100 * floor_us / duration_us``.
     ``workloads`` (``[{uuid, batch_size}]``, the run's order) names rows when the export has
-    no NVTX column (kernels in launch order).
+    no NVTX column (kernels in launch order); a workload's ``bytes`` (a family member's live
+    state traffic) replaces the contest's bytes in its floor.
     """
     known = {w["uuid"]: w["batch_size"] for w in workloads or []}
+    floor_bytes = {w["uuid"]: w["bytes"] for w in workloads or [] if w.get("bytes")}
     if (
         workloads
         and kernels
@@ -225,7 +227,8 @@ def frame(
         groups.setdefault(hits[-1], []).append(k)
     order = [u for u in known if u in groups] + [u for u in groups if u not in known]
     return pd.DataFrame(
-        [_row(u, groups[u], known.get(u), impl, copy_gbps) for u in order], columns=COLUMNS
+        [_row(u, groups[u], known.get(u), impl, copy_gbps, floor_bytes.get(u)) for u in order],
+        columns=COLUMNS,
     )
 
 
@@ -252,7 +255,12 @@ COLUMNS = [
 
 
 def _row(
-    uuid: str, ks: list[dict], batch_size: int | None, impl: str | None, copy_gbps: float | None
+    uuid: str,
+    ks: list[dict],
+    batch_size: int | None,
+    impl: str | None,
+    copy_gbps: float | None,
+    nbytes: int | None = None,
 ) -> dict:
     def total(name):
         return sum(k["metrics"].get(name, math.nan) for k in ks)
@@ -264,7 +272,9 @@ def _row(
     read, write = total(DRAM_READ), total(DRAM_WRITE)
     peak = m.get(DRAM_PEAK_PER_CYCLE, math.nan) * m.get(DRAM_HZ, math.nan)
     bandwidth, basis = (copy_gbps * 1e9, "copy") if copy_gbps else (peak, "dram_peak")
-    floor = bytes_moved(int(B))["total"] / bandwidth if not math.isnan(B) else math.nan
+    if nbytes is None and not math.isnan(B):
+        nbytes = bytes_moved(int(B))["total"]  # the contest's bytes; a family run names its own
+    floor = nbytes / bandwidth if nbytes is not None else math.nan
     names = list(dict.fromkeys(k["kernel"] for k in ks))
     return dict(
         impl=impl,
@@ -303,24 +313,29 @@ def load(
     copy_gbps: float | None = None,
     out_dir: str | Path = DATA,
     ncu: str = "ncu",
+    definition: str | None = None,
 ) -> pd.DataFrame:
     """Recorded profiles as a DataFrame (the same rows :func:`profile` returns).
 
     ``path_or_impl``: an export (``.csv``, ``.ncu-rep`` or ``.json``), a folder of exports
     (every impl; the newest row per impl x workload x GPU), or an implementation name (its
     newest export in ``out_dir``). A ``.ncu-rep`` named explicitly is read through
-    ``ncu_report`` when importable, else through the CSV beside it.
+    ``ncu_report`` when importable, else through the CSV beside it. A folder or a name gives
+    the contest's profiles, or with ``definition`` those of that family member.
     """
     p = Path(path_or_impl)
     if p.is_dir():
-        return _load_folder(p, copy_gbps, ncu)
+        return _load_folder(p, copy_gbps, ncu, definition)
     if p.suffix in (".csv", ".ncu-rep", ".json") and p.exists():
         return _load_export(p.with_suffix(""), copy_gbps, ncu, prefer_report=p.suffix == ".ncu-rep")
-    stems = _stems(Path(out_dir), f"{p.name}_*")
+    prefix = f"{definition}_{p.name}" if definition else p.name
+    stems = [s for s in _stems(Path(out_dir), f"{prefix}_*")
+             if _meta(s).get("definition") == definition]  # fmt: skip
     if not stems:
         raise NcuError(
             f"no Nsight Compute export for {str(path_or_impl)!r} in {out_dir}; "
-            f"record one with `decodekit ncu --impl {p.name}`"
+            f"record one with `decodekit ncu --impl {p.name}"
+            + (f" --definition {definition}`" if definition else "`")
         )
     return _load_export(max(stems, key=lambda s: _meta(s).get("date", "")), copy_gbps, ncu)
 
@@ -351,13 +366,16 @@ def _load_export(stem: Path, copy_gbps, ncu: str, prefer_report: bool = False) -
     df = frame(kernels, meta.get("workloads"), impl, copy_gbps)
     for key in ("gpu", "tag", "clock_control", "cache_control", "ncu_version", "date"):
         df[key] = meta.get(key)
+    df["definition"] = meta.get("definition")  # None: the contest's
     df.attrs.update(meta=meta, export=str(stem))
     return df
 
 
-def _load_folder(folder: Path, copy_gbps, ncu: str) -> pd.DataFrame:
+def _load_folder(folder: Path, copy_gbps, ncu: str, definition: str | None = None) -> pd.DataFrame:
     frames = []
     for stem in _stems(folder):
+        if _meta(stem).get("definition") != definition:
+            continue  # another member's profiles (None: the contest's own)
         try:
             frames.append(_load_export(stem, copy_gbps, ncu))
         except (ValueError, NcuError) as e:  # a stray file must not hide the good exports

@@ -35,22 +35,33 @@ def bench_family(
     as_json: bool = False,
 ) -> int:
     """``decodekit bench --definition NAME``: the member's cases, each implementation
-    (``kit``, ``torch-fp32``) checked with the member's contracts and timed, beside the
-    member's copy floor, in one run (:func:`decodekit.measure.family_bench.bench_member`).
-    Returns 1 when a check failed or a timing errored."""
+    (``kit``, ``best``, ``torch-fp32``, a peer) checked with the member's contracts and timed,
+    beside the member's floors, in one run (:func:`decodekit.measure.family_bench.bench_member`);
+    a peer that cannot run the member is recorded with why. Returns 1 when a check failed or
+    a timing errored."""
     import json
 
+    from decodekit.impls import family_peers
     from decodekit.impls.family_kernels import implementation
     from decodekit.measure.family_bench import bench_member
     from decodekit.problem import family
+    from decodekit.records.schema import Status
     from decodekit.views.family_tables import table
 
     member = family.parse(definition)
-    built = {name: implementation(name, member) for name in impls}
+    built, cannot = {}, {}
+    for name in impls:
+        if name in family_peers.PEERS and family_peers.why_not(name, member):
+            api = family_peers.supports(name, member)  # no such call, or not installed here
+            status = Status.UNSUPPORTED if api else Status.UNAVAILABLE
+            cannot[name] = (status, api or family_peers.why_not(name, member))
+            print(f"{name}: {status.value} for {member.name}: {cannot[name][1]}")
+        else:
+            built[name] = implementation(name, member)
     sizes = None
     if workloads not in ("all", "representative", "contest"):
         sizes = {int(x.strip().lstrip("Bb")) for x in str(workloads).split(",")}
-    rows = bench_member(member, built, preset, batch_sizes=sizes, out_dir=out_dir)
+    rows = bench_member(member, built, preset, batch_sizes=sizes, out_dir=out_dir, cannot=cannot)
     if as_json:
         for r in rows:
             print(json.dumps(r, default=str))

@@ -1,6 +1,6 @@
 """Tables of the family members' records (:mod:`decodekit.measure.family_bench`): one
-member's latency per implementation and batch size beside its copy floor, and every member's
-kit-over-floor ratio side by side.
+member's latency per implementation and batch size beside its floors, and every member's
+kit-over-floor ratio side by side (against the row-copy floor, the issue's, by default).
 
 >>> import pandas as pd
 >>> versus_floor(pd.DataFrame()).empty
@@ -16,8 +16,8 @@ from decodekit.views import latest
 
 
 def table(rows: list[dict] | pd.DataFrame) -> pd.DataFrame:
-    """Latency (µs) per implementation (and the copy floor) and batch size: the mean over
-    each batch size's cases, failed checks shown by status."""
+    """Latency (µs) per implementation (and the floors) and batch size: the mean over each
+    batch size's cases, failed checks shown by status."""
     df = records.to_frame(rows) if not isinstance(rows, pd.DataFrame) else rows
     df = df.assign(series=df["floor"].fillna(df["impl"]))
     ok = df[df["status"] == "ok"]
@@ -28,18 +28,26 @@ def table(rows: list[dict] | pd.DataFrame) -> pd.DataFrame:
     return t
 
 
-def versus_floor(df: pd.DataFrame, impl: str = "kit") -> pd.DataFrame:
-    """``impl``'s latency over its member's copy floor (same run, same method), one row per
-    member recorded in ``df`` and one column per batch size: the members side by side."""
+FLOORS = ("row-copy-floor", "copy-floor")
+
+
+def versus_floor(
+    df: pd.DataFrame, impl: str = "kit", floor: str = "row-copy-floor"
+) -> pd.DataFrame:
+    """``impl``'s latency over its member's ``floor`` (one of :data:`FLOORS`; same run, same
+    method), one row per member recorded in ``df`` and one column per batch size: the members
+    side by side. A member whose latest run has no such floor is left out."""
+    if floor not in FLOORS:
+        raise ValueError(f"argument 'floor': expected one of {FLOORS}, got {floor!r}")
     out = {}
     for name in sorted(df["definition"].dropna().unique()) if "definition" in df else []:
         d = latest(df, definition=name)
         d = d[d["status"] == "ok"]
-        floor = d[d["floor"] == "copy-floor"].groupby("batch_size")["latency_us"].mean()
+        base = d[d["floor"] == floor].groupby("batch_size")["latency_us"].mean()
         mine = d[(d["impl"].str.split(" ").str[0] == impl) & d["floor"].isna()]
-        if len(mine) and len(floor):
-            out[name] = (mine.groupby("batch_size")["latency_us"].mean() / floor).round(3)
+        if len(mine) and len(base):
+            out[name] = (mine.groupby("batch_size")["latency_us"].mean() / base).round(3)
     t = pd.DataFrame(out).T
     t.columns = [int(c) for c in t.columns]
-    t.columns.name = f"{impl} / copy floor, B"
+    t.columns.name = f"{impl} / {floor}, B"
     return t

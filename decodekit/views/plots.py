@@ -46,10 +46,14 @@ from decodekit.views.plots_base import (  # noqa: F401  (re-exported: the plots 
 
 
 def latency_vs_batch(
-    df: pd.DataFrame, method: str | None = None, impls: Sequence[str] | None = None
+    df: pd.DataFrame,
+    method: str | None = None,
+    impls: Sequence[str] | None = None,
+    definition: str | None = None,
 ) -> Figure:
-    """Latency per implementation vs batch size, with the copy floor and the empty kernel."""
-    d, m, blank = _prepare(df, "latency vs batch size", method)
+    """Latency per implementation vs batch size, with the copy floors and the empty kernel;
+    of the contest, or of the family member ``definition`` (its own floors)."""
+    d, m, blank = _prepare(df, "latency vs batch size", method, definition)
     if blank:
         return blank
     rows = _impl_rows(d, m, impls)
@@ -84,7 +88,8 @@ def latency_vs_batch(
     # plain numbers (1, 10, 100, 1e+06), never an offset or a shared exponent on a log axis
     ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda y, _: f"{y:g}"))
     ax.set_ylabel("latency (µs, median; band p10-p90; log scale)")
-    ax.set_title(f"GDN decode latency vs batch size on {views.gpu_of(d)} [{m}]")
+    what = definition or "GDN decode"
+    ax.set_title(f"{what} latency vs batch size on {views.gpu_of(d)} [{m}]", fontsize=10)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     if len(refs):

@@ -113,9 +113,12 @@ def _floors(df: pd.DataFrame, floor: str, timing: str, col: str = "latency_us") 
     return _floor_rows(df, floor, timing).groupby("batch_size")[col].median().sort_index()
 
 
-def _prepare(df: pd.DataFrame, title: str, method: str | None):
-    """Newest ok rows of one GPU and the resolved method, or an empty-state Figure."""
-    d = views.ok(views.latest(df))
+def _prepare(df: pd.DataFrame, title: str, method: str | None, definition: str | None = None):
+    """Newest ok rows of one GPU (of the contest, or of the family member ``definition``) and
+    the resolved method, or an empty-state Figure."""
+    d = views.ok(
+        views.latest(df) if definition is None else views.latest(df, definition=definition)
+    )
     if d.empty:
         return (
             None,

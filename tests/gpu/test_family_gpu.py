@@ -32,6 +32,37 @@ def test_check_passes(member, B):
     assert res.passed, res.summary()
 
 
+# Shapes and the reduce-scatter row sums (REDUCE 1) beside the default butterfly: the lane
+# that ends with a row's sums writes its output, and the deltas go round the group.
+SHAPES = [dict(WARPS=w, ROWS_PER_WARP=r, LANES_PER_ROW=lanes, REDUCE=red)
+          for (w, r, lanes) in ((4, 8, 16), (4, 4, 32), (4, 8, 8), (8, 4, 16), (4, 16, 16))
+          for red in (0, 1)]  # fmt: skip
+
+
+@pytest.mark.parametrize("B", (1, 8, 64))
+@pytest.mark.parametrize("defines", SHAPES, ids=lambda d: "-".join(map(str, d.values())))
+@pytest.mark.parametrize("member", SERVING, ids=lambda m: m.name)
+def test_shapes_and_reduce_pass(member, defines, B):
+    (case,) = cases(member, (B,))
+    res = family_check.check(kit_kernel(member, defines), case, "cuda")
+    assert res.passed, res.summary()
+
+
+def test_row_copy_copies_live_slots_and_zeroes_the_output():
+    from decodekit.impls.family_kernels import row_copy
+
+    for member in SERVING:
+        for m in (member, replace(member, layout="dense")):
+            (case,) = cases(m, (16,))
+            x = make_inputs(case, "cuda")
+            x.update(_outputs(case, x))  # NaN output; dense: a NaN new_state
+            before = x["state"].clone()
+            row_copy(m)(**x)
+            torch.cuda.synchronize()
+            assert torch.equal(x["new_state"], before), m.name  # a pool: in place, as it was
+            assert (x["output"] == 0).all(), m.name  # padding rows included
+
+
 @pytest.mark.parametrize("member", DRIFT, ids=lambda m: m.name)
 def test_drift_of_a_fed_back_state(member):
     df = family_check.drift(kit_kernel, member, batch_size=4, steps=32, device="cuda")

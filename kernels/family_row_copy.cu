@@ -1,0 +1,53 @@
+// Family row copy: a family member's state traffic through gdn_decode_family's grid, with
+// none of its math. A floor, not a variant (row_copy.cu is the contest's).
+//
+// Math: for each batch row b with slot = state_indices[b] (POOL) or b (dense):
+//   slot >= 0: new_state[slot] = state[slot] (dense with state == nullptr: zeros);
+//   output[b, t] = 0 for every token t, padding rows (slot < 0) included.
+// No gates, no q, k, v. Layouts and ABI: those of gdn_decode_family.cu (same arguments, same
+//   defines; L2NORM is accepted and changes nothing).
+// Launch: gdn_decode_family's (gdn_family.cuh states it once: the same defines, grid and
+//   lanes); a lane loads the chunks gdn_decode_family's lane holds (the same loads, gdn.cuh's
+//   load_state4 / store_state4 for fp32 or bf16), then stores them; column 0 of each row
+//   writes its T zeros of output.
+// Why: the issue's floor for a member is a copy of the same bytes from the same scattered
+//   slots; a torch copy moves them dense and pays its own launch. This is what the kit
+//   kernel would take if its math, token loads and reductions were free, so "kernel minus
+//   row copy" is their cost, per contract (pool, bf16 state, T).
+// Time: decodekit.measure.family_bench (floor "row-copy-floor", every family bench).
+#include "gdn_family.cuh"
+
+typedef family::state_t COPY_STATE_T;
+
+extern "C" __global__ void __launch_bounds__(family::kWarps * 32)
+    family_row_copy(const gdn::bf16* __restrict__ q, const gdn::bf16* __restrict__ k,
+                    const gdn::bf16* __restrict__ v, const COPY_STATE_T* state,
+                    const float* __restrict__ A_log, const gdn::bf16* __restrict__ a,
+                    const float* __restrict__ dt_bias, const gdn::bf16* __restrict__ b,
+                    float scale, gdn::bf16* __restrict__ output, COPY_STATE_T* new_state,
+                    const int* __restrict__ state_indices, int batch_size) {
+    using namespace family;
+    const Place p = place(batch_size);
+    if (!p.live) return;
+#if POOL
+    const int slot = state_indices[p.row_b];
+#else
+    const int slot = p.row_b;
+#endif
+    zero_output(output, p);
+    if (slot < 0) return;  // a padding row touches no state
+    const size_t off = state_offset(slot, p);
+    float4 s[kSteps][kChunks];
+#pragma unroll
+    for (int r = 0; r < kSteps; ++r)
+#pragma unroll
+        for (int c = 0; c < kChunks; ++c)
+            s[r][c] = (POOL || state != nullptr)
+                          ? gdn::load_state4<LOAD_HINT>(state + off + chunk_offset(r, c))
+                          : make_float4(0.f, 0.f, 0.f, 0.f);
+#pragma unroll
+    for (int r = 0; r < kSteps; ++r)
+#pragma unroll
+        for (int c = 0; c < kChunks; ++c)
+            gdn::store_state4<STORE_HINT>(new_state + off + chunk_offset(r, c), s[r][c]);
+}

@@ -1,0 +1,132 @@
+// The decode family's kernels (gdn_decode_family.cu and its floor family_row_copy.cu): the
+// member and launch-shape defines with their defaults, the constants they give, and where a
+// thread works. One statement of the family's grid, so the floor is the kernel's own.
+//
+// Member: QK_HEADS, V_HEADS, SEQ_LEN (T), POOL (state pool + slot indices), L2NORM,
+//   STATE_BF16 (decodekit.build.family_launch.member_defines). Shape: WARPS, ROWS_PER_WARP,
+//   LANES_PER_ROW; LOAD_HINT 0..5 / STORE_HINT 0..3 (gdn.cuh's state cache policies).
+// Grid: B * V_HEADS * SPLIT blocks of WARPS * 32 threads, SPLIT = 128 / (WARPS * ROWS_PER_WARP).
+//   Block x works on (b, h) = divmod(x / SPLIT, V_HEADS) and rows (x % SPLIT) * WARPS *
+//   ROWS_PER_WARP onward; in a warp a row belongs to LANES_PER_ROW (L) lanes, lane l holding
+//   chunks c = 0 .. 32/L-1 of it, columns 4 * (c * L + l % L) .. + 4, and rows row0 + r *
+//   (32 / L) for its steps r = 0 .. ROWS_PER_WARP * L / 32 - 1.
+#pragma once
+#include "gdn.cuh"
+
+#ifndef QK_HEADS
+#define QK_HEADS 4
+#endif
+#ifndef V_HEADS
+#define V_HEADS 8
+#endif
+#ifndef SEQ_LEN
+#define SEQ_LEN 1
+#endif
+#ifndef POOL
+#define POOL 0
+#endif
+#ifndef L2NORM
+#define L2NORM 0
+#endif
+#ifndef STATE_BF16
+#define STATE_BF16 0
+#endif
+#ifndef WARPS
+#define WARPS 4
+#endif
+#ifndef ROWS_PER_WARP
+#define ROWS_PER_WARP 8
+#endif
+#ifndef LANES_PER_ROW
+#define LANES_PER_ROW 16
+#endif
+#ifndef LOAD_HINT
+#define LOAD_HINT 1
+#endif
+#ifndef STORE_HINT
+#define STORE_HINT 0
+#endif
+
+namespace family {
+
+using gdn::bf16;
+
+inline constexpr int kQKHeads = QK_HEADS;
+inline constexpr int kVHeads = V_HEADS;
+inline constexpr int kVPerQK = kVHeads / kQKHeads;
+inline constexpr int kT = SEQ_LEN;
+inline constexpr int kDim = gdn::kDim;
+inline constexpr int kWarps = WARPS;
+inline constexpr int kRowsPerWarp = ROWS_PER_WARP;
+inline constexpr int kLanes = LANES_PER_ROW;        // lanes sharing one row
+inline constexpr int kRowsPerStep = 32 / kLanes;    // rows covered by one warp-wide load
+inline constexpr int kChunks = kDim / 4 / kLanes;   // 4-column chunks of a row per lane
+inline constexpr int kSteps = kRowsPerWarp / kRowsPerStep;
+inline constexpr int kRowsPerBlock = kWarps * kRowsPerWarp;
+inline constexpr int kSplit = kDim / kRowsPerBlock;
+
+static_assert(kQKHeads >= 1 && kVHeads >= 1, "QK_HEADS and V_HEADS must be >= 1");
+static_assert(kVHeads % kQKHeads == 0, "V_HEADS must be a multiple of QK_HEADS");
+static_assert(kT >= 1 && kT <= 16, "SEQ_LEN must be 1..16");
+static_assert(POOL == 0 || POOL == 1, "POOL must be 0 or 1");
+static_assert(L2NORM == 0 || L2NORM == 1, "L2NORM must be 0 or 1");
+static_assert(STATE_BF16 == 0 || STATE_BF16 == 1, "STATE_BF16 must be 0 or 1");
+static_assert(kLanes == 2 || kLanes == 4 || kLanes == 8 || kLanes == 16 || kLanes == 32,
+              "LANES_PER_ROW must be 2, 4, 8, 16 or 32");
+static_assert(kWarps >= 1 && kWarps <= 32, "WARPS must be 1..32");
+static_assert(kRowsPerWarp >= 1 && kRowsPerWarp % kRowsPerStep == 0,
+              "ROWS_PER_WARP must be a multiple of 32 / LANES_PER_ROW");
+static_assert(kDim % kRowsPerBlock == 0, "WARPS * ROWS_PER_WARP must divide 128");
+
+#if STATE_BF16
+typedef bf16 state_t;
+#else
+typedef float state_t;
+#endif
+
+// Where this thread works (the grid above); live is false past the last (b, h).
+struct Place {
+    int sub;       // which of a step's rows this lane works on
+    int col;       // which 4-column piece of each chunk of L pieces
+    int row_b, h;  // batch row and value head
+    int row0;      // this lane's row in step 0; step r's is row0 + r * kRowsPerStep
+    bool live;
+};
+
+__device__ __forceinline__ Place place(int batch_size) {
+    const int lane = threadIdx.x & 31;
+    const int warp = threadIdx.x >> 5;
+    const int bh = blockIdx.x / kSplit;
+    Place p;
+    p.sub = lane / kLanes;
+    p.col = lane % kLanes;
+    p.row_b = bh / kVHeads;
+    p.h = bh % kVHeads;
+    p.row0 = (blockIdx.x % kSplit) * kRowsPerBlock + warp * kRowsPerWarp + p.sub;
+    p.live = bh < batch_size * kVHeads;
+    return p;
+}
+
+// Offset of this lane's first state chunk (step 0, chunk 0) in state slot `slot`.
+__device__ __forceinline__ size_t state_offset(int slot, const Place& p) {
+    return ((static_cast<size_t>(slot) * kVHeads + p.h) * kDim + p.row0) * kDim + p.col * 4;
+}
+
+// Chunk c of step r, relative to state_offset.
+__device__ __forceinline__ constexpr int chunk_offset(int r, int c) {
+    return r * kRowsPerStep * kDim + c * kLanes * 4;
+}
+
+// Zeros for this lane's rows of output[b, t] for every token (column 0 of each row writes).
+__device__ __forceinline__ void zero_output(bf16* __restrict__ output, const Place& p) {
+    if (p.col != 0) return;
+    const size_t bt0 = static_cast<size_t>(p.row_b) * kT;
+#pragma unroll 1
+    for (int t = 0; t < kT; ++t)
+#pragma unroll
+        for (int r = 0; r < kSteps; ++r)
+            output[((bt0 + t) * kVHeads + p.h) * kDim + p.row0 + r * kRowsPerStep] =
+                __float2bfloat16(0.f);
+}
+
+}  // namespace family
