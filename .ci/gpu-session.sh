@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One session on a GPU machine, in stages (STAGES=env,compile,test,tunequick,tune,loop,bench,
-# variants,fidelity,ncu,sanitize,host,report): compile, GPU tests, tuning, the full-54 bench of
+# variants,fidelity,ncu,sanitize,host,report, and for the decode family familytest,familytune,
+# familybench,familyncu over $FAMILY, default the serving members): compile, GPU tests, tuning, the full-54 bench of
 # best (dps and in place) beside its peers in their native contracts (FLA, FlashInfer in place
 # and through its pool API), every variant on the representative workloads, the contest /
 # fib-0.1.2 / seed timing methods, Nsight Compute profiles and compute-sanitizer. Records
@@ -87,6 +88,24 @@ if has sanitize; then
   done
 fi
 has host && run $PY -m decodekit overhead --impl streaming best
+FAMILY=${FAMILY:-$($PY -c "from decodekit.problem.family import SERVING; print(' '.join(m.name for m in SERVING))")}
+FAMILY_PEERS=${FAMILY_PEERS:-flashinfer fla vllm}
+has familytest && run $PY -m pytest -q -p no:cacheprovider tests/gpu -k "family" ${PYTEST_ARGS:-}
+if has familytune; then
+  for d in $FAMILY; do timed $PY -m decodekit tune --definition "$d" --preset contest; done
+fi
+if has familybench; then
+  for d in $FAMILY; do
+    timed $PY -m decodekit bench --definition "$d" --impl best kit $FAMILY_PEERS --preset contest
+  done
+fi
+if has familyncu; then
+  for d in $FAMILY; do
+    for impl in ${FAMILY_NCU_IMPLS:-best flashinfer}; do
+      run $PY -m decodekit ncu --definition "$d" --impl "$impl" --workloads "${FAMILY_NCU_B:-1,64,256}"
+    done
+  done
+fi
 if has report; then
   run $PY -m decodekit report --out "$OUT/reports" --workloads representative --preset quick
   (cd "$OUT" && tar czf reports.tgz reports && rm -rf reports)

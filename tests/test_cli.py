@@ -67,3 +67,21 @@ def test_data_dir_option_redirects_records(tmp_path, monkeypatch, capsys):
     assert len(list((tmp_path / "results").glob("*.jsonl"))) == 1
     assert main(["--data-dir", str(tmp_path / "empty"), "table", "--print-only"]) == 0
     assert "No recorded runs" in capsys.readouterr().out
+
+
+def test_ncu_and_report_take_a_definition_and_refuse_a_bad_one_in_a_line(capsys, monkeypatch):
+    from decodekit.measure import ncu
+
+    seen = {}
+
+    def fake(impl, workloads, **kw):
+        seen.update(impl=impl, workloads=workloads, **kw)
+        return 0
+
+    monkeypatch.setattr(ncu, "cli_ncu", fake)
+    name = "gdn_decode_pool_qk4_v8_d128_k_last_l2norm"
+    assert main(["ncu", "--impl", "best", "--definition", name]) == 0
+    assert seen["definition"] == name and seen["workloads"] == "all"
+    assert main(["report", "--definition", "gdn_decode_nope"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "argument 'definition'" in err[0]

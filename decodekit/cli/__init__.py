@@ -4,8 +4,8 @@ decodekit compile [--arch sm_100a] [KERNEL ...]
 decodekit sass KERNEL [--arch sm_90a] [-D NAME=VALUE ...] [--only LDG,STG|all]
 decodekit check --impl NAME --workloads contest|representative|B1,B3,...
 decodekit bench --impl NAME... --workloads ... --preset contest|quick|...
-decodekit tune
-decodekit ncu --impl NAME --workloads ...
+decodekit tune [--definition NAME] [--batch-sizes 1,64] [--quick]
+decodekit ncu --impl NAME --workloads ... [--definition NAME]
 decodekit sanitize --impl NAME
 decodekit report [--out DIR]
 decodekit compare RUN_A [RUN_B] [--impl A] [--impl-b B]
@@ -132,7 +132,12 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(run=_bench)
 
     c = sub.add_parser("tune", help="tuning sweep of kit variants; writes data/tuning/")
-    c.add_argument("--batch-sizes", default="1,4,8,16,32,48,64")
+    c.add_argument(
+        "--batch-sizes",
+        default=None,
+        help="comma-separated (default: 1,4,8,16,32,48,64; with --definition the member's "
+        "manifest sizes)",
+    )
     c.add_argument("--preset", default="quick")
     c.add_argument(
         "--configs",
@@ -154,9 +159,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--quick",
         action="store_true",
         help="a short sweep (about a minute): the recorded winners of GPUs of this "
-        "architecture and a compact core of shapes, one workload per batch size",
+        "architecture and a compact core of shapes, one workload per batch size (with "
+        "--definition: the family's quick space and the member's recorded winners)",
     )
     c.add_argument("--out-dir", default=None, help="where the table goes (default data/tuning)")
+    c.add_argument(
+        "--definition",
+        default=None,
+        help="a member of the decode family (e.g. gdn_decode_pool_qk4_v8_d128_k_last_l2norm): "
+        "tune kernels/gdn_decode_family.cu for it, one case per batch size, the kernel's "
+        "defaults the incumbent; writes <out-dir, default data/tuning/family>/<gpu>/<name>.json",
+    )
     _fleet_args(c)
     c.set_defaults(run=_tune)
 
@@ -172,7 +185,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("ncu", help="profile under Nsight Compute; exports to data/ncu/")
     c.add_argument("--impl", required=True)
-    c.add_argument("--workloads", default="representative")
+    c.add_argument("--workloads", default=None,
+                   help="the contest's (default representative), or with --definition the "
+                   "member's batch sizes (1,64) or all (default)")  # fmt: skip
+    c.add_argument(
+        "--definition",
+        default=None,
+        help="a member of the decode family: --impl is one of its implementations",
+    )
     c.add_argument("--clock-control", default="base")
     c.add_argument("--cache-control", default="all")
     c.set_defaults(run=_ncu)
@@ -213,6 +233,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--impl", default=None)
     c.add_argument("--workloads", default=None)
     c.add_argument("--preset", default=None)
+    c.add_argument(
+        "--definition",
+        default=None,
+        help="the family member notebook 06 shows (its records, checks and drift)",
+    )
     c.set_defaults(run=_report)
     return p
 
@@ -284,11 +309,13 @@ def _fleet_args(c) -> None:
 
 
 def _tune(a) -> int:
-    from decodekit.measure.tuning import TUNING_DIR
+    from decodekit.measure.tuning import BATCH_SIZES, TUNING_DIR
     from decodekit.views.commands import tune
 
+    if a.definition and a.definition != "gdn_decode_qk4_v8_d128_k_last":
+        return _tune_definition(a)
     return tune(
-        [int(x) for x in a.batch_sizes.split(",")],
+        [int(x) for x in a.batch_sizes.split(",")] if a.batch_sizes else list(BATCH_SIZES),
         a.preset,
         a.variants,
         configs=a.configs,
@@ -300,6 +327,35 @@ def _tune(a) -> int:
         devices=a.devices,
         ray=a.ray,
     )
+
+
+def _tune_definition(a) -> int:
+    """``tune --definition NAME``: the family kernel tuned for one member
+    (:func:`decodekit.measure.family_tune.tune_member`); 0 when every size has a winner."""
+    from decodekit import records
+    from decodekit.measure.family_tune import tune_member
+    from decodekit.problem import family
+
+    member = family.parse(a.definition)
+    given = {"--configs": a.configs if a.configs != "quick" else None, "--variants": a.variants,
+             "--per-batch": a.per_batch if a.per_batch != 1 else None, "--fresh": a.fresh or None,
+             "--devices": a.devices, "--ray": a.ray}  # fmt: skip
+    for flag, value in given.items():
+        if value is not None:
+            raise ValueError(f"argument '{flag}': expected nothing with --definition (one "
+                             f"kernel, one case per batch size, one GPU), got {value!r}")  # fmt: skip
+    sizes = sorted({c.batch_size for c in family.load_cases(member)})
+    if a.batch_sizes:
+        try:
+            sizes = [int(x) for x in a.batch_sizes.split(",")]
+        except ValueError:
+            sizes = []
+        if not sizes or min(sizes) < 1:
+            raise ValueError(f"argument '--batch-sizes': expected comma-separated ints >= 1, "
+                             f"got {a.batch_sizes!r}")  # fmt: skip
+    table = tune_member(member, a.preset, sizes, "quick" if a.quick else "full",
+                        margin=a.margin, out_dir=a.out_dir or records.AUTO)  # fmt: skip
+    return 0 if all(b in table for b in sizes) else 1
 
 
 def _overhead(a) -> int:
@@ -320,9 +376,9 @@ def _table(a) -> int:
 def _ncu(a) -> int:
     from decodekit.measure.ncu import cli_ncu
 
-    return cli_ncu(
-        a.impl, a.workloads, clock_control=a.clock_control, cache_control=a.cache_control
-    )
+    workloads = a.workloads or ("all" if a.definition else "representative")
+    return cli_ncu(a.impl, workloads, clock_control=a.clock_control,
+                   cache_control=a.cache_control, definition=a.definition)  # fmt: skip
 
 
 def _sanitize(a) -> int:
@@ -334,13 +390,14 @@ def _sanitize(a) -> int:
 def _report(a) -> int:
     from decodekit.views.report import cli_report
 
-    return cli_report(a.out, a.notebooks, a.impl, a.workloads, a.preset)
+    return cli_report(a.out, a.notebooks, a.impl, a.workloads, a.preset, a.definition)
 
 
-def _needs_gpu(cmd: str) -> None:
+def _needs_gpu(cmd: str, definition: str | None = None) -> None:
     import torch
 
-    if cmd in GPU_COMMANDS and not torch.cuda.is_available():
+    # tune --definition checks its arguments first; tune_member then asks for the GPU
+    if cmd in GPU_COMMANDS and not definition and not torch.cuda.is_available():
         raise RuntimeError(
             f"{cmd} needs a CUDA GPU (torch.cuda.is_available() is False); run it on a GPU "
             "machine (.ci/gpu-session.sh does the whole session)"
@@ -354,7 +411,7 @@ def main(argv: list[str] | None = None) -> int:
 
         os.environ["DECODEKIT_DATA"] = str(args.data_dir)
     try:
-        _needs_gpu(args.cmd)
+        _needs_gpu(args.cmd, getattr(args, "definition", None))
         return int(args.run(args) or 0)
     except KeyboardInterrupt:
         return 130

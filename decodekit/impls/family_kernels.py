@@ -74,20 +74,24 @@ def _launcher(member: Member, defines: tuple, arch: str | None, entry: str) -> F
 
 
 # the kit kernel; the family's torch fp32 reference; the peers, each in its native call
-IMPLEMENTATIONS = ("kit", "torch-fp32", "flashinfer", "fla", "vllm")
+IMPLEMENTATIONS = ("kit", "best", "torch-fp32", "flashinfer", "fla", "vllm")
 
 
 def implementation(name: str, member: Member):
-    """The implementation ``name`` of ``member``: ``kit`` (:func:`kit_kernel`), ``torch-fp32``
+    """The implementation ``name`` of ``member``: ``kit`` (:func:`kit_kernel`, its defaults),
+    ``best`` (the kit kernel as this GPU's table for the member says,
+    :func:`decodekit.impls.family_tuning.best`), ``torch-fp32``
     (:func:`decodekit.problem.family.reference`) or a peer
     (:func:`decodekit.impls.family_peers.peer`); errors name the argument and say why."""
-    from decodekit.impls import family_peers
+    from decodekit.impls import family_peers, family_tuning
     from decodekit.problem import family
 
     if name in ("torch-fp32", "reference"):
         return family.reference(member)
     if name == "kit":
         return kit_kernel(member)
+    if name == "best":
+        return family_tuning.best(member, make=kit_kernel)
     if name in family_peers.PEERS:
         try:
             return family_peers.peer(name, member)

@@ -130,7 +130,10 @@ def bench_member(
         rec.append([rc])
         rows = []
         for name, fn in impls.items():
-            r = measure(fn, case, p, timer=timer, device=dev, fields=tag)
+            tuned = dict(getattr(fn, "tuning", {}))  # best: which table, tuned on which GPU
+            if hasattr(fn, "defines_for"):
+                tuned["defines"] = fn.defines_for(B)  # and the build it runs at this B
+            r = measure(fn, case, p, timer=timer, device=dev, fields={**tag, **tuned})
             kind = "kernel" if name in KIT else "baseline"
             r = r.replace(impl=name, impl_kind=kind, bytes=live_bytes(case))
             if r.ok:

@@ -336,9 +336,15 @@ def cli_report(
     impl: str | None = None,
     workloads: str | None = None,
     preset: str | None = None,
+    definition: str | None = None,
 ) -> int:
-    """``decodekit report``: 0 when every notebook ran, 1 when one failed (its HTML says where)."""
-    params = {"impl": impl, "workloads": workloads, "preset": preset}
+    """``decodekit report``: 0 when every notebook ran, 1 when one failed (its HTML says where).
+    ``definition``: the decode-family member the serving notebook (06) shows."""
+    if definition is not None:
+        from decodekit.problem.family import parse
+
+        parse(definition)  # a name that is no member fails here, in one line
+    params = {"impl": impl, "workloads": workloads, "preset": preset, "definition": definition}
     paths, summary = _build(notebooks, out_dir, params)
     failed = [name for name, err, _ in summary if err]
     print(f"wrote {len(paths) - 1} reports ({len(failed)} failed); open {paths[-1]}")

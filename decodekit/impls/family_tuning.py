@@ -1,0 +1,278 @@
+"""The family kernel tuned per definition: its search space, its tables, and ``best``.
+
+The space (:func:`search_space`) is launch shapes (``WARPS``, ``ROWS_PER_WARP``,
+``LANES_PER_ROW``) of ``kernels/gdn_decode_family.cu`` that build without spills for every
+serving member on sm_90a (``tests/test_family_tune.py``), each with the state cache hints
+``LOAD_HINT`` 1 or 3 and ``STORE_HINT`` 0 or 1. A table is one GPU's and one member's,
+``data/tuning/family/<gpu-slug>/<member name>.json`` (written by
+:func:`decodekit.measure.family_tune.tune_member`): tuned batch size -> ``{"defines"}``, with
+the environment and the run id of its candidate records. :func:`best` runs one: a call of
+batch size ``B`` takes the entry of the nearest tuned size at or below ``B``, else the
+smallest; a GPU without a table runs the kernel's defaults and says so (``note``).
+
+>>> len(search_space("full")), len(search_space("quick"))
+(56, 8)
+>>> table = {4: {"defines": {"WARPS": 2}}, 16: {"defines": {"WARPS": 8}}}
+>>> [entry_for(table, B)["defines"]["WARPS"] for B in (1, 8, 16, 300)]
+[2, 2, 8, 8]
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from decodekit.base import paths
+from decodekit.build.compile import declared_defines
+from decodekit.build.family_launch import ENTRY, SOURCE, FamilyLauncher
+from decodekit.impls.tuning_tables import _label, _table_gpu, this_gpu
+from decodekit.problem.family import Member
+from decodekit.records.env import gpu_slug
+
+KNOBS = ("WARPS", "ROWS_PER_WARP", "LANES_PER_ROW", "LOAD_HINT", "STORE_HINT", "REDUCE")
+# (WARPS, ROWS_PER_WARP, LANES_PER_ROW): 128 / (WARPS * ROWS_PER_WARP) blocks share a head,
+# from 2 (few, large blocks for large B) to 32 (many small ones while B is short of SMs);
+# every one under 128 registers for every serving member (T=4 the largest).
+SHAPES = (
+    (4, 8, 16),  # the kernel's default
+    (8, 8, 16),
+    (8, 4, 16),
+    (4, 4, 16),  # the contest's ordered variant at B <= 16 (data/tuning/h200.json)
+    (2, 8, 16),
+    (2, 4, 16),
+    (4, 8, 8),  # the contest's subwarp shape
+    (2, 4, 8),
+    (4, 4, 32),
+    (4, 1, 32),
+)
+HINTS = ((1, 0), (1, 1), (3, 0), (3, 1))  # (LOAD_HINT, STORE_HINT), gdn.cuh's policies
+# The reduce-scatter row sums (REDUCE 1) on every shape where a lane holds more than one row
+# (ROWS_PER_WARP * LANES_PER_ROW / 32 > 1; with one, it is the butterfly), with these hints.
+REDUCE_HINTS = ((1, 0), (3, 0))
+QUICK_SHAPES = ((4, 8, 16), (8, 8, 16), (4, 4, 16), (2, 4, 16))  # 2 .. 16 blocks a head
+
+
+def kernel_defaults() -> dict[str, int]:
+    """The tuning knobs as the kernel file sets them when no define does: the incumbent of
+    every sweep, and what ``best`` runs on a GPU without a table."""
+    knobs = declared_defines(SOURCE)
+    return {k: knobs[k] for k in KNOBS}
+
+
+def full(defines: dict) -> dict[str, int]:
+    """``defines`` with every knob filled from :func:`kernel_defaults`: one spelling per build."""
+    return {**kernel_defaults(), **defines}
+
+
+def label(defines: dict) -> str:
+    """A candidate's name in records and tables: ``family[KNOB=v,...]``, every knob named."""
+    return f"family[{_label(full(defines))}]"
+
+
+def check_defines(defines, where: str) -> dict[str, int]:
+    """``defines`` if it is ``{knob: int}`` of :data:`KNOBS`; else a one-line error naming
+    ``where`` (an argument and entry, or a file and batch size)."""
+    ok = isinstance(defines, dict) and all(
+        k in KNOBS and isinstance(v, int) and not isinstance(v, bool) for k, v in defines.items()
+    )
+    if not ok:
+        raise ValueError(f"{where}: expected {{knob: int}} of {', '.join(KNOBS)}, got {defines!r}")
+    return dict(defines)
+
+
+def search_space(name: str = "full", member: Member | None = None,
+                 capability: str | None = None) -> list[dict]:  # fmt: skip
+    """Candidate defines: ``full`` (:data:`SHAPES` x :data:`HINTS`, 40, and the shapes that
+    hold several rows a lane with ``REDUCE`` 1 x :data:`REDUCE_HINTS`, 16) or ``quick``
+    (:data:`QUICK_SHAPES` with the default hints, each with ``REDUCE`` 0 and 1, and with
+    ``member`` every entry of its recorded tables on GPUs of compute capability
+    ``capability``, all GPUs when None)."""
+    if name not in ("full", "quick"):
+        raise ValueError(f"argument 'space': expected 'full', 'quick' or a list of defines, "
+                         f"got {name!r}")  # fmt: skip
+    shapes, hints = (SHAPES, HINTS) if name == "full" else (QUICK_SHAPES, HINTS[:1])
+    reduce_hints = REDUCE_HINTS if name == "full" else HINTS[:1]
+    out = [dict(WARPS=w, ROWS_PER_WARP=r, LANES_PER_ROW=n, LOAD_HINT=lh, STORE_HINT=sh, REDUCE=0)
+           for w, r, n in shapes for lh, sh in hints]  # fmt: skip
+    out += [dict(WARPS=w, ROWS_PER_WARP=r, LANES_PER_ROW=n, LOAD_HINT=lh, STORE_HINT=sh, REDUCE=1)
+            for w, r, n in shapes if r * n > 32 for lh, sh in reduce_hints]  # fmt: skip
+    if name == "quick" and member is not None:
+        out += recorded_choices(member, capability)
+    return unique(out)
+
+
+def unique(space: list[dict]) -> list[dict]:
+    """Each build once (:func:`full` spellings compared), in first-seen order."""
+    seen: dict[tuple, dict] = {}
+    for d in space:
+        seen.setdefault(tuple(sorted(full(d).items())), full(d))
+    return list(seen.values())
+
+
+def entry_for(table: dict, batch_size: int) -> dict:
+    """The entry of the nearest tuned size at or below ``batch_size``, else the smallest."""
+    sizes = sorted(int(b) for b in table)
+    at = max((b for b in sizes if b <= batch_size), default=sizes[0])
+    return table[at] if at in table else table[str(at)]
+
+
+def family_dir() -> Path:
+    """Where ``tune --definition`` writes: ``<data dir>/tuning/family`` (read at each call)."""
+    return paths.data_dir() / "tuning" / "family"
+
+
+def _dirs(directory) -> list[Path]:
+    if directory is not None:
+        return [Path(directory)]
+    return [d / "family" for d in paths.tuning_dirs()]  # the data dir's, then the shipped
+
+
+def table_path(member: Member, gpu: str, directory: str | Path | None = None) -> Path:
+    """``<directory>/<gpu-slug>/<member name>.json`` (default: :func:`family_dir`)."""
+    return Path(directory or family_dir()) / gpu_slug(gpu) / f"{member.name}.json"
+
+
+def own_table(member: Member, gpu: str, directory=None) -> Path | None:
+    """``gpu``'s table of ``member``: the first found in the data dir, then the shipped ones."""
+    return next((p for d in _dirs(directory) if (p := table_path(member, gpu, d)).is_file()),
+                None)  # fmt: skip
+
+
+def check_table(entries, where: str) -> dict[int, dict]:
+    """``{batch size: entry}`` with int keys, each entry's ``defines`` checked."""
+    if not isinstance(entries, dict) or not entries:
+        raise ValueError(f"argument 'table': {where}: expected a non-empty table, got {entries!r}")
+    out = {}
+    for b, e in entries.items():
+        if not str(b).isdigit() or int(b) < 1 or not isinstance(e, dict):
+            raise ValueError(f"argument 'table': {where}: expected batch size -> "
+                             f"{{\"defines\": ...}}, got {b!r}: {e!r}")  # fmt: skip
+        check_defines(e.get("defines", {}), f"argument 'table': {where} B={b}")
+        out[int(b)] = e
+    return out
+
+
+def read_table(path: str | Path, member: Member | None = None) -> dict[int, dict]:
+    """The table of a tuning file (of ``member``'s, when given); errors name the file."""
+    try:
+        doc = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise ValueError(f"argument 'table': cannot read {path} as JSON ({e})") from None
+    if not isinstance(doc, dict):
+        raise ValueError(f"argument 'table': {path} holds no tuning table")
+    if member is not None and doc.get("definition") not in (None, member.name):
+        raise ValueError(f"argument 'table': {path} is the table of {doc['definition']}, "
+                         f"not of {member.name}")  # fmt: skip
+    return check_table(doc.get("table"), str(path))
+
+
+def recorded_choices(member: Member, capability: str | None = None, directory=None) -> list:
+    """The defines of every recorded table of ``member`` on GPUs of compute capability
+    ``capability`` (all when None); a table that no longer reads is left out, with a
+    warning that names it."""
+    out = []
+    for p in (f for d in _dirs(directory) for f in sorted(d.glob(f"*/{member.name}.json"))):
+        gpu, env = _table_gpu(p)
+        if gpu is None or (capability and str(env.get("compute_capability")) != capability):
+            continue
+        try:
+            out += [e.get("defines", {}) for e in read_table(p, member).values()]
+        except ValueError as e:
+            warnings.warn(f"recorded_choices leaves out {p}: {e}", stacklevel=2)
+    return out
+
+
+def untuned_note(member: Member, gpu: dict | None = None, directory=None) -> str | None:
+    """``untuned on <gpu>: ...`` when the GPU (default: the current one) has no table of
+    ``member``, naming what ``best`` runs and the command that tunes it; else None."""
+    name = (gpu or _here())["name"]
+    if own_table(member, name, directory):
+        return None
+    return (f"untuned on {name}: best for {member.name} runs the kernel's defaults "
+            f"[{_label(kernel_defaults())}]; tune it: decodekit tune --definition "
+            f"{member.name} --quick")  # fmt: skip
+
+
+def _here() -> dict:
+    return this_gpu() if torch.cuda.is_available() else {"name": "cpu", "capability": None}
+
+
+class Best:
+    """``best`` of one member: ``kernels/gdn_decode_family.cu`` with, per batch size, the
+    defines of a table (:func:`entry_for`), in the family's calling convention
+    ``run(q, k, v, state, A_log, a, dt_bias, b, scale, output, new_state, state_indices)``.
+    A launcher is built on the first call of a batch size (one per distinct defines, by
+    ``make(member, defines)``); later calls of that size cost one dict lookup first.
+
+    ``origin`` says where the table came from; ``tuning`` the same for records
+    (``tuning_table``, ``tuned_on``, ``tuned``: tuned on the GPU at hand); ``note`` why it is
+    not this GPU's own table (None when it is).
+
+    >>> run = Best(Member(), {1: {"defines": {"WARPS": 2}}}, origin="doc", make=lambda m, d: d)
+    >>> run.defines_for(64)["WARPS"], run.resolve(64)["ROWS_PER_WARP"]
+    (2, 8)
+    """
+
+    source, entry = SOURCE, ENTRY  # what records digest; the kernel a profile filters on
+
+    def __init__(self, member: Member, table: dict, *, origin: str, tuning: dict | None = None,
+                 note: str | None = None,
+                 make: Callable[[Member, dict], Callable] | None = None):  # fmt: skip
+        self.member, self.origin, self.note = member, origin, note
+        self.table = check_table(table, origin) if table else {}
+        self.tuning = dict(tuning or {"tuning_table": origin, "tuned_on": None, "tuned": None})
+        self._make = make or FamilyLauncher
+        self._by_b: dict[int, Callable] = {}
+        self._builds: dict[tuple, Callable] = {}
+
+    def __repr__(self) -> str:
+        return f"Best({self.member.name!r}, {len(self.table)} batch sizes from {self.origin})"
+
+    def defines_for(self, batch_size: int) -> dict[str, int]:
+        """The tuning defines a call of ``batch_size`` runs, every knob named."""
+        return full(entry_for(self.table, batch_size).get("defines", {}) if self.table else {})
+
+    def resolve(self, batch_size: int) -> Callable:
+        """The launcher that serves ``batch_size`` (built, or shared, on first use)."""
+        d = self.defines_for(batch_size)
+        key = tuple(sorted(d.items()))
+        if key not in self._builds:
+            self._builds[key] = self._make(self.member, d)
+        self._by_b[batch_size] = self._builds[key]
+        return self._builds[key]
+
+    def __call__(self, q, k, v, state, A_log, a, dt_bias, b, scale, output, new_state,
+                 state_indices=None) -> None:  # fmt: skip
+        try:
+            fn = self._by_b[q.shape[0]]
+        except (KeyError, AttributeError, IndexError):  # a new size, or a q the launcher names
+            fn = self.resolve(q.shape[0] if isinstance(q, torch.Tensor) and q.dim() else 1)
+        fn(q, k, v, state, A_log, a, dt_bias, b, scale, output, new_state, state_indices)
+
+
+def best(member: Member, table: str | Path | dict | None = None, *, gpu: dict | None = None,
+         directory=None, make: Callable[[Member, dict], Callable] | None = None) -> Best:  # fmt: skip
+    """``member``'s :class:`Best` over ``table`` (a file, or ``{B: {"defines"}}``), by
+    default this GPU's (``gpu``: :func:`decodekit.impls.tuning_tables.this_gpu`'s dict) in
+    ``directory`` (default: the data dir's ``tuning/family``, then the shipped tables). A GPU
+    without one runs the kernel's defaults, with a warning and ``note`` saying so."""
+    here = gpu or _here()
+    if isinstance(table, dict):
+        return Best(member, table, origin="a table given as a dict", make=make)
+    path = Path(table) if table is not None else own_table(member, here["name"], directory)
+    if path is None:
+        note = untuned_note(member, here, directory)
+        warnings.warn(note, stacklevel=2)
+        info = {"tuning_table": "kernel defaults", "tuned_on": None, "tuned": False}
+        return Best(member, {}, origin="the kernel's defaults", tuning=info, note=note, make=make)
+    if not path.is_file():
+        raise ValueError(f"argument 'table': expected a tuning table file, got {str(path)!r} "
+                         "(no such file)")  # fmt: skip
+    entries, on = read_table(path, member), _table_gpu(path)[0]
+    info = {"tuning_table": paths.relative(path), "tuned_on": on, "tuned": on == here["name"]}
+    note = None if info["tuned"] else f"best for {member.name} runs {path.name}, tuned on {on}"
+    return Best(member, entries, origin=paths.relative(path), tuning=info, note=note, make=make)

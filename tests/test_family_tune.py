@@ -1,0 +1,266 @@
+"""The family kernel's tuning without a GPU: its space builds for sm_90a with no spills for
+every serving member, tables round-trip, ``best`` picks by batch size (nearest tuned size at
+or below, else above) and says when it runs the kernel's defaults, ``tune_member`` with a
+stand-in timer checks, times, records and keeps the kernel's defaults unless beaten by more
+than the margin, and ``decodekit tune --definition`` refuses bad arguments in one line."""
+
+import json
+
+import pytest
+import torch
+
+from decodekit import records
+from decodekit.build.compile import compile_kernel
+from decodekit.build.family_launch import ENTRY, SOURCE, member_defines
+from decodekit.cli import main
+from decodekit.impls import family_tuning as ft
+from decodekit.measure import family_check
+from decodekit.measure.family_tune import tune_member
+from decodekit.measure.trial import Samples
+from decodekit.problem import family
+from decodekit.problem.family import SERVING
+
+POOL = SERVING[0]  # pool qk4/v8 l2norm fp32
+CPU = {"name": "cpu", "capability": None}
+
+
+# ---- the space ---------------------------------------------------------------------------
+
+
+def test_the_space_is_small_and_every_candidate_a_legal_shape():
+    space = ft.search_space("full")
+    assert len(space) == 56 and len(ft.unique(space)) == 56
+    assert ft.kernel_defaults() in space
+    assert all(d in space for d in ft.search_space("quick"))
+    for d in space:
+        w, r, n = d["WARPS"], d["ROWS_PER_WARP"], d["LANES_PER_ROW"]
+        assert 128 % (w * r) == 0 and r % (32 // n) == 0, d  # the kernel's static_asserts
+        assert (d["LOAD_HINT"], d["STORE_HINT"]) in ft.HINTS
+        if d["REDUCE"]:  # the reduce-scatter where a lane holds several rows, within L lanes
+            steps = r * n // 32
+            assert 1 < steps <= n and (d["LOAD_HINT"], d["STORE_HINT"]) in ft.REDUCE_HINTS, d
+    assert sum(d["REDUCE"] for d in space) == 16
+    with pytest.raises(ValueError, match="argument 'space': expected 'full', 'quick'"):
+        ft.search_space("huge")
+
+
+def _usage(member, defines):
+    return compile_kernel(SOURCE, "sm_90a", {**member_defines(member), **defines}).usage(ENTRY)
+
+
+@pytest.mark.parametrize("member", SERVING, ids=lambda m: m.name)
+def test_every_shape_builds_without_spills(member):
+    for w, r, n in ft.SHAPES:
+        use = _usage(member, {"WARPS": w, "ROWS_PER_WARP": r, "LANES_PER_ROW": n})
+        assert use.spills == 0 and use.stack_bytes == 0 and use.registers <= 128, (w, r, n, use)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("member", SERVING, ids=lambda m: m.name)
+def test_every_candidate_builds_without_spills(member):
+    for d in ft.search_space("full"):
+        use = _usage(member, d)
+        assert use.spills == 0 and use.stack_bytes == 0, (d, use)
+
+
+# ---- tables and the dispatcher -----------------------------------------------------------
+
+TABLE = {4: {"defines": {"WARPS": 2, "ROWS_PER_WARP": 4}}, 64: {"defines": {"WARPS": 8}}}
+
+
+class Made:
+    """A stand-in launcher: what it was built with, and the batch sizes it ran."""
+
+    def __init__(self, member, defines):
+        self.defines, self.calls = defines, []
+
+    def __call__(self, q, *rest):
+        self.calls.append(q.shape[0])
+
+
+def _call(run, B):
+    run(torch.empty(B, 1, 4, 128), *[None] * 10)
+
+
+def test_best_picks_the_nearest_tuned_size_at_or_below_else_above():
+    made = []
+    run = ft.best(POOL, TABLE, make=lambda m, d: made.append(Made(m, d)) or made[-1])
+    for B in (1, 4, 8, 63, 64, 300, 1):
+        _call(run, B)
+    assert [m.defines["WARPS"] for m in made] == [2, 8]  # one build per distinct choice
+    assert made[0].calls == [1, 4, 8, 63, 1] and made[1].calls == [64, 300]
+    assert run.defines_for(1) == {**ft.kernel_defaults(), "WARPS": 2, "ROWS_PER_WARP": 4}
+    assert run.source == SOURCE and run.note is None
+
+
+def test_best_builds_the_family_kernel_per_tuned_size():
+    from decodekit.build.family_launch import FamilyLauncher
+
+    run = ft.best(POOL, TABLE, make=lambda m, d: FamilyLauncher(m, d, arch="sm_90a"))
+    small, large = run.resolve(1), run.resolve(100)  # compile-only: no launch
+    assert small.launch_shape(1) == ((8 * 16,), (64,)) and large.launch_shape(1) == (
+        (8 * 2,),
+        (256,),
+    )
+    assert small.defines["LANES_PER_ROW"] == 16 and small.build.usage(ENTRY).spills == 0
+
+
+def test_best_keeps_the_family_calling_convention():
+    # the torch reference stands in for each build: the checker calls best with keywords
+    run = ft.best(POOL, TABLE, make=lambda m, d: family.reference(m))
+    for case in family.cases(POOL, (1, 8)):
+        res = family_check.check(run, case)
+        assert res.passed, res.summary()
+
+
+def test_an_untuned_gpu_runs_the_kernel_defaults_and_says_so(tmp_path):
+    gpu = {"name": "NVIDIA H200", "capability": "9.0"}
+    with pytest.warns(UserWarning, match="untuned on NVIDIA H200: best for gdn_decode_pool"):
+        run = ft.best(POOL, gpu=gpu, directory=tmp_path, make=Made)
+    assert run.note.startswith("untuned on NVIDIA H200") and "--definition" in run.note
+    assert run.tuning == {"tuning_table": "kernel defaults", "tuned_on": None, "tuned": False}
+    assert run.defines_for(1) == ft.kernel_defaults() == run.defines_for(256)
+    assert ft.untuned_note(POOL, gpu, tmp_path) == run.note
+
+
+def test_table_round_trip_and_bad_tables_are_named(tmp_path):
+    path = ft.table_path(POOL, "NVIDIA H200", tmp_path)
+    assert path == tmp_path / "h200" / f"{POOL.name}.json"
+    path.parent.mkdir(parents=True)
+    doc = {"definition": POOL.name, "gpu": "NVIDIA H200", "table": {str(b): c for b, c in TABLE.items()}}  # fmt: skip
+    path.write_text(json.dumps(doc))
+    assert ft.read_table(path, POOL) == TABLE
+    run = ft.best(POOL, gpu={"name": "NVIDIA H200"}, directory=tmp_path, make=Made)
+    assert run.table == TABLE and run.tuning["tuned"] and run.note is None
+    assert ft.untuned_note(POOL, {"name": "NVIDIA H200"}, tmp_path) is None
+    with pytest.raises(ValueError, match="is the table of .*, not of gdn_decode_pool_qk16"):
+        ft.read_table(path, SERVING[1])
+    for bad, match in ((TABLE | {8: {"defines": {"V_HEADS": 16}}}, "B=8: expected {knob: int}"),
+                       ({"x": {"defines": {}}}, "expected batch size"), ({}, "non-empty")):  # fmt: skip
+        path.write_text(json.dumps({"table": bad}))
+        with pytest.raises(ValueError, match=f"argument 'table': {path}.*{match}"):
+            ft.read_table(path)
+    with pytest.raises(ValueError, match="no such file"):
+        ft.best(POOL, tmp_path / "none.json")
+
+
+# ---- tune_member with a stand-in timer ---------------------------------------------------
+
+FAST = {"WARPS": 2, "ROWS_PER_WARP": 4, "LANES_PER_ROW": 16}  # 20% faster than the defaults
+CLOSE = {"WARPS": 8, "ROWS_PER_WARP": 8}  # 0.5% faster: inside the 1% margin
+WRONG = {"WARPS": 4, "ROWS_PER_WARP": 4}  # its output is off: must never be timed
+BROKEN = {"WARPS": 4, "ROWS_PER_WARP": 1, "LANES_PER_ROW": 32}  # does not build
+
+
+class Clock:
+    """Times from the build's defines (10 µs for the defaults); notes what it timed."""
+
+    def __init__(self, us):
+        self.us, self.timed = us, []
+
+    def unavailable(self, method, device):
+        return None
+
+    def trial(self, method, target, n_warmup, n_iter):
+        target()
+        self.timed.append(ft.label(target.fn.defines))
+        return Samples([self.us(target.fn.defines)] * n_iter)
+
+
+def _make(member, defines):
+    if defines["ROWS_PER_WARP"] == 1:
+        raise ValueError("does not build")
+    good = family.reference(member)
+
+    def run(**kw):
+        good(**kw)
+        if defines["WARPS"] == 4 and defines["ROWS_PER_WARP"] == 4:
+            kw["output"].add_(1.0)
+
+    run.defines = defines
+    return run
+
+
+def _us(defines):
+    return {2: 8.0, 8: 9.95}.get(defines["WARPS"], 10.0)
+
+
+def _tune(tmp_path, sizes=(1, 4), space=(FAST, CLOSE, WRONG, BROKEN), us=_us):
+    clock = Clock(us)
+    table = tune_member(POOL, "quick", sizes, list(space), timer=clock, device="cpu",
+                        out_dir=tmp_path, make=_make, verbose=False)  # fmt: skip
+    return table, clock
+
+
+def test_tune_member_checks_times_records_and_writes_the_winners(tmp_path):
+    table, clock = _tune(tmp_path)
+    assert {b: c["defines"] for b, c in table.items()} == {1: ft.full(FAST), 4: ft.full(FAST)}
+    assert table[1]["latency_us"] == 8.0
+    assert ft.label(WRONG) not in clock.timed and ft.label(BROKEN) not in clock.timed
+    path = ft.table_path(POOL, "cpu", tmp_path)
+    doc = json.loads(path.read_text())
+    assert doc["definition"] == POOL.name and doc["environment"]["gpu"] == "cpu"
+    assert doc["incumbent"] == ft.kernel_defaults() and doc["source"] == SOURCE
+    assert ft.read_table(path, POOL) == table
+    recs = records.load(tmp_path / "records")
+    assert set(recs["run_id"]) == {doc["records"]} and len(recs) == 2 * 5  # defaults joined
+    status = dict(zip(recs["config"], recs["status"], strict=False))
+    assert (
+        status[ft.label(WRONG)] == "check-failed" and status[ft.label(BROKEN)] == "compile-failed"
+    )
+    assert recs[recs["status"] != "ok"]["latency_us"].isna().all()
+    assert set(recs["definition"]) == {POOL.name} and set(recs["impl_kind"]) == {"tune-candidate"}
+    # the table it wrote is the one best finds for this GPU
+    run = ft.best(POOL, gpu=CPU, directory=tmp_path, make=Made)
+    assert run.defines_for(2) == ft.full(FAST) and run.tuning["tuned"]
+
+
+def test_the_kernel_defaults_stay_unless_beaten_by_more_than_the_margin(tmp_path):
+    table, _ = _tune(tmp_path, sizes=(1,), space=(CLOSE,))
+    assert table[1]["defines"] == ft.kernel_defaults() and "kept" in table[1]
+    assert table[1]["latency_us"] == 10.0
+
+
+def test_a_sweep_of_some_sizes_keeps_the_others(tmp_path):
+    _tune(tmp_path, sizes=(1, 4))
+    first = json.loads(ft.table_path(POOL, "cpu", tmp_path).read_text())
+    table, _ = _tune(tmp_path, sizes=(1,), us=lambda d: 10.0 if d["WARPS"] == 4 else 12.0)
+    assert table[1]["defines"] == ft.kernel_defaults() and "kept" not in table[1]
+    assert table[4]["defines"] == ft.full(FAST) and first["date"] in table[4]["kept"]
+    assert table[4]["records"] == first["records"] != table[1]["records"]
+
+
+def test_tune_member_refuses_bad_arguments_before_any_timing(tmp_path):
+    kw = dict(timer=Clock(_us), device="cpu", out_dir=tmp_path, make=_make, verbose=False)
+    with pytest.raises(ValueError, match="argument 'batch_sizes': expected ints >= 1, got 0"):
+        tune_member(POOL, "quick", [0], **kw)
+    with pytest.raises(ValueError, match="argument 'space': entry 0: expected {knob: int}"):
+        tune_member(POOL, "quick", [1], [{"QK_HEADS": 4}], **kw)
+    with pytest.raises(KeyError, match="argument 'preset'"):
+        tune_member(POOL, "nope", [1], **kw)
+    assert not any(tmp_path.iterdir())
+
+
+# ---- the command line --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "extra, match",
+    [(["--definition", "gdn_decode_nope"], "argument 'definition': expected gdn_decode"),
+     (["--batch-sizes", "1,x"], "argument '--batch-sizes': expected comma-separated ints"),
+     (["--batch-sizes", "0"], "argument '--batch-sizes'"),
+     (["--variants", "subwarp"], "argument '--variants': expected nothing with --definition"),
+     (["--per-batch", "3"], "argument '--per-batch'"),
+     (["--preset", "nope"], "argument 'preset'")],
+)  # fmt: skip
+def test_tune_definition_argument_errors_are_one_line(extra, match, capsys):
+    assert main(["tune", "--definition", POOL.name, *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and match in err and "Traceback" not in err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the no-GPU path")
+def test_tune_definition_without_a_gpu_is_one_line(capsys):
+    assert main(["tune", "--definition", POOL.name, "--quick"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "needs a CUDA GPU" in err
