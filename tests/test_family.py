@@ -174,7 +174,10 @@ def test_cli_checks_a_member_and_prints_its_drift(capsys):
     assert main(["check", "--definition", name, "--impl", "torch-fp32", "--workloads", "B4"]) == 0
     out = capsys.readouterr().out
     assert "B=4    pass" in out and f"{name} torch-fp32: all passed" in out
-    assert main(["check", "--definition", name, "--impl", "best"]) == 2
-    assert "expected one of kit, torch-fp32" in capsys.readouterr().err
+    assert main(["check", "--definition", name, "--impl", "nope"]) == 2
+    assert "expected one of kit, best, torch-fp32" in capsys.readouterr().err
+    if not torch.cuda.is_available():  # the kit's kernels need one: said in a line
+        assert main(["check", "--definition", name, "--impl", "best"]) == 2
+        assert "runs on a CUDA GPU" in capsys.readouterr().err
     assert main(["drift", "--steps", "16", "--batch-size", "1"]) == 0
     assert "bfloat16" in capsys.readouterr().out

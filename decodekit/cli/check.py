@@ -51,11 +51,18 @@ def _family_builder(name: str, member):
     member's dense twins); errors name the argument."""
     from functools import partial
 
+    import torch
+
     from decodekit.impls import family_kernels
 
-    why = family_kernels.supports(member) if name == "kit" else None
+    why = family_kernels.supports(member) if name in ("kit", "best") else None
     if why:
         raise ValueError(f"argument '--impl': the kit kernel cannot run {member.name}: {why}")
+    if name in ("kit", "best") and not torch.cuda.is_available():
+        raise ValueError(
+            f"argument '--impl': {name} (kernels/gdn_decode_family.cu) runs on a CUDA GPU and "
+            "none is visible; --impl torch-fp32 checks the family's reference here"
+        )
     family_kernels.implementation(name, member)  # an unknown name is an error here
     return partial(family_kernels.implementation, name)
 

@@ -110,10 +110,12 @@ def compare(
     rel_limit: float,
     tol: Tolerances = TOLERANCES,
     max_report: int = 5,
+    on: str | torch.device = "cpu",
 ) -> TensorReport:
-    """Compare one output with its fp64 reference."""
-    x = got.detach().to("cpu", torch.float64)
-    r = ref.detach().to("cpu", torch.float64)
+    """Compare one output with its fp64 reference, in fp64 on device ``on`` (the CPU, or the
+    GPU that holds both: the same math, without moving a state of gigabytes)."""
+    x = got.detach().to(on, torch.float64)
+    r = ref.detach().to(on, torch.float64)
     if x.shape != r.shape:
         raise ValueError(
             f"argument {name!r}: expected shape {tuple(r.shape)}, got {tuple(x.shape)}"

@@ -2,7 +2,8 @@
 back over many steps.
 
 :func:`check` runs an implementation on a case's seeded inputs with NaN-poisoned outputs and
-asks, besides the fp64 comparison of the output and of every live slot: are the pool slots
+asks, besides the fp64 comparison of the output and of every live slot (in fp64 on the
+device the call ran on, oracle included): are the pool slots
 no index names bit-identical after the call (nothing lost)? Do padding rows give zero output?
 Bad indices (out of range, a live slot named twice) are rejected before the call.
 
@@ -71,11 +72,12 @@ def _outputs(case: Case, inputs: dict) -> dict:
 
 
 @lru_cache(maxsize=1)
-def oracle(case: Case) -> tuple[torch.Tensor, torch.Tensor]:
-    """The fp64 output and state of ``case``'s seeded call, on the CPU; the last case's is
-    kept, so a sweep (every tuning candidate on one case, then the next) computes it once
-    per case. Its inputs are :func:`make_inputs`' (seeded: the same on every device)."""
-    return decode(case.member, **make_inputs(case, "cpu"))
+def oracle(case: Case, device: str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """The fp64 output and state of ``case``'s seeded call, computed in fp64 on ``device``
+    (:func:`make_inputs` draws the same inputs on every device); the last case's is kept, so
+    a sweep (every tuning candidate on one case, then the next) computes it once per case.
+    Callers only read it."""
+    return decode(case.member, **make_inputs(case, device))
 
 
 def check(impl, case: Case, device: str = "cpu") -> FamilyResult:
@@ -99,7 +101,8 @@ def check(impl, case: Case, device: str = "cpu") -> FamilyResult:
             "in a slot a request may own"
         )
         return res
-    ref_out, ref_state = oracle(case)
+    dev = torch.device(device)
+    ref_out, ref_state = oracle(case, str(dev))
     before = inputs["state"].clone()
     dests = _outputs(case, inputs)
     try:
@@ -110,11 +113,12 @@ def check(impl, case: Case, device: str = "cpu") -> FamilyResult:
         res.error = f"{type(e).__name__}: {e}"
         return res
     state_rel = BF16_STATE_REL if m.bf16 else TOLERANCES.state_rel
-    out, state = dests["output"].cpu(), dests["new_state"].cpu()
+    # on the device the call ran on: a pool of gigabytes is compared where it lies
+    out, state = dests["output"], dests["new_state"]
     if idx is not None:
-        idx = idx.cpu().long()
+        idx = idx.long()
         live, pad = idx[idx >= 0], torch.nonzero(idx < 0).flatten()
-        untouched = torch.ones(case.pool_size, dtype=torch.bool)
+        untouched = torch.ones(case.pool_size, dtype=torch.bool, device=dev)
         untouched[live] = False
         if null is not None:
             untouched[null] = False
@@ -122,20 +126,20 @@ def check(impl, case: Case, device: str = "cpu") -> FamilyResult:
                 f"padding rows {pad.tolist()} use null slot {null} (padding_uses_null_slot): "
                 "the slot and their output are not checked"
             )
-        if not torch.equal(state[untouched], before.cpu()[untouched]):
-            changed = torch.nonzero((state[untouched] != before.cpu()[untouched]).flatten(1).any(1))
+        if not torch.equal(state[untouched], before[untouched]):
+            changed = torch.nonzero((state[untouched] != before[untouched]).flatten(1).any(1))
             res.findings.append(f"{len(changed)} pool slots no index names were written")
         if len(pad) and null is None and not (out[pad] == 0).all():
             res.findings.append(f"padding rows {pad.tolist()} gave a non-zero output")
         keep = torch.nonzero(idx >= 0).flatten()
         res.reports = [
-            compare("output", out[keep], ref_out[keep], TOLERANCES.output_rel),
-            compare("new_state", state[live], ref_state[live], state_rel),
+            compare("output", out[keep], ref_out[keep], TOLERANCES.output_rel, on=dev),
+            compare("new_state", state[live], ref_state[live], state_rel, on=dev),
         ]
     else:
         res.reports = [
-            compare("output", out, ref_out, TOLERANCES.output_rel),
-            compare("new_state", state, ref_state, state_rel),
+            compare("output", out, ref_out, TOLERANCES.output_rel, on=dev),
+            compare("new_state", state, ref_state, state_rel, on=dev),
         ]
     return res
 
