@@ -132,12 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(run=_bench)
 
     c = sub.add_parser("tune", help="tuning sweep of kit variants; writes data/tuning/")
-    c.add_argument(
-        "--batch-sizes",
-        default=None,
-        help="comma-separated (default: 1,4,8,16,32,48,64; with --definition the member's "
-        "manifest sizes)",
-    )
+    c.add_argument("--batch-sizes", default=None,
+                   help="default 1,4,8,16,32,48,64; with --definition the manifest's")  # fmt: skip
     c.add_argument("--preset", default="quick")
     c.add_argument(
         "--configs",
@@ -163,13 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--definition: the family's quick space and the member's recorded winners)",
     )
     c.add_argument("--out-dir", default=None, help="where the table goes (default data/tuning)")
-    c.add_argument(
-        "--definition",
-        default=None,
-        help="a member of the decode family (e.g. gdn_decode_pool_qk4_v8_d128_k_last_l2norm): "
-        "tune kernels/gdn_decode_family.cu for it, one case per batch size, the kernel's "
-        "defaults the incumbent; writes <out-dir, default data/tuning/family>/<gpu>/<name>.json",
-    )
+    c.add_argument("--definition", default=None,
+                   help="a family member: tune gdn_decode_family.cu for it, into "
+                   "<out-dir, default data/tuning/family>/<gpu>/<name>.json")  # fmt: skip
     _fleet_args(c)
     c.set_defaults(run=_tune)
 
@@ -330,32 +322,12 @@ def _tune(a) -> int:
 
 
 def _tune_definition(a) -> int:
-    """``tune --definition NAME``: the family kernel tuned for one member
-    (:func:`decodekit.measure.family_tune.tune_member`); 0 when every size has a winner."""
-    from decodekit import records
-    from decodekit.measure.family_tune import tune_member
-    from decodekit.problem import family
+    from decodekit.views.commands import tune_family
 
-    member = family.parse(a.definition)
     given = {"--configs": a.configs if a.configs != "quick" else None, "--variants": a.variants,
              "--per-batch": a.per_batch if a.per_batch != 1 else None, "--fresh": a.fresh or None,
              "--devices": a.devices, "--ray": a.ray}  # fmt: skip
-    for flag, value in given.items():
-        if value is not None:
-            raise ValueError(f"argument '{flag}': expected nothing with --definition (one "
-                             f"kernel, one case per batch size, one GPU), got {value!r}")  # fmt: skip
-    sizes = sorted({c.batch_size for c in family.load_cases(member)})
-    if a.batch_sizes:
-        try:
-            sizes = [int(x) for x in a.batch_sizes.split(",")]
-        except ValueError:
-            sizes = []
-        if not sizes or min(sizes) < 1:
-            raise ValueError(f"argument '--batch-sizes': expected comma-separated ints >= 1, "
-                             f"got {a.batch_sizes!r}")  # fmt: skip
-    table = tune_member(member, a.preset, sizes, "quick" if a.quick else "full",
-                        margin=a.margin, out_dir=a.out_dir or records.AUTO)  # fmt: skip
-    return 0 if all(b in table for b in sizes) else 1
+    return tune_family(a.definition, a.preset, a.batch_sizes, a.quick, a.margin, a.out_dir, given)
 
 
 def _overhead(a) -> int:

@@ -101,11 +101,18 @@ def ok(df: pd.DataFrame) -> pd.DataFrame:
 
 def latest(df: pd.DataFrame, gpu: str | None = None, definition: str = DEFINITION.name):
     """One GPU (``gpu``, else the newest recorded), the newest row per impl x workload x method,
-    of one ``definition`` (default the contest's: rows of family members are left out)."""
+    of one ``definition`` (default the contest's: rows of family members are left out). A
+    family member's rows are those of its manifest's workloads (a record of a workload the
+    manifest has since replaced, a uuid it no longer lists, stays in data/ but out of view)."""
     df = normalize(df)
     if df.empty:
         return df
     df = df[df["definition"].fillna(DEFINITION.name) == definition]
+    if definition != DEFINITION.name and len(df):
+        from decodekit.problem.family import load_cases, parse
+
+        current = {c.uuid for c in load_cases(parse(definition))}
+        df = df[df["uuid"].isin(current) | df["uuid"].isna()]
     if df.empty:
         return df.reset_index(drop=True)
     if gpu is None:

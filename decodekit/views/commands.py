@@ -217,3 +217,32 @@ def tune(
     for shard, why in failed:
         print(f"{shard.label}: not tuned: {why}")
     return 0 if len(table) == len(set(sizes)) else 1
+
+
+def tune_family(definition: str, preset: str = "quick", batch_sizes: str | None = None,
+                quick: bool = False, margin: float = MARGIN, out_dir=None,
+                given: dict | None = None) -> int:  # fmt: skip
+    """``decodekit tune --definition NAME``: the family kernel tuned for one member
+    (:func:`decodekit.measure.family_tune.tune_member`), one case per batch size (default the
+    manifest's); ``given`` are the contest tune's flags, each an error here when set. 0 when
+    every size has a winner."""
+    from decodekit.measure.family_tune import tune_member
+    from decodekit.problem import family
+
+    member = family.parse(definition)
+    for flag, value in (given or {}).items():
+        if value is not None:
+            raise ValueError(f"argument '{flag}': expected nothing with --definition (one "
+                             f"kernel, one case per batch size, one GPU), got {value!r}")  # fmt: skip
+    sizes = sorted({c.batch_size for c in family.load_cases(member)})
+    if batch_sizes:
+        try:
+            sizes = [int(x) for x in batch_sizes.split(",")]
+        except ValueError:
+            sizes = []
+        if not sizes or min(sizes) < 1:
+            raise ValueError(f"argument '--batch-sizes': expected comma-separated ints >= 1, "
+                             f"got {batch_sizes!r}")  # fmt: skip
+    table = tune_member(member, preset, sizes, "quick" if quick else "full", margin=margin,
+                        out_dir=out_dir or records.AUTO)  # fmt: skip
+    return 0 if all(b in table for b in sizes) else 1
