@@ -181,3 +181,16 @@ def test_cli_checks_a_member_and_prints_its_drift(capsys):
         assert "runs on a CUDA GPU" in capsys.readouterr().err
     assert main(["drift", "--steps", "16", "--batch-size", "1"]) == 0
     assert "bfloat16" in capsys.readouterr().out
+
+
+def test_fresh_inputs_are_the_seeded_draw_and_never_share_a_buffer():
+    from decodekit.measure.family_check import fresh_inputs
+
+    (case,) = family.cases(family.SERVING[0], (8,))
+    a, b = fresh_inputs(case), fresh_inputs(case)
+    drawn = family.make_inputs(case)
+    for n, t in drawn.items():
+        if isinstance(t, torch.Tensor):
+            assert torch.equal(a[n], t) and a[n].data_ptr() != b[n].data_ptr(), n
+    a["state"] += 1.0  # what an in-place call does to its pool
+    assert torch.equal(fresh_inputs(case)["state"], drawn["state"])

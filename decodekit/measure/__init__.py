@@ -56,7 +56,6 @@ from decodekit.measure.check import CheckResult
 from decodekit.measure.check import check as run_check
 from decodekit.measure.stats import summarize
 from decodekit.measure.timing import DeviceTimer, Target, Timer
-from decodekit.problem import family
 from decodekit.problem.contracts import bind, check_contract
 from decodekit.problem.family import Case
 from decodekit.problem.workloads import Workload, empty_outputs, make_inputs, select
@@ -296,7 +295,7 @@ def measure(
             extra["check_notes"] = "; ".join(gate.notes)
         inputs = inputs if bound else gate.inputs
     if inputs is None:
-        inputs = family.make_inputs(case, dev) if case else make_inputs(w, dev)
+        inputs = family_check.fresh_inputs(case, dev) if case else make_inputs(w, dev)
     fallback = p.fallback if wanted == p.method else None
     ran, note, why = resolve_method(timer, dev, wanted, fallback)
     if why:

@@ -80,9 +80,22 @@ def oracle(case: Case, device: str = "cpu") -> tuple[torch.Tensor, torch.Tensor]
     return decode(case.member, **make_inputs(case, device))
 
 
+@lru_cache(maxsize=1)
+def _drawn(case: Case, device: str) -> dict:
+    return make_inputs(case, device)
+
+
+def fresh_inputs(case: Case, device: str = "cpu") -> dict:
+    """:func:`make_inputs` of ``case`` on ``device``: drawn once per case and device (a pool
+    of a gigabyte takes seconds to draw on the CPU) and handed out as copies, so every call
+    gets the same seeded bytes and none sees what another wrote."""
+    x = _drawn(case, str(torch.device(device)))
+    return {n: t.clone() if isinstance(t, torch.Tensor) else t for n, t in x.items()}
+
+
 def check(impl, case: Case, device: str = "cpu") -> FamilyResult:
     m = case.member
-    inputs = make_inputs(case, device)
+    inputs = fresh_inputs(case, device)
     res = FamilyResult(case, inputs=inputs)
     idx = inputs["state_indices"]
     if idx is not None:
