@@ -2,7 +2,8 @@
 // none of its math. A floor, not a variant (row_copy.cu is the contest's).
 //
 // Math: for each batch row b with slot = state_indices[b] (POOL) or b (dense):
-//   slot >= 0: new_state[slot] = state[slot] (dense with state == nullptr: zeros);
+//   slot >= 0: new_state[slot] = state[slot] (dense with state == nullptr: zeros; UPDATE 0:
+//   not stored), and with INTERMEDIATE intermediate_states[b, t] = state[slot] for every t;
 //   output[b, t] = 0 for every token t, padding rows (slot < 0) included.
 // No gates, no q, k, v. Layouts and ABI: those of gdn_decode_family.cu (same arguments, same
 //   defines; L2NORM is accepted and changes nothing).
@@ -25,7 +26,8 @@ extern "C" __global__ void __launch_bounds__(family::kWarps * 32)
                     const float* __restrict__ A_log, const gdn::bf16* __restrict__ a,
                     const float* __restrict__ dt_bias, const gdn::bf16* __restrict__ b,
                     float scale, gdn::bf16* __restrict__ output, COPY_STATE_T* new_state,
-                    const int* __restrict__ state_indices, int batch_size) {
+                    const int* __restrict__ state_indices,
+                    COPY_STATE_T* __restrict__ intermediate_states, int batch_size) {
     using namespace family;
     const Place p = place(batch_size);
     if (!p.live) return;
@@ -45,9 +47,20 @@ extern "C" __global__ void __launch_bounds__(family::kWarps * 32)
             s[r][c] = (POOL || state != nullptr)
                           ? gdn::load_state4<LOAD_HINT>(state + off + chunk_offset(r, c))
                           : make_float4(0.f, 0.f, 0.f, 0.f);
+    if (INTERMEDIATE) {
+#pragma unroll 1
+        for (int t = 0; t < kT; ++t) store_rows(intermediate_states + intermediate_offset(t, p), s);
+    }
+    if (!UPDATE) {
+        // Nothing stores the state: keep its loads with a sum no input makes equal to this
+        // runtime value (the compiler cannot drop them), as the kernel's own loads are kept.
+        float sum = 0.f;
 #pragma unroll
-    for (int r = 0; r < kSteps; ++r)
+        for (int r = 0; r < kSteps; ++r)
 #pragma unroll
-        for (int c = 0; c < kChunks; ++c)
-            gdn::store_state4<STORE_HINT>(new_state + off + chunk_offset(r, c), s[r][c]);
+            for (int c = 0; c < kChunks; ++c) sum += s[r][c].x + s[r][c].y + s[r][c].z + s[r][c].w;
+        if (sum == -1e30f * scale) output[0] = __float2bfloat16(sum);
+        return;
+    }
+    store_rows(new_state + off, s);
 }

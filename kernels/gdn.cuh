@@ -197,6 +197,16 @@ __device__ __forceinline__ float row_output(Gates gt, float sq, float kq, float 
     return scale * fmaf(gt.g, sq, kq * delta);
 }
 
+// s + d * k for four columns, one FMA each.
+__device__ __forceinline__ float4 axpy4(float4 s, float d, float4 k) {
+    return make_float4(fmaf(d, k.x, s.x), fmaf(d, k.y, s.y), fmaf(d, k.z, s.z), fmaf(d, k.w, s.w));
+}
+
+// x * s for four columns.
+__device__ __forceinline__ float4 scale4(float4 s, float x) {
+    return make_float4(x * s.x, x * s.y, x * s.z, x * s.w);
+}
+
 // g * s + d * k, the state row update for four columns.
 __device__ __forceinline__ float4 update4(float4 s, float g, float d, float4 k) {
     return make_float4(fmaf(g, s.x, d * k.x), fmaf(g, s.y, d * k.y), fmaf(g, s.z, d * k.z),

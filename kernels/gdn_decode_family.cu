@@ -18,7 +18,11 @@
 // Layouts (contiguous, row-major): q, k [B,T,QK_HEADS,128] bf16; v, output [B,T,V_HEADS,128]
 //   bf16; a, b [B,T,V_HEADS] bf16; A_log, dt_bias [V_HEADS] fp32; state and new_state k-last
 //   [B,V_HEADS,128,128] (dense) or [P,V_HEADS,128,128] (POOL: P slots) of STATE_T, float
-//   (STATE_BF16 0) or bf16 (STATE_BF16 1); state_indices [B] int32 (POOL only).
+//   (STATE_BF16 0) or bf16 (STATE_BF16 1); state_indices [B] int32 (POOL only);
+//   intermediate_states [B,T,V_HEADS,128,128] of STATE_T (INTERMEDIATE only, else unused).
+// Verify calls (T > 1): INTERMEDIATE 1 also stores the state after each token t to
+//   intermediate_states[b, t] (padding rows store nothing); UPDATE 0 skips the final store,
+//   so the state is left as it was.
 // Dense: row b reads state[b] (nullptr means zeros) and writes new_state[b].
 // Pool (POOL 1): slot = state_indices[b]; slot >= 0 reads and writes state[slot] in place
 //   (new_state == state); slot < 0 is a padding row: it writes zeros to its whole output
@@ -42,9 +46,14 @@
 // Knobs: QK_HEADS, V_HEADS, SEQ_LEN, POOL, L2NORM, STATE_BF16 (the member), WARPS,
 //   ROWS_PER_WARP, LANES_PER_ROW (the shape), LOAD_HINT 0..5 / STORE_HINT 0..3 (state cache
 //   policies, gdn.cuh's meanings, for bf16 state too), REDUCE 0 / 1 (the row sums: butterfly
-//   or reduce-scatter). Gates: exact (FAST_GATES must stay 0).
+//   or reduce-scatter), and for T > 1: GATES_ONCE 1 (lane t of each warp computes token t's
+//   g and beta before token 0 and the tokens shuffle them, not every lane every token) and
+//   LAZY_DECAY 1 (the state held as G * s with G the running product of the tokens' g:
+//   s.k and s.q are scaled by G, the update is s += (delta k / G) k, one FMA a value instead
+//   of two; s is rescaled by G when G < 1e-20 and before every store). Gates: exact
+//   (FAST_GATES must stay 0).
 // Run: decodekit.impls.family_kernels.kit_kernel(member)(q, k, v, state, A_log, a, dt_bias,
-//   b, scale, output, new_state, state_indices) (decodekit.build.family_launch builds the
+//   b, scale, output, new_state, state_indices, intermediate_states) (decodekit.build.family_launch builds the
 //   member's defines and launch shape); check with decodekit.measure.family_check.check(
 //   kit_kernel(member), case, "cuda"); compile only: decodekit.build.compile.compile_kernel(
 //   "gdn_decode_family.cu", "sm_90a", {"QK_HEADS": 16, "V_HEADS": 32, "POOL": 1, ...}).
@@ -52,6 +61,12 @@
 
 #ifndef REDUCE
 #define REDUCE 0
+#endif
+#ifndef LAZY_DECAY
+#define LAZY_DECAY 0
+#endif
+#ifndef GATES_ONCE
+#define GATES_ONCE 0
 #endif
 
 namespace family {
@@ -64,6 +79,11 @@ inline constexpr int kLanesPerSum = kLanes / kSteps;  // REDUCE 1: lanes holding
 
 static_assert(FAST_GATES == 0, "gdn_decode_family uses the exact gate math (FAST_GATES 0)");
 static_assert(REDUCE == 0 || REDUCE == 1, "REDUCE must be 0 or 1");
+static_assert(LAZY_DECAY == 0 || LAZY_DECAY == 1, "LAZY_DECAY must be 0 or 1");
+static_assert(GATES_ONCE == 0 || (GATES_ONCE == 1 && kT > 1),
+              "GATES_ONCE must be 0, or 1 with SEQ_LEN > 1");
+// LAZY_DECAY: below this the running decay is folded back into the state (no underflow)
+inline constexpr float kRenorm = 1e-20f;
 static_assert(REDUCE == 0 || kSteps <= kLanes,
               "REDUCE 1 needs ROWS_PER_WARP / (32 / LANES_PER_ROW) <= LANES_PER_ROW");
 
@@ -93,9 +113,18 @@ __device__ __forceinline__ Token load_token(const bf16* __restrict__ q,
     const size_t bth = bt * kVHeads + h;
 #pragma unroll
     for (int r = 0; r < kVLoads; ++r) x.v[r] = v[bth * kDim + row0 + r * kRowsPerStep];
-    x.a = a[bth];
-    x.b = b[bth];
+    if (!GATES_ONCE) {  // GATES_ONCE: the prologue reads every token's a and b
+        x.a = a[bth];
+        x.b = b[bth];
+    }
     return x;
+}
+
+// A row's four columns after one token: g * s + dk * k, or with LAZY_DECAY (the state held
+// as G * s, G already multiplied by this token's g) s + (dk / G) * k: one FMA a value.
+__device__ __forceinline__ float4 update(float4 s, float g, float dk, float inv_decay, float4 k) {
+    if (LAZY_DECAY) return gdn::axpy4(s, dk * inv_decay, k);
+    return gdn::update4(s, g, dk, k);
 }
 
 }  // namespace family
@@ -108,7 +137,8 @@ extern "C" __global__ void __launch_bounds__(family::kWarps * 32)
                       const float* __restrict__ A_log, const gdn::bf16* __restrict__ a,
                       const float* __restrict__ dt_bias, const gdn::bf16* __restrict__ b,
                       float scale, gdn::bf16* __restrict__ output, STATE_T* new_state,
-                      const int* __restrict__ state_indices, int batch_size) {
+                      const int* __restrict__ state_indices,
+                      STATE_T* __restrict__ intermediate_states, int batch_size) {
     using namespace family;
     const Place p = place(batch_size);
     if (!p.live) return;
@@ -148,6 +178,14 @@ extern "C" __global__ void __launch_bounds__(family::kWarps * 32)
     }
     const float A = A_log[h];
     const float dtb = dt_bias[h];
+    // GATES_ONCE: lane t < T computes token t's gates once for the warp; tokens shuffle them
+    gdn::Gates lane_gates{1.f, 0.f};
+    if (GATES_ONCE && (threadIdx.x & 31) < kT) {
+        const size_t bth = (bt0 + (threadIdx.x & 31)) * kVHeads + h;
+        lane_gates = gdn::gate_values<gdn::GateMath::kExact>(__bfloat162float(a[bth]), dtb, A,
+                                                             __bfloat162float(b[bth]));
+    }
+    float G = 1.f;  // LAZY_DECAY: the state is G * s; each token's decay multiplies G only
 
 #pragma unroll 1
     for (int t = 0; t < kT; ++t) {
@@ -166,8 +204,19 @@ extern "C" __global__ void __launch_bounds__(family::kWarps * 32)
         float vr[kVLoads];
 #pragma unroll
         for (int r = 0; r < kVLoads; ++r) vr[r] = __bfloat162float(cur.v[r]);
-        const gdn::Gates gt = gdn::gate_values<gdn::GateMath::kExact>(
-            __bfloat162float(cur.a), dtb, A, __bfloat162float(cur.b));
+        gdn::Gates gt;
+        if (GATES_ONCE) {
+            gt.g = __shfl_sync(gdn::kFull, lane_gates.g, t);
+            gt.beta = __shfl_sync(gdn::kFull, lane_gates.beta, t);
+        } else {
+            gt = gdn::gate_values<gdn::GateMath::kExact>(__bfloat162float(cur.a), dtb, A,
+                                                         __bfloat162float(cur.b));
+        }
+        // What multiplies the old state's sums: g, or with LAZY_DECAY the new G = G * g
+        // (the state is then G * s, and s changes only by the rank-1 term, scaled by 1 / G).
+        const float decay = LAZY_DECAY ? (G *= gt.g) : gt.g;
+        const float inv_decay = LAZY_DECAY ? __fdividef(1.f, decay) : 1.f;  // MUFU.RCP: scales dk
+        const gdn::Gates gs{decay, gt.beta};
         if (kT > 1 && t + 1 < kT) cur = load_token(q, k, v, a, b, bt0 + t + 1, h, j, vrow0, col);
 
         // Each group of L lanes holds every column once, so group sums are full dot products.
@@ -193,34 +242,39 @@ extern "C" __global__ void __launch_bounds__(family::kWarps * 32)
 #if REDUCE
         // Each lane finishes one row: its delta and output; the deltas go round the group.
         gdn::group_sums_scatter<kLanes>(sk, sq);
-        const float my_delta = gdn::row_delta(gt, vr[0], rk * sk[0]);
+        const float my_delta = gdn::row_delta(gs, vr[0], rk * sk[0]);
         if (col % kLanesPerSum == 0)
             output[orow + mine * kRowsPerStep] =
-                __float2bfloat16(gdn::row_output(gt, rq * sq[0], kq, my_delta, scale));
+                __float2bfloat16(gdn::row_output(gs, rq * sq[0], kq, my_delta, scale));
 #pragma unroll
         for (int r = 0; r < kSteps; ++r) {
             const float dk = __shfl_sync(gdn::kFull, my_delta, r * kLanesPerSum, kLanes) * rk;
 #pragma unroll
-            for (int c = 0; c < kChunks; ++c) s[r][c] = gdn::update4(s[r][c], gt.g, dk, kk[c]);
+            for (int c = 0; c < kChunks; ++c) s[r][c] = update(s[r][c], gt.g, dk, inv_decay, kk[c]);
         }
 #else
         gdn::group_sums<kLanes>(sk, sq);
 #pragma unroll
         for (int r = 0; r < kSteps; ++r) {
-            const float delta = gdn::row_delta(gt, vr[r], rk * sk[r]);
+            const float delta = gdn::row_delta(gs, vr[r], rk * sk[r]);
             const float dk = delta * rk;
 #pragma unroll
-            for (int c = 0; c < kChunks; ++c) s[r][c] = gdn::update4(s[r][c], gt.g, dk, kk[c]);
+            for (int c = 0; c < kChunks; ++c) s[r][c] = update(s[r][c], gt.g, dk, inv_decay, kk[c]);
             if (col == 0)
                 output[orow + r * kRowsPerStep] =
-                    __float2bfloat16(gdn::row_output(gt, rq * sq[r], kq, delta, scale));
+                    __float2bfloat16(gdn::row_output(gs, rq * sq[r], kq, delta, scale));
         }
 #endif
+        if (LAZY_DECAY && G < kRenorm) {  // block-uniform: fold G back before it underflows
+#pragma unroll
+            for (int r = 0; r < kSteps; ++r)
+#pragma unroll
+                for (int c = 0; c < kChunks; ++c) s[r][c] = gdn::scale4(s[r][c], G);
+            G = 1.f;
+        }
+        // token t's state, for the engine to commit an accepted prefix
+        if (INTERMEDIATE) store_rows(intermediate_states + intermediate_offset(t, p), s, G);
     }
 
-#pragma unroll
-    for (int r = 0; r < kSteps; ++r)
-#pragma unroll
-        for (int c = 0; c < kChunks; ++c)
-            gdn::store_state4<STORE_HINT>(new_state + off + chunk_offset(r, c), s[r][c]);
+    if (UPDATE) store_rows(new_state + off, s, G);  // UPDATE 0: the state left as it was
 }

@@ -3,7 +3,9 @@
 // thread works. One statement of the family's grid, so the floor is the kernel's own.
 //
 // Member: QK_HEADS, V_HEADS, SEQ_LEN (T), POOL (state pool + slot indices), L2NORM,
-//   STATE_BF16 (decodekit.build.family_launch.member_defines). Shape: WARPS, ROWS_PER_WARP,
+//   STATE_BF16, and for T > 1 the verify calls: INTERMEDIATE (every token's state also to
+//   intermediate_states [B, T, V_HEADS, 128, 128], by batch row) and UPDATE (0: the final
+//   state is not written back) (decodekit.build.family_launch.member_defines). Shape: WARPS, ROWS_PER_WARP,
 //   LANES_PER_ROW; LOAD_HINT 0..5 / STORE_HINT 0..3 (gdn.cuh's state cache policies).
 // Grid: B * V_HEADS * SPLIT blocks of WARPS * 32 threads, SPLIT = 128 / (WARPS * ROWS_PER_WARP).
 //   Block x works on (b, h) = divmod(x / SPLIT, V_HEADS) and rows (x % SPLIT) * WARPS *
@@ -46,6 +48,12 @@
 #ifndef STORE_HINT
 #define STORE_HINT 0
 #endif
+#ifndef INTERMEDIATE
+#define INTERMEDIATE 0
+#endif
+#ifndef UPDATE
+#define UPDATE 1
+#endif
 
 namespace family {
 
@@ -77,6 +85,10 @@ static_assert(kWarps >= 1 && kWarps <= 32, "WARPS must be 1..32");
 static_assert(kRowsPerWarp >= 1 && kRowsPerWarp % kRowsPerStep == 0,
               "ROWS_PER_WARP must be a multiple of 32 / LANES_PER_ROW");
 static_assert(kDim % kRowsPerBlock == 0, "WARPS * ROWS_PER_WARP must divide 128");
+static_assert(INTERMEDIATE == 0 || INTERMEDIATE == 1, "INTERMEDIATE must be 0 or 1");
+static_assert(UPDATE == 0 || UPDATE == 1, "UPDATE must be 0 or 1");
+static_assert(kT > 1 || (INTERMEDIATE == 0 && UPDATE == 1),
+              "INTERMEDIATE 1 and UPDATE 0 are verify calls: SEQ_LEN > 1");
 
 #if STATE_BF16
 typedef bf16 state_t;
@@ -112,9 +124,26 @@ __device__ __forceinline__ size_t state_offset(int slot, const Place& p) {
     return ((static_cast<size_t>(slot) * kVHeads + p.h) * kDim + p.row0) * kDim + p.col * 4;
 }
 
-// Chunk c of step r, relative to state_offset.
+// Offset of this lane's first chunk of token t's state in intermediate_states [B, T, HV, V, K].
+__device__ __forceinline__ size_t intermediate_offset(int t, const Place& p) {
+    return (((static_cast<size_t>(p.row_b) * kT + t) * kVHeads + p.h) * kDim + p.row0) * kDim +
+           p.col * 4;
+}
+
+// Chunk c of step r, relative to state_offset (and intermediate_offset).
 __device__ __forceinline__ constexpr int chunk_offset(int r, int c) {
     return r * kRowsPerStep * kDim + c * kLanes * 4;
+}
+
+// Store this lane's chunks of a state, each times x (1: as they are), at base + chunk_offset.
+template <class T>
+__device__ __forceinline__ void store_rows(T* base, const float4 (&s)[kSteps][kChunks],
+                                           float x = 1.f) {
+#pragma unroll
+    for (int r = 0; r < kSteps; ++r)
+#pragma unroll
+        for (int c = 0; c < kChunks; ++c)
+            gdn::store_state4<STORE_HINT>(base + chunk_offset(r, c), gdn::scale4(s[r][c], x));
 }
 
 // Zeros for this lane's rows of output[b, t] for every token (column 0 of each row writes).

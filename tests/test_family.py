@@ -1,5 +1,8 @@
-"""The decode family on the CPU: names, the fp64 oracle, manifests, the pool contracts and the
-drift of a state fed back."""
+"""The decode family on the CPU: names, the fp64 oracle, manifests, the pool contracts, the
+speculative-verify calls (every token's state, no update) and the drift of a state fed
+back."""
+
+from dataclasses import replace
 
 import pytest
 import torch
@@ -20,6 +23,48 @@ def test_names_round_trip_and_the_contest_keeps_its_name():
         parse("gdn_prefill_qk4")
     with pytest.raises(SpecError, match="argument 'v_heads'"):
         Member(4, 6)
+
+
+# the names of the members before the verify calls, as records and manifests hold them
+OLD_NAMES = (
+    "gdn_decode_qk4_v8_d128_k_last",
+    "gdn_decode_pool_qk4_v8_d128_k_last_l2norm",
+    "gdn_decode_pool_qk16_v32_d128_k_last_l2norm",
+    "gdn_decode_pool_qk4_v8_d128_k_last_t4_l2norm",
+    "gdn_decode_pool_qk4_v8_d128_k_last_bf16state_l2norm",
+    "gdn_decode_pool_qk4_v8_d128_k_last_t4_bf16state",
+)
+
+
+def test_verify_calls_are_named_after_t_and_round_trip():
+    assert [m.name for m in (Member(), *family.SERVING)] == list(OLD_NAMES[:5])
+    assert all(parse(n).name == n and parse(n).update and not parse(n).intermediate
+               for n in OLD_NAMES)  # fmt: skip
+    t4 = "gdn_decode_pool_qk4_v8_d128_k_last_t4"
+    suffixes = [m.name.removeprefix(t4) for m in family.VERIFY]
+    assert suffixes == ["_inter_l2norm", "_noupdate_l2norm", "_inter_noupdate_l2norm"]
+    both = [replace(m, state_dtype=dt, layout=lay) for m in family.VERIFY
+            for dt in ("float32", "bfloat16") for lay in ("pool", "dense")]  # fmt: skip
+    assert len({m.name for m in both}) == len(both) == 12
+    for m in both:
+        assert parse(m.name) == m
+    assert parse(f"{t4}_inter_bf16state").state_dtype == "bfloat16"
+    with pytest.raises(SpecError, match="argument 'definition'"):
+        parse(f"{t4}_noupdate_inter")  # one order only
+
+
+@pytest.mark.parametrize(
+    "change, arg",
+    [(dict(intermediate=True), "intermediate"), (dict(update=False), "update")],
+    ids=["intermediate", "update"],
+)
+def test_verify_calls_need_more_than_one_token(change, arg):
+    with pytest.raises(SpecError, match=rf"^argument '{arg}': expected .* seq_len 1") as e:
+        Member(layout="pool", **change)
+    assert "\n" not in str(e.value)
+    with pytest.raises(SpecError, match=f"argument '{arg}'"):
+        parse("gdn_decode_pool_qk4_v8_d128_k_last" + ("_inter" if arg == "intermediate" else
+                                                      "_noupdate"))  # fmt: skip
 
 
 def test_the_contest_member_is_the_contest_oracle():
@@ -48,7 +93,7 @@ def test_t_tokens_are_t_single_steps_and_l2norm_normalises():
 
 
 def test_manifests_hold_the_members_workloads():
-    for m in family.SERVING:
+    for m in (*family.SERVING, *family.VERIFY):
         path = family.manifest_path(m)
         assert path.read_text() == family.manifest_lines(m), f"regenerate {path.name}"
         got = family.load_cases(m)
@@ -125,6 +170,129 @@ def _bad(kind):
             output[(state_indices < 0).nonzero().flatten()] = 1.0
 
     return m, run
+
+
+INTER, NOUPDATE, INTER_NOUPDATE = family.VERIFY
+TOKENS = ("q", "k", "v", "a", "b")
+
+
+def test_the_oracle_returns_every_tokens_state_when_asked():
+    (case,) = cases(INTER, (8,))
+    x = make_inputs(case)
+    out, state, inter = decode(INTER, **x, intermediates=True)
+    assert inter.shape == (8, 4, 8, 128, 128) and inter.dtype == torch.float64
+    idx = x["state_indices"]
+    rows, pad = torch.nonzero(idx >= 0).flatten(), torch.nonzero(idx < 0).flatten()
+    assert len(pad) and (inter[pad] == 0).all()  # padding rows have none
+    assert torch.equal(inter[rows, -1], state[idx[rows].long()])  # the last is the final state
+    for t in range(3):  # S_t: the state after the first t + 1 tokens
+        head = {n: (v[:, : t + 1] if n in TOKENS else v) for n, v in x.items()}
+        _, s_t = decode(replace(INTER, seq_len=t + 1, intermediate=False), **head)
+        assert torch.allclose(inter[rows, t], s_t[idx[rows].long()], rtol=0, atol=1e-12)
+    # the same math whatever the call stores; current members keep their 2-tuple
+    final = replace(INTER, intermediate=False)
+    two = decode(final, **x)
+    assert len(two) == 2 and torch.equal(two[0], out) and torch.equal(two[1], state)
+    assert all(torch.equal(a, b) for a, b in zip(decode(NOUPDATE, **x), two, strict=True))
+    (dense,) = cases(replace(INTER, layout="dense"), (2,))
+    _, d_state, d_inter = decode(dense.member, **make_inputs(dense), intermediates=True)
+    assert d_inter.shape == (2, 4, 8, 128, 128) and torch.equal(d_inter[:, -1], d_state)
+
+
+VERIFY_BOTH = [replace(m, state_dtype=dt) for m in family.VERIFY for dt in ("float32", "bfloat16")]
+
+
+@pytest.mark.parametrize("member", VERIFY_BOTH, ids=lambda m: m.name)
+def test_the_reference_passes_the_verify_contracts(member):
+    for case in cases(member, (1, 8)):
+        res = family_check.check(reference(member), case)
+        assert res.passed and not res.findings, res.summary()
+        names = [r.name for r in res.reports]
+        assert ("new_state" in names) == member.update
+        assert ("intermediate_states" in names) == member.intermediate
+
+
+def test_only_an_intermediate_member_gets_the_poisoned_buffer():
+    (case,) = cases(INTER, (4,))
+    x = make_inputs(case)
+    buf = family_check._outputs(case, x)["intermediate_states"]
+    assert buf.shape == (4, 4, 8, 128, 128) and buf.dtype == torch.float32 and buf.isnan().all()
+    (bf,) = cases(replace(INTER, state_dtype="bfloat16"), (4,))
+    assert family_check._outputs(bf, make_inputs(bf))["intermediate_states"].dtype == torch.bfloat16
+    for m in (NOUPDATE, family.SERVING[2]):
+        (c,) = cases(m, (4,))
+        assert "intermediate_states" not in family_check._outputs(c, make_inputs(c))
+
+
+def test_the_reference_refuses_a_buffer_that_does_not_fit():
+    (case,) = cases(INTER, (4,))
+    x = make_inputs(case)
+    dests = family_check._outputs(case, x)
+    run = reference(INTER)
+    with pytest.raises(SpecError, match="argument 'intermediate_states': expected a float32"):
+        run(**x, **{**dests, "intermediate_states": None})
+    short = r"expected torch.float32 \[4, 4, 8, 128, 128\], got torch.float32 \[4, 3, 8, 128, 128\]"
+    with pytest.raises(SpecError, match="argument 'intermediate_states': " + short):
+        run(**x, **{**dests, "intermediate_states": dests["intermediate_states"][:, :3]})
+    (c,) = cases(NOUPDATE, (4,))
+    y = make_inputs(c)
+    with pytest.raises(SpecError, match="argument 'intermediate_states': expected None"):
+        reference(NOUPDATE)(**y, **family_check._outputs(c, y), intermediate_states=dests[
+            "intermediate_states"])  # fmt: skip
+
+
+def _wrong_verify(member, kind):
+    """A verify call that breaks one contract (the others kept, as the reference does)."""
+    ok = reference(member)
+
+    def run(q, k, v, state, A_log, a, dt_bias, b, scale, output, new_state, state_indices=None,
+            intermediate_states=None):  # fmt: skip
+        keep = state.clone()
+        ok(q, k, v, state, A_log, a, dt_bias, b, scale, output, new_state, state_indices,
+           intermediate_states)  # fmt: skip
+        pad = torch.nonzero(state_indices < 0).flatten()
+        if kind == "last state for all":  # every token's slot gets the final state
+            rows = torch.nonzero(state_indices >= 0).flatten()
+            final = reference(replace(member, intermediate=False, update=True))
+            scratch = keep.clone()  # the pool before the call
+            final(q, k, v, scratch, A_log, a, dt_bias, b, scale, torch.empty_like(output),
+                  scratch, state_indices)  # fmt: skip
+            intermediate_states[rows] = scratch[state_indices[rows].long()][:, None].to(
+                intermediate_states.dtype)  # fmt: skip
+        elif kind == "padding rows":  # zeros to the padding rows' intermediate rows
+            intermediate_states[pad] = 0
+        elif kind == "no final store":  # FlashInfer's bf16 wide_vec path when it caches
+            state.copy_(keep)
+        elif kind == "updates":  # a no-update call that stores the final state anyway
+            reference(replace(member, update=True))(q, k, v, state, A_log, a, dt_bias, b, scale,
+                                                    output, new_state, state_indices,
+                                                    intermediate_states)  # fmt: skip
+        elif kind == "null slot":  # a no-update call that parks padding rows in slot 0
+            state[0] += 1.0
+
+    return run
+
+
+@pytest.mark.parametrize(
+    "member, kind, finding",
+    [
+        (INTER, "last state for all", "intermediate_states"),
+        (INTER, "padding rows", "wrote intermediate states"),
+        (INTER, "no final store", "new_state"),
+        (NOUPDATE, "updates", "written by a call that does not update"),
+        (INTER_NOUPDATE, "updates", "written by a call that does not update"),
+        (NOUPDATE, "null slot", "1 state slots were written"),
+    ],
+    ids=lambda x: x if isinstance(x, str) and " " in x and "written" not in x else "",
+)  # fmt: skip
+def test_a_verify_call_that_breaks_its_contract_fails(member, kind, finding):
+    run = _wrong_verify(member, kind)
+    run.padding_uses_null_slot = kind == "null slot"  # declared: the pool still may not change
+    res = family_check.check(run, cases(member, (8,))[0])
+    failed = [r.name for r in res.reports if not r.passed]
+    assert not res.passed and (finding in failed or any(finding in f for f in res.findings)), (
+        res.summary()
+    )
 
 
 def test_a_write_to_an_unnamed_slot_or_to_a_padding_row_fails():

@@ -39,6 +39,14 @@ def test_a_case_is_checked_with_its_contracts_then_timed():
     assert r.get("check") == "passed"
 
 
+def test_a_verify_case_is_timed_with_its_intermediate_buffer():
+    # measure.case_target binds an intermediate member's buffer to every timed call
+    for m in family.VERIFY:
+        case = family.cases(m, (4,))[0]
+        r = measure(family.reference(m), case, "quick", timer=Clock(), device="cpu")
+        assert r.ok and r.get("check") == "passed", (m.name, r.note)
+
+
 def test_a_call_that_writes_an_unnamed_slot_is_not_timed():
     case = family.cases(POOL, (4,))[0]
     good = family.reference(POOL)
@@ -111,12 +119,27 @@ def test_the_row_copy_builds_are_the_family_grid_without_math():
     from decodekit.impls.family_kernels import kit_kernel, row_copy
     from decodekit.measure.family_bench import ROW_COPY_CONFIGS
 
-    for m in family.SERVING:
+    for m in (*family.SERVING, *family.VERIFY):
         for d in ROW_COPY_CONFIGS[:4]:
             rc, kit = row_copy(m, d, arch="sm_90a"), kit_kernel(m, d, arch="sm_90a")
             assert (rc.source, rc.entry) == ROW_COPY
             assert rc.launch_shape(16) == kit.launch_shape(16)
             assert rc.build.usage(ROW_COPY[1]).spills == 0
+
+
+def test_live_bytes_of_the_verify_calls():
+    from dataclasses import replace
+
+    from decodekit.measure.family_bench import live_bytes
+
+    one = 8 * 128 * 128 * 4  # one row's fp32 state
+    # read once; written back unless not updating; T = 4 more writes with every token's state
+    for m, states in zip(family.VERIFY, (1 + 1 + 4, 1, 1 + 4), strict=True):
+        for dt, size in (("float32", one), ("bfloat16", one // 2)):
+            (case,) = family.cases(replace(m, state_dtype=dt), (8,))
+            assert live_bytes(case) == (8 - case.padding) * states * size, m.name
+    (t4,) = family.cases(family.SERVING[2], (8,))
+    assert live_bytes(t4) == (8 - t4.padding) * 2 * one  # the final-state call, as before
 
 
 def test_floor_buffers_move_the_members_state_bytes():

@@ -1,6 +1,9 @@
 """The family kernel without a GPU: kernels/gdn_decode_family.cu builds with NVRTC for every
-serving member and the dense ones (T 1 and 4, fp32 and bf16 state) with no spills, its knobs
-are the ones declared, and FamilyLauncher rejects bad arguments before any CUDA work."""
+serving member and the dense ones (T 1 and 4, fp32 and bf16 state) and the T=4 pool's verify
+calls with no spills, its knobs are the ones declared, and FamilyLauncher rejects bad
+arguments (the verify calls' intermediate_states too) before any CUDA work."""
+
+from dataclasses import replace
 
 import pytest
 import torch
@@ -10,7 +13,7 @@ from decodekit.build.compile import CompileError, compile_kernel, declared_defin
 from decodekit.build.family_launch import ENTRY, SOURCE, FamilyLauncher, member_defines
 from decodekit.impls.family_kernels import CHECKED, kit_kernel, supports
 from decodekit.measure.family_check import _outputs
-from decodekit.problem.family import SERVING, Member, cases, make_inputs
+from decodekit.problem.family import SERVING, VERIFY, Member, cases, make_inputs
 from decodekit.problem.spec import SpecError
 
 ARCHS = ("sm_90a", "sm_100a")
@@ -30,8 +33,9 @@ def test_every_member_builds_without_spills(member, arch):
 
 def test_knobs_are_declared_with_their_defaults():
     knobs = declared_defines(SOURCE)
-    own = dict(QK_HEADS=4, V_HEADS=8, SEQ_LEN=1, POOL=0, L2NORM=0, STATE_BF16=0, WARPS=4,
-               ROWS_PER_WARP=8, LANES_PER_ROW=16, LOAD_HINT=1, STORE_HINT=0, REDUCE=0)  # fmt: skip
+    own = dict(QK_HEADS=4, V_HEADS=8, SEQ_LEN=1, POOL=0, L2NORM=0, STATE_BF16=0, INTERMEDIATE=0,
+               UPDATE=1, WARPS=4, ROWS_PER_WARP=8, LANES_PER_ROW=16, LOAD_HINT=1, STORE_HINT=0,
+               REDUCE=0, GATES_ONCE=0, LAZY_DECAY=0)  # fmt: skip
     assert {n: knobs[n] for n in own} == own
     assert set(knobs) == {*own, "FAST_GATES"}  # gdn.cuh's, which must stay 0
 
@@ -52,9 +56,22 @@ def test_launcher_builds_the_members_defines_and_shape():
     m = Member(16, 32, seq_len=4, state_dtype="bfloat16", layout="pool", l2norm=True)
     run = FamilyLauncher(m, {"WARPS": 2, "ROWS_PER_WARP": 16}, arch="sm_90a")
     assert run.defines == dict(QK_HEADS=16, V_HEADS=32, SEQ_LEN=4, POOL=1, L2NORM=1,
-                               STATE_BF16=1, WARPS=2, ROWS_PER_WARP=16)  # fmt: skip
+                               STATE_BF16=1, INTERMEDIATE=0, UPDATE=1, WARPS=2,
+                               ROWS_PER_WARP=16)  # fmt: skip
     assert run.launch_shape(3) == ((3 * 32 * 4,), (64,))
     assert run.build.usage(ENTRY).spills == 0
+
+
+def test_the_verify_calls_are_two_member_defines():
+    flags = [(member_defines(m)["INTERMEDIATE"], member_defines(m)["UPDATE"]) for m in VERIFY]
+    assert flags == [(1, 1), (0, 0), (1, 0)]
+    assert all(member_defines(m)["SEQ_LEN"] == 4 for m in VERIFY)
+    assert {"INTERMEDIATE", "UPDATE"} <= set(family_launch.MEMBER_DEFINES)
+    with pytest.raises(ValueError, match="argument 'defines': INTERMEDIATE come from the member"):
+        FamilyLauncher(VERIFY[0], {"INTERMEDIATE": 0}, arch="sm_90a")
+    # the kernel refuses a verify call of one token
+    with pytest.raises(CompileError, match="static assertion"):
+        compile_kernel(SOURCE, "sm_90a", {"SEQ_LEN": 1, "UPDATE": 0})
 
 
 def test_an_undeclared_define_is_refused():
@@ -70,7 +87,14 @@ def test_member_defines_are_not_tuning_defines():
 
 
 def test_bad_knob_values_fail_to_compile():
-    for bad in ({"FAST_GATES": 1}, {"LANES_PER_ROW": 3}, {"WARPS": 3}, {"SEQ_LEN": 17}):
+    for bad in (
+        {"FAST_GATES": 1},
+        {"LANES_PER_ROW": 3},
+        {"WARPS": 3},
+        {"SEQ_LEN": 17},
+        {"SEQ_LEN": 4, "INTERMEDIATE": 2},
+        {"SEQ_LEN": 4, "UPDATE": 2},
+    ):
         with pytest.raises(CompileError, match="static assertion"):
             compile_kernel(SOURCE, "sm_90a", bad)
 
@@ -164,3 +188,40 @@ def test_indices_are_validated_once_per_tensor_version(monkeypatch):
         run._check_indices(idx, 8)
     with pytest.raises(SpecError, match="expected -1 .* got 8"):
         run._check_indices(torch.tensor([8, 0], dtype=torch.int32), 8)
+
+
+# ---- the verify calls' buffer ---------------------------------------------------------------
+
+INTER, NOUPDATE, _ = VERIFY
+
+
+def test_a_well_formed_verify_call_on_the_cpu_is_refused_for_its_device():
+    for m in (INTER, replace(INTER, state_dtype="bfloat16")):
+        _raises(m, r"argument 'q': expected a CUDA tensor")
+    _raises(NOUPDATE, r"argument 'q': expected a CUDA tensor")
+
+
+@pytest.mark.parametrize(
+    "member, bad, match",
+    [
+        (INTER, lambda x: None, r"argument 'intermediate_states': expected a float32 buffer "
+         r"\[8, 4, 8, 128, 128\] \(gdn_decode_pool_qk4_v8_d128_k_last_t4_inter_l2norm writes"),
+        (INTER, lambda x: x.to(torch.bfloat16), r"argument 'intermediate_states': expected "
+         r"torch.float32 \[8, 4, 8, 128, 128\], got torch.bfloat16"),
+        (INTER, lambda x: x[:4], r"argument 'intermediate_states': expected torch.float32 "
+         r"\[8, 4, 8, 128, 128\], got torch.float32 \[4, 4, 8, 128, 128\]"),
+        (INTER, lambda x: x.transpose(3, 4), "argument 'intermediate_states': expected a "
+         "contiguous tensor"),
+        (NOUPDATE, lambda x: torch.empty(8, 4, 8, 128, 128), "argument 'intermediate_states': "
+         "expected None .* writes no intermediate states"),
+        (POOL, lambda x: torch.empty(8, 1, 8, 128, 128), "argument 'intermediate_states': "
+         "expected None"),
+    ],
+    ids=["none", "dtype", "rows", "strides", "noupdate", "final"],
+)  # fmt: skip
+def test_intermediate_states_errors_name_the_argument(member, bad, match):
+    run, x = _call(member)
+    x["intermediate_states"] = bad(x.get("intermediate_states"))
+    with pytest.raises(SpecError, match=match) as e:
+        run(**x)
+    assert "\n" not in str(e.value)

@@ -1,7 +1,8 @@
 """The family's peers on the CPU, with fake flashinfer, fla and vllm modules standing in for the
 packages: which entry point each calls, with which arguments, what each member gets, and the
 null-slot path of the check (an impl that parks padding rows in slot 0 passes only when it
-says so, and only on a case that reserves the slot)."""
+says so, and only on a case that reserves the slot), and the speculative-verify calls
+(``intermediate_states_buffer``, ``disable_state_update``) where each peer has them."""
 
 import importlib.machinery
 import sys
@@ -15,11 +16,13 @@ from decodekit.impls import family_peers
 from decodekit.impls.family_peers import PEERS, peer, supports, why_not
 from decodekit.measure import family_check
 from decodekit.problem import family
-from decodekit.problem.family import SERVING, Member, cases, decode, reference
+from decodekit.problem.family import SERVING, VERIFY, Member, cases, decode, reference
 from decodekit.problem.spec import SpecError, resolve_scale
 
 POOL, POOL16, POOL_T4, POOL_BF16 = SERVING
 DENSE = [replace(m, layout="dense") for m in SERVING]
+INTER, NOUPDATE, INTER_NOUPDATE = VERIFY
+VERIFY_BF16 = [replace(m, state_dtype="bfloat16") for m in VERIFY]
 
 
 def _module(monkeypatch, name: str, **attrs):
@@ -32,8 +35,10 @@ def _module(monkeypatch, name: str, **attrs):
 
 
 def _step(member, q, k, v, pool, A_log, a, dt_bias, b, scale, idx):
-    """The fakes' math: the family's fp32 reference on the rows ``idx`` names."""
-    return decode(member, q, k, v, pool, A_log, a, dt_bias, b, scale, idx, dtype=torch.float32)
+    """The fakes' math: the family's fp32 reference on the rows ``idx`` names, and every
+    token's state."""
+    return decode(member, q, k, v, pool, A_log, a, dt_bias, b, scale, idx, dtype=torch.float32,
+                  intermediates=True)  # fmt: skip
 
 
 def _pool_member(q, v, pool, l2: bool):
@@ -45,37 +50,53 @@ def _pool_member(q, v, pool, l2: bool):
 def fake_flashinfer(monkeypatch):
     """FlashInfer's two entry points as 0.7.2.post1 documents them: the pretranspose pool
     call (fp32: -1 skipped, output 0; bf16: -1 redirected to slot 0, output undefined) and
-    the MTP call (-1 skipped, output left as the caller's)."""
+    the MTP call (-1 skipped, output left as the caller's), each with the verify call's
+    ``intermediate_states_buffer`` (by batch row) and ``disable_state_update``. The bf16
+    MTP kernel's wide_vec path (B * HV >= 128) skips the final store when it caches."""
     calls = []
 
     def pretranspose(q, k, v, state, A_log, a, dt_bias, b, scale=None, output=None,
                      use_qk_l2norm=True, initial_state=None, initial_state_indices=None,
+                     intermediate_states_buffer=None, disable_state_update=False,
                      **rest):  # fmt: skip
         calls.append(("pretranspose", dict(state=state, scale=scale, output=output,
                       use_qk_l2norm=use_qk_l2norm, initial_state=initial_state,
-                      initial_state_indices=initial_state_indices, **rest)))  # fmt: skip
+                      initial_state_indices=initial_state_indices,
+                      intermediate_states_buffer=intermediate_states_buffer,
+                      disable_state_update=disable_state_update, **rest)))  # fmt: skip
         pool, idx = initial_state, initial_state_indices
+        B, T, HV = v.shape[:3]
+        if T == 1 and (intermediate_states_buffer is not None or disable_state_update):
+            raise ValueError("intermediate_states_buffer / disable_state_update: T > 1 only")
         m = _pool_member(q, v, pool, use_qk_l2norm)
         if pool.dtype == torch.bfloat16:  # the null buffer: padding reads and writes slot 0
             idx = torch.where(idx < 0, 0, idx)
-            out, new = _step(m, q, k, v, pool, A_log, a, dt_bias, b, scale, idx)
-            live = idx
+            rows = torch.arange(B)
         else:
-            out, new = _step(m, q, k, v, pool, A_log, a, dt_bias, b, scale, idx)
-            live = idx[idx >= 0]
+            rows = torch.nonzero(idx >= 0).flatten()
+        out, new, inter = _step(m, q, k, v, pool, A_log, a, dt_bias, b, scale, idx)
         output.copy_(out)
-        pool[live.long()] = new[live.long()].to(pool.dtype)
+        if intermediate_states_buffer is not None:
+            intermediate_states_buffer[rows] = inter[rows].to(pool.dtype)
+            disable_state_update |= B * HV >= 128  # wide_vec: effective_disable_final
+        if not disable_state_update:
+            pool[idx[rows].long()] = new[idx[rows].long()].to(pool.dtype)
         return output, pool
 
     def mtp(q, k, v, initial_state, initial_state_indices, A_log, a, dt_bias, b, scale=None,
-            output=None, disable_state_update=None, use_qk_l2norm=True, **rest):  # fmt: skip
+            output=None, intermediate_states_buffer=None, disable_state_update=None,
+            use_qk_l2norm=True, **rest):  # fmt: skip
         calls.append(("mtp", dict(scale=scale, output=output, use_qk_l2norm=use_qk_l2norm,
+                      intermediate_states_buffer=intermediate_states_buffer,
                       disable_state_update=disable_state_update, **rest)))  # fmt: skip
+        assert initial_state.dtype == torch.float32  # its standalone entry point: fp32 only
         pool, idx = initial_state, initial_state_indices
-        out, new = _step(_pool_member(q, v, pool, use_qk_l2norm), q, k, v, pool, A_log, a, dt_bias, b, scale,
-                         idx)  # fmt: skip
+        out, new, inter = _step(_pool_member(q, v, pool, use_qk_l2norm), q, k, v, pool, A_log, a,
+                                dt_bias, b, scale, idx)  # fmt: skip
         rows = torch.nonzero(idx >= 0).flatten()
         output[rows] = out[rows].to(output.dtype)  # padding rows: the caller's values
+        if intermediate_states_buffer is not None:  # padding rows: skipped
+            intermediate_states_buffer[rows] = inter[rows]
         if not disable_state_update:
             pool[idx[rows].long()] = new[idx[rows].long()]
         return output, pool
@@ -132,7 +153,7 @@ def fake_vllm(monkeypatch):
         pool = initial_state
         idx = torch.where(ssm_state_indices <= 0, -1, ssm_state_indices)
         m = Member(H, HV, K, 1, str(pool.dtype).split(".")[1], "pool", use_qk_l2norm_in_kernel)
-        out, new = _step(m, q.view(N, 1, H, K), k.view(N, 1, H, K), v.view(N, 1, HV, K),
+        out, new, _ = _step(m, q.view(N, 1, H, K), k.view(N, 1, H, K), v.view(N, 1, HV, K),
                          pool, A_log, a.view(N, 1, HV), dt_bias, b.view(N, 1, HV), scale, idx)  # fmt: skip
         o = torch.full((1, N, HV, K), float("nan"), dtype=q.dtype)
         rows = torch.nonzero(idx >= 0).flatten()
@@ -188,6 +209,67 @@ def test_flashinfer_fp32_t4_is_mtp_with_state_updates_and_a_zeroed_output(fake_f
     ((api, kw),) = fake_flashinfer
     assert api == "mtp" and kw["disable_state_update"] is False and kw["use_qk_l2norm"] is True
     assert run.api.endswith("gated_delta_rule_mtp")
+
+
+def test_what_each_peer_runs_of_the_verify_members():
+    assert [supports("flashinfer", m) for m in VERIFY] == [None] * 3
+    bf_inter, *bf_rest = VERIFY_BF16
+    assert "skips the final state store" in supports("flashinfer", bf_inter)
+    assert [supports("flashinfer", m) for m in bf_rest] == [None, None]
+    assert all("no pool" in supports("fla", m) for m in VERIFY)
+    dense = [replace(m, layout="dense") for m in VERIFY]
+    assert "no per-token states" in supports("fla", dense[0])
+    assert "no no-update call" in supports("fla", dense[1])
+    assert all("spec decode" in supports("vllm", m) for m in (*VERIFY, *VERIFY_BF16))
+
+
+@pytest.mark.parametrize("member", VERIFY, ids=lambda m: m.name)
+def test_flashinfer_fp32_verify_is_mtp_with_its_buffer_and_update_flag(fake_flashinfer, member):
+    run = peer("flashinfer", member)
+    for B in (8, 32):
+        res = family_check.check(run, cases(member, (B,))[0])  # padding intermediate rows NaN
+        assert res.passed and not res.notes, res.summary()
+    (api, kw), _ = fake_flashinfer
+    assert api == "mtp" and kw["disable_state_update"] is (not member.update)
+    buf = kw["intermediate_states_buffer"]
+    assert (buf is not None) == member.intermediate
+    if buf is not None:
+        assert buf.shape == (8, 4, 8, 128, 128) and buf.dtype == torch.float32
+
+
+@pytest.mark.parametrize("member", VERIFY_BF16[1:], ids=lambda m: m.name)
+def test_flashinfer_bf16_verify_is_pretranspose_with_its_buffer(fake_flashinfer, member):
+    run = peer("flashinfer", member)
+    assert run.padding_uses_null_slot
+    for B in (8, 16):  # B * HV 64 (its ILP4 path), 128 (wide_vec)
+        res = family_check.check(run, cases(member, (B,))[0])
+        assert res.passed and "null slot 0" in res.notes[0], res.summary()
+        assert "the slot" not in res.notes[0]  # no update: the pool is checked whole
+    (api, kw), _ = fake_flashinfer
+    assert api == "pretranspose" and kw["disable_state_update"] is True
+    assert (kw["intermediate_states_buffer"] is not None) == member.intermediate
+
+
+def test_flashinfer_bf16_intermediate_with_update_would_fail_where_it_skips_the_store(
+    fake_flashinfer,
+):
+    bf_inter = VERIFY_BF16[0]
+    with pytest.raises(SpecError, match="skips the final state store"):
+        peer("flashinfer", bf_inter)
+    run = family_peers._flashinfer(bf_inter)  # past supports: what the table note is about
+    assert family_check.check(run, cases(bf_inter, (8,))[0]).passed  # ILP4: the state stored
+    res = family_check.check(run, cases(bf_inter, (16,))[0])  # wide_vec: the pool as it was
+    assert not res.passed and [r.name for r in res.reports if not r.passed] == ["new_state"]
+
+
+def test_flashinfer_refuses_a_buffer_its_member_does_not_write(fake_flashinfer):
+    x = family.make_inputs(cases(POOL_T4, (4,))[0])
+    out = torch.empty(4, 4, 8, 128, dtype=torch.bfloat16)
+    buf = torch.empty(4, 4, 8, 128, 128)
+    with pytest.raises(SpecError, match="argument 'intermediate_states': expected None"):
+        peer("flashinfer", POOL_T4)(**x, output=out, new_state=x["state"],
+                                    intermediate_states=buf)  # fmt: skip
+    assert not fake_flashinfer
 
 
 def test_flashinfer_bf16_parks_padding_in_the_null_slot(fake_flashinfer):

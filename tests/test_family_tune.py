@@ -42,6 +42,10 @@ def test_the_space_is_small_and_every_candidate_a_legal_shape():
     assert sum(d["REDUCE"] for d in space) == 16
     with pytest.raises(ValueError, match="argument 'space': expected 'full', 'quick'"):
         ft.search_space("huge")
+    t4 = ft.search_space("full", family.Member(4, 8, seq_len=4, layout="pool"))
+    multi = [d for d in t4 if d["GATES_ONCE"]]
+    assert len(t4) == 88 and len(multi) == 32 and all(d["REDUCE"] for d in multi)
+    assert not any(d["GATES_ONCE"] or d["LAZY_DECAY"] for d in space)  # T = 1: no such knob
 
 
 def _usage(member, defines):
@@ -58,7 +62,7 @@ def test_every_shape_builds_without_spills(member):
 @pytest.mark.slow
 @pytest.mark.parametrize("member", SERVING, ids=lambda m: m.name)
 def test_every_candidate_builds_without_spills(member):
-    for d in ft.search_space("full"):
+    for d in ft.search_space("full", member):  # T > 1: GATES_ONCE / LAZY_DECAY too
         use = _usage(member, d)
         assert use.spills == 0 and use.stack_bytes == 0, (d, use)
 
@@ -76,6 +80,7 @@ class Made:
 
     def __call__(self, q, *rest):
         self.calls.append(q.shape[0])
+        self.rest = rest
 
 
 def _call(run, B):
@@ -91,6 +96,9 @@ def test_best_picks_the_nearest_tuned_size_at_or_below_else_above():
     assert made[0].calls == [1, 4, 8, 63, 1] and made[1].calls == [64, 300]
     assert run.defines_for(1) == {**ft.kernel_defaults(), "WARPS": 2, "ROWS_PER_WARP": 4}
     assert run.source == SOURCE and run.note is None
+    buffer = torch.empty(1)
+    run(torch.empty(2, 1, 4, 128), *[None] * 10, state_indices=None, intermediate_states=buffer)
+    assert made[0].rest[-1] is buffer  # a verify call's buffer goes through to the launcher
 
 
 def test_best_builds_the_family_kernel_per_tuned_size():

@@ -25,22 +25,26 @@ import numpy as np
 import torch
 
 from decodekit.build.compile import Build, compile_kernel, declared_defines
-from decodekit.problem.family import Member, validate_indices
+from decodekit.problem.family import Member, check_intermediate_states, validate_indices
 from decodekit.problem.spec import SpecError, resolve_scale
 
 SOURCE = "gdn_decode_family.cu"
 ENTRY = "gdn_decode_family"
 ROW_COPY = ("family_row_copy.cu", "family_row_copy")  # the floor: same grid, no math
-MEMBER_DEFINES = ("QK_HEADS", "V_HEADS", "SEQ_LEN", "POOL", "L2NORM", "STATE_BF16")
+MEMBER_DEFINES = ("QK_HEADS", "V_HEADS", "SEQ_LEN", "POOL", "L2NORM", "STATE_BF16",
+                  "INTERMEDIATE", "UPDATE")  # fmt: skip
 HEAD_SIZE = 128  # gdn::kDim
-ALIGN = 16  # bytes: q, k and the state are read with vector loads
+ALIGN = 16  # bytes: q, k and the states are read or written with vector accesses
+ALIGNED = ("q", "k", "state", "new_state", "intermediate_states")
 
 
 def member_defines(member: Member) -> dict[str, int]:
-    """The defines that make the kernel ``member``'s."""
+    """The defines that make the kernel ``member``'s (a verify call's: ``INTERMEDIATE`` 1
+    stores every token's state, ``UPDATE`` 0 skips the final store)."""
     return dict(QK_HEADS=member.qk_heads, V_HEADS=member.v_heads, SEQ_LEN=member.seq_len,
                 POOL=int(member.layout == "pool"), L2NORM=int(member.l2norm),
-                STATE_BF16=int(member.bf16))  # fmt: skip
+                STATE_BF16=int(member.bf16), INTERMEDIATE=int(member.intermediate),
+                UPDATE=int(member.update))  # fmt: skip
 
 
 def _ptr(t) -> np.uint64:
@@ -55,9 +59,12 @@ def _got(x) -> str:
 
 class FamilyLauncher:
     """``member``'s kernel as a destination-passing callable on CUDA tensors:
-    ``run(q, k, v, state, A_log, a, dt_bias, b, scale, output, new_state, state_indices)``.
-    A pool is updated in place (``new_state`` is ``state``); a dense ``state`` may be None
-    (zeros). ``scale`` None or 0 means ``1/sqrt(128)``."""
+    ``run(q, k, v, state, A_log, a, dt_bias, b, scale, output, new_state, state_indices,
+    intermediate_states)``. A pool is updated in place (``new_state`` is ``state``); a dense
+    ``state`` may be None (zeros). ``scale`` None or 0 means ``1/sqrt(128)``.
+    ``intermediate_states`` ``[B, T, HV, 128, 128]`` of the state's dtype is an intermediate
+    member's buffer and None for every other. The kernel's arguments are these, in this
+    order, with ``batch_size`` last (a None pointer is 0)."""
 
     def __init__(self, member: Member, defines: dict | None = None, arch: str | None = None,
                  *, source: str = SOURCE, entry: str = ENTRY):  # fmt: skip
@@ -87,21 +94,23 @@ class FamilyLauncher:
         return (batch_size * self.member.v_heads * self.split,), (self.threads,)
 
     def __call__(self, q, k, v, state, A_log, a, dt_bias, b, scale, output, new_state,
-                 state_indices=None) -> None:  # fmt: skip
+                 state_indices=None, intermediate_states=None) -> None:  # fmt: skip
         B = self._validate(q, k, v, state, A_log, a, dt_bias, b, output, new_state,
-                           state_indices)  # fmt: skip
+                           state_indices, intermediate_states)  # fmt: skip
         import cupy
 
         s = np.float32(resolve_scale(scale))
         args = (*map(_ptr, (q, k, v, state, A_log, a, dt_bias, b)), s, _ptr(output),
-                _ptr(new_state), _ptr(state_indices), np.int32(B))  # fmt: skip
+                _ptr(new_state), _ptr(state_indices), _ptr(intermediate_states),
+                np.int32(B))  # fmt: skip
         dev = q.get_device()
         fn = self._function(dev)
         grid, block = self.launch_shape(B)
         with cupy.cuda.Device(dev), self._stream(dev):
             fn(grid, block, args)
 
-    def _validate(self, q, k, v, state, A_log, a, dt_bias, b, output, new_state, idx) -> int:
+    def _validate(self, q, k, v, state, A_log, a, dt_bias, b, output, new_state, idx,
+                  inter) -> int:  # fmt: skip
         m = self.member
         T, H, HV, D = m.seq_len, m.qk_heads, m.v_heads, HEAD_SIZE
         bf, f32 = torch.bfloat16, torch.float32
@@ -122,6 +131,10 @@ class FamilyLauncher:
             want["state_indices"], given["state_indices"] = ((B,), torch.int32), idx
         elif idx is not None:
             raise SpecError(f"argument 'state_indices': expected None (dense), got {_got(idx)}")
+        check_intermediate_states(m, inter, B)  # None unless the member writes them
+        if m.intermediate:
+            want["intermediate_states"] = ((B, T, HV, D, D), m.dtype)
+            given["intermediate_states"] = inter
         for name, x in given.items():
             if x is None and name == "state":
                 continue  # dense: zeros
@@ -150,7 +163,7 @@ class FamilyLauncher:
                 raise SpecError(
                     f"argument {name!r}: expected device {q.device} (q's), got {_got(x)}"
                 )
-            if name in ("q", "k", "state", "new_state") and x.data_ptr() % ALIGN:
+            if name in ALIGNED and x.data_ptr() % ALIGN:
                 raise SpecError(
                     f"argument {name!r}: expected a {ALIGN}-byte aligned data_ptr, got "
                     f"{x.data_ptr():#x}"

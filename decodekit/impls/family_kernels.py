@@ -19,19 +19,23 @@ from dataclasses import replace
 from functools import lru_cache
 
 from decodekit.build.family_launch import ENTRY, ROW_COPY, SOURCE, FamilyLauncher
-from decodekit.problem.family import SERVING, Member
+from decodekit.problem.family import SERVING, VERIFY, Member
 from decodekit.problem.spec import SpecError
 
 # The members the tests hold the kit kernel to: the serving ones and the dense contest and
-# qk16/v32 shapes, each at T 1 and 4 with fp32 and bf16 state.
+# qk16/v32 shapes, each at T 1 and 4 with fp32 and bf16 state; and the T=4 pool's verify
+# calls (every token's state, no update, both), fp32 and bf16 state.
 CHECKED = tuple(
     dict.fromkeys(
-        replace(m, seq_len=T, state_dtype=dt)
-        for m in (*SERVING, Member(), Member(16, 32))
-        for T in (1, 4)
-        for dt in ("float32", "bfloat16")
+        [
+            *(replace(m, seq_len=T, state_dtype=dt)
+              for m in (*SERVING, Member(), Member(16, 32))
+              for T in (1, 4)
+              for dt in ("float32", "bfloat16")),
+            *(replace(m, state_dtype=dt) for m in VERIFY for dt in ("float32", "bfloat16")),
+        ]
     )
-)
+)  # fmt: skip
 
 
 def supports(member: Member) -> str | None:

@@ -1,13 +1,16 @@
 """Peers of the family kernel (:mod:`decodekit.problem.family`), each called as its users call it.
 
 Every peer gives the family's calling convention, ``impl(q, k, v, state, A_log, a, dt_bias,
-b, scale, output, new_state, state_indices=None)`` (a pool: ``new_state is state``, updated
-in place; ``state_indices[b] = -1`` a padding row), from the entry point its users call:
+b, scale, output, new_state, state_indices=None, intermediate_states=None)`` (a pool:
+``new_state is state``, updated in place; ``state_indices[b] = -1`` a padding row;
+``intermediate_states`` an intermediate member's buffer, else None), from the entry point its
+users call:
 
 - ``flashinfer`` (0.7.2.post1): a pool through ``gated_delta_rule_decode_pretranspose``'s
   ``initial_state`` + ``initial_state_indices`` (fp32 T=1: its legacy kernel; bf16 state:
-  its bf16-state kernel, whose padding rows park in slot 0, the null slot), fp32 T>1 through
-  ``gated_delta_rule_mtp``.
+  its bf16-state kernel, whose padding rows park in slot 0, the null slot; T>1 its bf16 MTP
+  kernel), fp32 T>1 through ``gated_delta_rule_mtp``; a verify member's buffer as
+  ``intermediate_states_buffer`` and ``disable_state_update=not member.update`` to either.
 - ``fla`` (fla-core 0.6.0): ``fused_recurrent_gated_delta_rule``'s kernel, ``h0 -> ht``; it
   takes no state indices, so dense members only.
 - ``vllm``: ``fused_sigmoid_gating_delta_rule_update`` on its state pool through
@@ -17,9 +20,11 @@ in place; ``state_indices[b] = -1`` a padding row), from the entry point its use
 adds why it cannot run here (a missing package), :func:`peer` gives the callable. Packages
 are imported when a peer is built, never when this module is.
 
->>> from decodekit.problem.family import SERVING, Member
+>>> from decodekit.problem.family import SERVING, VERIFY, Member
 >>> [supports("flashinfer", m) for m in SERVING]
 [None, None, None, None]
+>>> [supports("flashinfer", m) for m in VERIFY]
+[None, None, None]
 >>> supports("fla", SERVING[0])
 "fla-core 0.6.0's fused_recurrent_gated_delta_rule takes no state indices: no pool"
 >>> supports("fla", Member(16, 32, seq_len=4, state_dtype="bfloat16")) is None
@@ -35,7 +40,7 @@ from collections.abc import Callable
 import torch
 
 from decodekit.impls.baselines import _flashinfer_missing
-from decodekit.problem.family import Member
+from decodekit.problem.family import Member, check_intermediate_states
 from decodekit.problem.spec import SpecError, resolve_scale
 
 PEERS = ("flashinfer", "fla", "vllm")
@@ -69,6 +74,13 @@ def supports_flashinfer(member: Member) -> str | None:
     if not member.bf16 and member.seq_len > 1 and (d < 128 or d % 64):
         # its MTP kernel asserts V % tile_v == 0, tile_v up to 64 by batch size
         return f"head_size {d}: FlashInfer's fp32 MTP kernel needs K, V >= 128, V % 64 == 0"
+    if member.bf16 and member.intermediate and member.update:
+        # gdn_decode_bf16_state.py: the wide_vec MTP path (B * HV >= 128) sets
+        # effective_disable_final when it caches; its ILP4 path (smaller B) stores the state
+        return (
+            "FlashInfer's bf16 MTP kernel skips the final state store when it caches "
+            "intermediate states (at B * HV >= 128): its bf16 verify leaves the pool as it was"
+        )
     return None
 
 
@@ -76,22 +88,25 @@ def _flashinfer(member: Member):
     from flashinfer.gdn_decode import gated_delta_rule_decode_pretranspose as decode
     from flashinfer.gdn_decode import gated_delta_rule_mtp as mtp
 
-    l2 = member.l2norm
+    l2, no_update = member.l2norm, not member.update
     if member.bf16 or member.seq_len == 1:
 
         def run(q, k, v, state, A_log, a, dt_bias, b, scale, output, new_state,
-                state_indices=None):  # fmt: skip
+                state_indices=None, intermediate_states=None):  # fmt: skip
             # FlashInfer's pool call, as serving engines make it: the pool and its slot
             # indices, updated in place, the output written into the caller's bf16 buffer. backend stays "auto": on
             # sm_90 that is FlashInfer's own kernels (its Cake GDN rows are sm_100a/sm_103a).
             # fp32 T=1 runs the legacy pretranspose kernel (-1: skipped, output 0); bf16
-            # state its bf16-state kernel (-1: redirected to slot 0, read and written, the
-            # row's output undefined), T>1 too (its bf16 MTP kernel).
+            # state its bf16-state kernel (-1: redirected to slot 0, read and written unless
+            # the state is not updated, the row's output and intermediate states undefined),
+            # T>1 too (its bf16 MTP kernel, which takes the verify call's two arguments).
             _need_pool(new_state, state, "FlashInfer")
+            check_intermediate_states(member, intermediate_states, q.shape[0])
             decode(
                 q, k, v, None, A_log, a, dt_bias, b, scale=resolve_scale(scale),
                 output=output, use_qk_l2norm=l2, initial_state=new_state,
                 initial_state_indices=state_indices,
+                intermediate_states_buffer=intermediate_states, disable_state_update=no_update,
             )  # fmt: skip
 
         run.api = "flashinfer.gdn_decode.gated_delta_rule_decode_pretranspose"
@@ -100,18 +115,20 @@ def _flashinfer(member: Member):
         return run
 
     def run_mtp(q, k, v, state, A_log, a, dt_bias, b, scale, output, new_state,
-                state_indices=None):  # fmt: skip
+                state_indices=None, intermediate_states=None):  # fmt: skip
         # fp32 T>1 (speculative verify): the MTP kernel, where pretranspose routes it.
-        # Padding rows skip read and write and leave "the output slot as the caller-allocated
-        # value", so the output is zeroed first: what FlashInfer's own output=None default
-        # does (torch.zeros). disable_state_update is passed: its default is still True
-        # (deprecated, to change in 0.8.0), and the family writes the final state.
+        # Padding rows skip read and write (their intermediate rows too) and leave "the
+        # output slot as the caller-allocated value", so the output is zeroed first: what
+        # FlashInfer's own output=None default does (torch.zeros). disable_state_update is
+        # always passed: its default is still True (deprecated, to change in 0.8.0).
         _need_pool(new_state, state, "FlashInfer")
+        check_intermediate_states(member, intermediate_states, q.shape[0])
         output.zero_()
         mtp(
             q, k, v, initial_state=new_state, initial_state_indices=state_indices,
             A_log=A_log, a=a, dt_bias=dt_bias, b=b, scale=resolve_scale(scale),
-            output=output, disable_state_update=False, use_qk_l2norm=l2,
+            output=output, intermediate_states_buffer=intermediate_states,
+            disable_state_update=no_update, use_qk_l2norm=l2,
         )  # fmt: skip
 
     run_mtp.api = "flashinfer.gdn_decode.gated_delta_rule_mtp"
@@ -145,6 +162,10 @@ def supports_fla(member: Member) -> str | None:
     the kernel loads ``h0`` into fp32 and stores ``ht`` in its tensor's dtype)."""
     if member.layout == "pool":
         return f"{FLA_VERSION}'s fused_recurrent_gated_delta_rule takes no state indices: no pool"
+    if member.intermediate:
+        return f"{FLA_VERSION}'s fused_recurrent_gated_delta_rule returns no per-token states"
+    if not member.update:
+        return "the kit's FLA peer launches its kernel with the final state (ht): no no-update call"
     return None
 
 
@@ -156,7 +177,7 @@ def _fla(member: Member):
     l2 = member.l2norm
 
     def run(q, k, v, state, A_log, a, dt_bias, b, scale, output, new_state,
-            state_indices=None):  # fmt: skip
+            state_indices=None, intermediate_states=None):  # fmt: skip
         # The launch fused_recurrent_gated_delta_rule_fwd makes (grid, BK, BV, 1 warp,
         # 3 stages; gate and beta sigmoid fused: use_gate_in_kernel, use_beta_sigmoid_in_kernel;
         # state_v_first: the k-last [B, HV, V, K] state), as baselines' `fla` launches it,
@@ -164,6 +185,7 @@ def _fla(member: Member):
         # fp32 final state: two more copies per call (and a cast for a bf16 state) the
         # kit's kernel does not make. The kernel itself reads h0 into fp32 and stores ht in
         # ht's dtype, so a bf16 state runs as it is.
+        check_intermediate_states(member, intermediate_states, q.shape[0])
         B, T, H, K = k.shape
         HV, V = v.shape[2], v.shape[3]
         BV = min(8, _pow2(V))
@@ -219,7 +241,7 @@ def _vllm(member: Member):
     zeros: dict = {}  # (dtype, device) -> the 0 padding rows read
 
     def run(q, k, v, state, A_log, a, dt_bias, b, scale, output, new_state,
-            state_indices=None):  # fmt: skip
+            state_indices=None, intermediate_states=None):  # fmt: skip
         # As vLLM's GDN layer calls it for decode (vllm-project/vllm: the op in
         # vllm/model_executor/layers/fla/ops/fused_sigmoid_gating.py @2baf56c, moved to
         # vllm/third_party/flash_linear_attention/ops/ @9510047, same signature; the call as
@@ -232,6 +254,7 @@ def _vllm(member: Member):
         # buffer the op allocates; the kit's contract reads zeros there, so the copy into
         # ``output`` keeps live rows only (one torch.where, no host sync).
         _need_pool(new_state, state, "vLLM")
+        check_intermediate_states(member, intermediate_states, q.shape[0])
         B, _, H, K = q.shape
         HV, V = v.shape[2], v.shape[3]
         cu = seqlens.get((B, q.device))

@@ -33,7 +33,16 @@ from decodekit.impls.tuning_tables import _label, _table_gpu, this_gpu
 from decodekit.problem.family import Member
 from decodekit.records.env import gpu_slug
 
-KNOBS = ("WARPS", "ROWS_PER_WARP", "LANES_PER_ROW", "LOAD_HINT", "STORE_HINT", "REDUCE")
+KNOBS = (
+    "WARPS",
+    "ROWS_PER_WARP",
+    "LANES_PER_ROW",
+    "LOAD_HINT",
+    "STORE_HINT",
+    "REDUCE",
+    "GATES_ONCE",
+    "LAZY_DECAY",
+)
 # (WARPS, ROWS_PER_WARP, LANES_PER_ROW): 128 / (WARPS * ROWS_PER_WARP) blocks share a head,
 # from 2 (few, large blocks for large B) to 32 (many small ones while B is short of SMs);
 # every one under 128 registers for every serving member (T=4 the largest).
@@ -53,6 +62,9 @@ HINTS = ((1, 0), (1, 1), (3, 0), (3, 1))  # (LOAD_HINT, STORE_HINT), gdn.cuh's p
 # The reduce-scatter row sums (REDUCE 1) on every shape where a lane holds more than one row
 # (ROWS_PER_WARP * LANES_PER_ROW / 32 > 1; with one, it is the butterfly), with these hints.
 REDUCE_HINTS = ((1, 0), (3, 0))
+# T > 1 only: every REDUCE 1 candidate again with the gates computed once per warp for all
+# tokens (GATES_ONCE 1), with and without the decay kept as one running factor (LAZY_DECAY).
+MULTI_TOKEN = ({"GATES_ONCE": 1, "LAZY_DECAY": 0}, {"GATES_ONCE": 1, "LAZY_DECAY": 1})
 QUICK_SHAPES = ((4, 8, 16), (8, 8, 16), (4, 4, 16), (2, 4, 16))  # 2 .. 16 blocks a head
 
 
@@ -87,7 +99,8 @@ def check_defines(defines, where: str) -> dict[str, int]:
 def search_space(name: str = "full", member: Member | None = None,
                  capability: str | None = None) -> list[dict]:  # fmt: skip
     """Candidate defines: ``full`` (:data:`SHAPES` x :data:`HINTS`, 40, and the shapes that
-    hold several rows a lane with ``REDUCE`` 1 x :data:`REDUCE_HINTS`, 16) or ``quick``
+    hold several rows a lane with ``REDUCE`` 1 x :data:`REDUCE_HINTS`, 16; for a member of
+    T > 1 each of those again with :data:`MULTI_TOKEN`, 32 more) or ``quick``
     (:data:`QUICK_SHAPES` with the default hints, each with ``REDUCE`` 0 and 1, and with
     ``member`` every entry of its recorded tables on GPUs of compute capability
     ``capability``, all GPUs when None)."""
@@ -100,6 +113,8 @@ def search_space(name: str = "full", member: Member | None = None,
            for w, r, n in shapes for lh, sh in hints]  # fmt: skip
     out += [dict(WARPS=w, ROWS_PER_WARP=r, LANES_PER_ROW=n, LOAD_HINT=lh, STORE_HINT=sh, REDUCE=1)
             for w, r, n in shapes if r * n > 32 for lh, sh in reduce_hints]  # fmt: skip
+    if member is not None and member.seq_len > 1:
+        out += [dict(d, **extra) for d in list(out) if d["REDUCE"] for extra in MULTI_TOKEN]
     if name == "quick" and member is not None:
         out += recorded_choices(member, capability)
     return unique(out)
@@ -204,7 +219,8 @@ def _here() -> dict:
 class Best:
     """``best`` of one member: ``kernels/gdn_decode_family.cu`` with, per batch size, the
     defines of a table (:func:`entry_for`), in the family's calling convention
-    ``run(q, k, v, state, A_log, a, dt_bias, b, scale, output, new_state, state_indices)``.
+    ``run(q, k, v, state, A_log, a, dt_bias, b, scale, output, new_state, state_indices,
+    intermediate_states)``.
     A launcher is built on the first call of a batch size (one per distinct defines, by
     ``make(member, defines)``); later calls of that size cost one dict lookup first.
 
@@ -246,12 +262,26 @@ class Best:
         return self._builds[key]
 
     def __call__(self, q, k, v, state, A_log, a, dt_bias, b, scale, output, new_state,
-                 state_indices=None) -> None:  # fmt: skip
+                 state_indices=None, intermediate_states=None) -> None:  # fmt: skip
         try:
             fn = self._by_b[q.shape[0]]
         except (KeyError, AttributeError, IndexError):  # a new size, or a q the launcher names
             fn = self.resolve(q.shape[0] if isinstance(q, torch.Tensor) and q.dim() else 1)
-        fn(q, k, v, state, A_log, a, dt_bias, b, scale, output, new_state, state_indices)
+        fn(
+            q,
+            k,
+            v,
+            state,
+            A_log,
+            a,
+            dt_bias,
+            b,
+            scale,
+            output,
+            new_state,
+            state_indices,
+            intermediate_states,
+        )
 
 
 def best(member: Member, table: str | Path | dict | None = None, *, gpu: dict | None = None,

@@ -174,6 +174,10 @@ def case_target(fn, inputs: dict, case: Case, device: torch.device) -> Target:
         kw = {**inputs, "state": state, "output": out, "new_state": state}
     else:
         kw = {**inputs, "output": out, "new_state": torch.empty_like(state)}
+    if m.intermediate:  # a verify call: every token's state by batch row, [B, T, HV, V, K]
+        kw["intermediate_states"] = torch.empty(case.batch_size, m.seq_len, m.v_heads,
+                                                m.head_size, m.head_size, dtype=m.dtype,
+                                                device=device)  # fmt: skip
     return Target(fn, kw, device)
 
 

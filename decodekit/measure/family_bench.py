@@ -48,13 +48,15 @@ ROW_COPY_CONFIGS = tuple(
 def floor_buffers(member: Member, batch_size: int, device="cpu") -> dict:
     """Source and destination of the member's copy floor at ``batch_size``: one state's worth
     of the member's state dtype each (read + write = ``member.state_bytes``)."""
-    n = batch_size * member.v_heads * member.head_size * member.head_size
+    n = member.state_bytes(batch_size) // 2 // (2 if member.bf16 else 4)  # verify calls: theirs
     src = torch.randn(n, device=device).to(member.dtype)
     return {"src": src, "dst": torch.empty_like(src)}
 
 
 def live_bytes(case: Case) -> int:
-    """State bytes the case's call reads and writes: its live rows' (padding moves none)."""
+    """State bytes the case's call reads and writes: its live rows' (padding moves none),
+    each row's state read, written back unless the member does not update, and written T
+    times more by an intermediate member (:meth:`~decodekit.problem.family.Member.state_bytes`)."""
     return case.member.state_bytes(case.batch_size - case.padding)
 
 

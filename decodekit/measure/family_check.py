@@ -7,12 +7,19 @@ device the call ran on, oracle included): are the pool slots
 no index names bit-identical after the call (nothing lost)? Do padding rows give zero output?
 Bad indices (out of range, a live slot named twice) are rejected before the call.
 
+A verify member (T > 1) that writes every token's state (``member.intermediate``) gets a
+NaN-poisoned ``intermediate_states`` buffer ``[B, T, HV, V, K]``: every live row's T states
+are compared with the fp64 ones (the state's tolerance), and a padding row's must be left
+as they were (still NaN). One that leaves the state as it was (``member.update`` False) must
+leave the whole state (the pool) bit-identical, and its ``new_state`` is not compared.
+
 An implementation that parks padding rows in the pool's null slot (FlashInfer's bf16-state
 kernel sends ``-1`` to slot 0, reads and writes it and leaves the row's output undefined)
 says so with ``impl.padding_uses_null_slot = True``: on a case with a null slot
 (:class:`decodekit.problem.family.Case`) that slot leaves the bit-identical test and padding
-rows the zero-output test, and the result's ``notes`` say so; on a case without one (slot 0
-may be a live request's) the check refuses it before the call.
+rows the zero-output test (and the untouched-intermediate-rows test), and the result's
+``notes`` say so; on a case without one (slot 0 may be a live request's) the check refuses it
+before the call. A member that does not update keeps the whole pool, null slot included.
 
 :func:`drift` feeds the implementation's own ``new_state`` back for ``steps`` calls with fresh
 tokens each step and reports, per step, the relative error of its state and output against
@@ -62,22 +69,32 @@ class FamilyResult:
 
 
 def _outputs(case: Case, inputs: dict) -> dict:
+    """The call's destinations, NaN-poisoned: ``output``, ``new_state`` (a pool: the pool
+    itself) and, for a member that writes every token's state, ``intermediate_states``."""
     m = case.member
+    dev = inputs["q"].device
     shape = (case.batch_size, m.seq_len, m.v_heads, m.head_size)
-    out = torch.full(shape, float("nan"), dtype=torch.bfloat16, device=inputs["q"].device)
+    out = torch.full(shape, float("nan"), dtype=torch.bfloat16, device=dev)
     if m.layout == "pool":
-        return {"output": out, "new_state": inputs["state"]}  # in place
-    state = torch.full_like(inputs["state"], float("nan"))
-    return {"output": out, "new_state": state}
+        dests = {"output": out, "new_state": inputs["state"]}  # in place
+    else:
+        dests = {"output": out, "new_state": torch.full_like(inputs["state"], float("nan"))}
+    if m.intermediate:
+        dests["intermediate_states"] = torch.full(
+            (*shape[:3], m.head_size, m.head_size), float("nan"), dtype=m.dtype, device=dev
+        )  # [B, T, HV, V, K]
+    return dests
 
 
 @lru_cache(maxsize=1)
-def oracle(case: Case, device: str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
-    """The fp64 output and state of ``case``'s seeded call, computed in fp64 on ``device``
+def oracle(case: Case, device: str = "cpu") -> tuple[torch.Tensor, ...]:
+    """The fp64 output and state of ``case``'s seeded call (and an intermediate member's
+    states after every token, a third element), computed in fp64 on ``device``
     (:func:`make_inputs` draws the same inputs on every device); the last case's is kept, so
     a sweep (every tuning candidate on one case, then the next) computes it once per case.
     Callers only read it."""
-    return decode(case.member, **make_inputs(case, device))
+    m = case.member
+    return decode(m, **make_inputs(case, device), intermediates=m.intermediate)
 
 
 @lru_cache(maxsize=1)
@@ -115,7 +132,7 @@ def check(impl, case: Case, device: str = "cpu") -> FamilyResult:
         )
         return res
     dev = torch.device(device)
-    ref_out, ref_state = oracle(case, str(dev))
+    ref_out, ref_state, *ref_inter = oracle(case, str(dev))
     before = inputs["state"].clone()
     dests = _outputs(case, inputs)
     try:
@@ -128,45 +145,63 @@ def check(impl, case: Case, device: str = "cpu") -> FamilyResult:
     state_rel = BF16_STATE_REL if m.bf16 else TOLERANCES.state_rel
     # on the device the call ran on: a pool of gigabytes is compared where it lies
     out, state = dests["output"], dests["new_state"]
+    rows = torch.arange(case.batch_size, device=dev)  # the live batch rows; dense: all
+    if not m.update:  # outputs only: the state (the pool) as it was, null slot included
+        if not torch.equal(inputs["state"], before):
+            changed = (inputs["state"] != before).flatten(1).any(1).sum()
+            res.findings.append(
+                f"{int(changed)} state slots were written by a call that does not update"
+            )
     if idx is not None:
         idx = idx.long()
         live, pad = idx[idx >= 0], torch.nonzero(idx < 0).flatten()
+        rows = torch.nonzero(idx >= 0).flatten()
         untouched = torch.ones(case.pool_size, dtype=torch.bool, device=dev)
         untouched[live] = False
         if null is not None:
             untouched[null] = False
+            # a call that does not update keeps the slot checked with the rest of the pool
+            what = [*(["the slot"] if m.update else []), "their output",
+                    *(["intermediate states"] if m.intermediate else [])]  # fmt: skip
             res.notes.append(
                 f"padding rows {pad.tolist()} use null slot {null} (padding_uses_null_slot): "
-                "the slot and their output are not checked"
+                f"not checked: {', '.join(what)}"
             )
-        if not torch.equal(state[untouched], before[untouched]):
+        if m.update and not torch.equal(state[untouched], before[untouched]):
             changed = torch.nonzero((state[untouched] != before[untouched]).flatten(1).any(1))
             res.findings.append(f"{len(changed)} pool slots no index names were written")
         if len(pad) and null is None and not (out[pad] == 0).all():
             res.findings.append(f"padding rows {pad.tolist()} gave a non-zero output")
-        keep = torch.nonzero(idx >= 0).flatten()
-        res.reports = [
-            compare("output", out[keep], ref_out[keep], TOLERANCES.output_rel, on=dev),
-            compare("new_state", state[live], ref_state[live], state_rel, on=dev),
-        ]
+        if m.intermediate and len(pad) and null is None:
+            written = ~dests["intermediate_states"][pad].flatten(1).isnan().all(1)
+            if written.any():
+                res.findings.append(
+                    f"padding rows {pad[written].tolist()} wrote intermediate states"
+                )
+        slots = live
     else:
-        res.reports = [
-            compare("output", out, ref_out, TOLERANCES.output_rel, on=dev),
-            compare("new_state", state, ref_state, state_rel, on=dev),
-        ]
+        slots = rows
+    res.reports = [compare("output", out[rows], ref_out[rows], TOLERANCES.output_rel, on=dev)]
+    if m.update:
+        res.reports.append(compare("new_state", state[slots], ref_state[slots], state_rel, on=dev))
+    if m.intermediate:
+        got = dests["intermediate_states"][rows]
+        res.reports.append(compare("intermediate_states", got, ref_inter[0][rows], state_rel,
+                                   on=dev))  # fmt: skip
     return res
 
 
 def drift(impl_for, member: Member, *, batch_size: int = 4, steps: int = 256,
           device: str = "cpu") -> pd.DataFrame:  # fmt: skip
     """Per step: relative error of the state and the output of ``impl_for(member)`` fed its
-    own state back, against the fp64 trajectory. A dense member of the same heads and T,
-    fp32 and bf16 state side by side (``state_dtype`` column)."""
+    own state back, against the fp64 trajectory. A dense member of the same heads and T that
+    writes its final state only (a verify call's intermediate states and the choice not to
+    update change no math), fp32 and bf16 state side by side (``state_dtype`` column)."""
     from decodekit.problem.family import cases
 
     rows = []
     for dt in ("float32", "bfloat16"):
-        m = replace(member, state_dtype=dt, layout="dense")
+        m = replace(member, state_dtype=dt, layout="dense", intermediate=False, update=True)
         case = cases(m, (batch_size,))[0]
         fn = impl_for(m)
         first = make_inputs(case, device)

@@ -4,8 +4,12 @@ A :class:`Member` names q/k and value heads, head size, tokens per call (``T``: 
 2..8 for speculative verify), the state's dtype (fp32 or bf16, fp32 math inside), its layout
 (``dense`` ``[B, HV, V, K]`` or a ``pool`` ``[P, HV, V, K]`` read and written in place through
 per-request slot indices, ``-1`` a padding row) and whether q and k are L2-normalised in the
-kernel. Its name is flashinfer-bench's vocabulary; the contest definition is the default
-member and keeps its name exactly.
+kernel. A call of T > 1 (speculative verify) may also write every token's state
+(``intermediate``: ``S_t``, the state after token t, to a caller's buffer ``[B, T, HV, V, K]``
+indexed by batch row, so the engine can commit the accepted prefix) and may leave the state
+as it was (``update=False``: outputs only), as FlashInfer's ``gated_delta_rule_mtp`` does with
+``intermediate_states_buffer`` and ``disable_state_update``. Its name is flashinfer-bench's
+vocabulary; the contest definition is the default member and keeps its name exactly.
 
 Per value head ``h`` (q/k head ``h // (HV / H)``) and token ``t``::
 
@@ -20,6 +24,8 @@ Per value head ``h`` (q/k head ``h // (HV / H)``) and token ``t``::
 >>> parse("gdn_decode_pool_qk4_v8_d128_k_last_t4_bf16state") == Member(
 ...     4, 8, seq_len=4, state_dtype="bfloat16", layout="pool")
 True
+>>> Member(4, 8, seq_len=4, layout="pool", l2norm=True, intermediate=True, update=False).name
+'gdn_decode_pool_qk4_v8_d128_k_last_t4_inter_noupdate_l2norm'
 """
 
 from __future__ import annotations
@@ -37,7 +43,8 @@ BATCH_SIZES = (1, 4, 8, 16, 32, 64, 128, 256)
 L2_EPS = 1e-6
 _NAME_RE = re.compile(
     r"^gdn_decode(?P<pool>_pool)?_qk(?P<h>\d+)_v(?P<hv>\d+)_d(?P<d>\d+)_k_last"
-    r"(?:_t(?P<t>\d+))?(?P<bf16>_bf16state)?(?P<l2>_l2norm)?$"
+    r"(?:_t(?P<t>\d+))?(?P<inter>_inter)?(?P<noup>_noupdate)?(?P<bf16>_bf16state)?"
+    r"(?P<l2>_l2norm)?$"
 )
 
 
@@ -50,6 +57,8 @@ class Member:
     state_dtype: str = "float32"
     layout: str = "dense"
     l2norm: bool = False
+    intermediate: bool = False  # also write S_t for every token t (T > 1 only)
+    update: bool = True  # write the final state back (False: outputs only, T > 1 only)
 
     def __post_init__(self):
         if self.v_heads % self.qk_heads or self.qk_heads < 1:
@@ -65,11 +74,19 @@ class Member:
             raise SpecError(f"argument 'layout': expected dense or pool, got {self.layout!r}")
         if not 1 <= self.seq_len <= 16:
             raise SpecError(f"argument 'seq_len': expected 1..16, got {self.seq_len!r}")
+        for arg, value, plain in (("intermediate", self.intermediate, False),
+                                  ("update", self.update, True)):  # fmt: skip
+            if value != plain and self.seq_len == 1:
+                raise SpecError(
+                    f"argument {arg!r}: expected {plain} at seq_len 1 (a verify call has "
+                    f"seq_len > 1), got {value!r}"
+                )
 
     @property
     def name(self) -> str:
         pool = "_pool" if self.layout == "pool" else ""
         t = f"_t{self.seq_len}" if self.seq_len > 1 else ""
+        t += ("_inter" if self.intermediate else "") + ("" if self.update else "_noupdate")
         bf = "_bf16state" if self.state_dtype == "bfloat16" else ""
         l2 = "_l2norm" if self.l2norm else ""
         head = f"qk{self.qk_heads}_v{self.v_heads}_d{self.head_size}_k_last"
@@ -85,9 +102,18 @@ class Member:
         return getattr(torch, self.state_dtype)
 
     def state_bytes(self, batch_size: int) -> int:
-        """Bytes of state one call reads and writes (the floor's traffic)."""
+        """Bytes of state one call of ``batch_size`` rows reads and writes (the floor's
+        traffic): each row's state read once, written back unless ``update`` is False, and
+        with ``intermediate`` written T more times (S_0 .. S_{T-1}).
+
+        >>> m, one = Member(seq_len=4, layout="pool"), 8 * 128 * 128 * 4  # one fp32 state
+        >>> [replace(m, intermediate=i, update=u).state_bytes(1) // one
+        ...  for i, u in ((False, True), (True, True), (False, False), (True, False))]
+        [2, 6, 1, 5]
+        """
         per = self.v_heads * self.head_size * self.head_size * (2 if self.bf16 else 4)
-        return 2 * batch_size * per
+        writes = int(self.update) + (self.seq_len if self.intermediate else 0)
+        return batch_size * per * (1 + writes)
 
     @property
     def bf16(self) -> bool:
@@ -99,11 +125,11 @@ def parse(name: str) -> Member:
     if not m:
         raise SpecError(
             f"argument 'definition': expected gdn_decode[_pool]_qk<H>_v<HV>_d<D>_k_last"
-            f"[_t<T>][_bf16state][_l2norm], got {name!r}"
+            f"[_t<T>[_inter][_noupdate]][_bf16state][_l2norm], got {name!r}"
         )
     return Member(int(m["h"]), int(m["hv"]), int(m["d"]), int(m["t"] or 1),
                   "bfloat16" if m["bf16"] else "float32", "pool" if m["pool"] else "dense",
-                  bool(m["l2"]))  # fmt: skip
+                  bool(m["l2"]), bool(m["inter"]), not m["noup"])  # fmt: skip
 
 
 # The members the serving engines call (issue: pool fp32 qk4/v8 with l2norm, pool qk16/v32,
@@ -113,6 +139,15 @@ SERVING = (
     Member(16, 32, layout="pool", l2norm=True),
     Member(4, 8, seq_len=4, layout="pool", l2norm=True),
     Member(4, 8, state_dtype="bfloat16", layout="pool", l2norm=True),
+)
+
+# The speculative-verify calls of the T=4 serving member (FlashInfer's gated_delta_rule_mtp
+# with intermediate_states_buffer and / or disable_state_update): every token's state and the
+# final one, outputs only, and every token's state with the pool left as it was (SGLang's
+# verify, which then commits the accepted prefix from the buffer).
+VERIFY = tuple(
+    replace(SERVING[2], intermediate=i, update=u)
+    for i, u in ((True, True), (False, False), (True, False))
 )
 
 
@@ -268,12 +303,17 @@ def _l2(x, on: bool):
 
 
 def decode(member: Member, q, k, v, state, A_log, a, dt_bias, b, scale=None,
-           state_indices=None, *, dtype=torch.float64) -> tuple:  # fmt: skip
+           state_indices=None, *, dtype=torch.float64,
+           intermediates: bool = False) -> tuple:  # fmt: skip
     """The family's math in ``dtype`` (float64: the oracle; float32: the torch reference).
 
     Returns ``(output [B, T, HV, V], state_out)``: ``state_out`` the new dense state
     ``[B, HV, V, K]``, or for a pool a copy of the pool with the live slots updated (padding
-    rows output 0 and touch nothing). Stored back in the state's dtype only by callers."""
+    rows output 0 and touch nothing): the state after the T tokens whatever ``member.update``
+    says (a member that does not update stores none of it). ``intermediates=True`` returns
+    ``(output, state_out, states [B, T, HV, V, K])`` too: row b's state after each token t,
+    by batch row (a padding row's are zeros). Stored back in the state's dtype only by
+    callers."""
     B, T = q.shape[0], q.shape[1]
     rep = member.v_heads // member.qk_heads
     scale = resolve_scale(scale)
@@ -284,6 +324,8 @@ def decode(member: Member, q, k, v, state, A_log, a, dt_bias, b, scale=None,
         live = torch.arange(B, device=q.device)
         S = state.to(dtype)
     out = torch.zeros(B, T, member.v_heads, member.head_size, dtype=dtype, device=q.device)
+    if intermediates:
+        inter = torch.zeros(B, T, *S.shape[1:], dtype=dtype, device=q.device)
     A = torch.exp(A_log.to(dtype))
     for t in range(T):
         qh = _l2(q[live, t].to(dtype), member.l2norm).repeat_interleave(rep, dim=1)
@@ -294,30 +336,65 @@ def decode(member: Member, q, k, v, state, A_log, a, dt_bias, b, scale=None,
         delta = beta[..., None] * (v[live, t].to(dtype) - torch.einsum("bhvk,bhk->bhv", S, kh))
         S = S + delta[..., :, None] * kh[..., None, :]
         out[live, t] = scale * torch.einsum("bhvk,bhk->bhv", S, qh)
+        if intermediates:
+            inter[live, t] = S
     if member.layout == "pool":
         new = state.to(dtype).clone()
         new[state_indices[live].long()] = S
-        return out, new
-    return out, S
+        S = new
+    return (out, S, inter) if intermediates else (out, S)
+
+
+def check_intermediate_states(member: Member, buffer, batch_size: int) -> None:
+    """Reject an ``intermediate_states`` argument that does not fit ``member``: None unless
+    the member writes every token's state, else a tensor ``[B, T, HV, V, K]`` of the state's
+    dtype (layout, device and alignment are a launcher's to check)."""
+    m = member
+    shape = (batch_size, m.seq_len, m.v_heads, m.head_size, m.head_size)
+    if not m.intermediate:
+        if buffer is not None:
+            got = list(buffer.shape) if isinstance(buffer, torch.Tensor) else type(buffer).__name__
+            raise SpecError(
+                f"argument 'intermediate_states': expected None ({m.name} writes no "
+                f"intermediate states), got {got}"
+            )
+        return
+    if not isinstance(buffer, torch.Tensor):
+        raise SpecError(
+            f"argument 'intermediate_states': expected a {m.state_dtype} buffer {list(shape)} "
+            f"({m.name} writes every token's state), got {type(buffer).__name__}"
+        )
+    if buffer.dtype != m.dtype or tuple(buffer.shape) != shape:
+        raise SpecError(
+            f"argument 'intermediate_states': expected {m.dtype} {list(shape)}, got "
+            f"{buffer.dtype} {list(buffer.shape)}"
+        )
 
 
 def reference(member: Member):
-    """The torch fp32 reference of ``member`` as an implementation: writes ``output`` and
-    the state (``new_state``; for a pool, the pool in place) in the member's dtypes."""
+    """The torch fp32 reference of ``member`` as an implementation: writes ``output``, the
+    state (``new_state``; for a pool, the pool in place) unless the member leaves it as it
+    was, and an intermediate member's ``intermediate_states`` (live rows only), in the
+    member's dtypes."""
 
-    def run(q, k, v, state, A_log, a, dt_bias, b, scale, output, new_state, state_indices=None):
+    def run(q, k, v, state, A_log, a, dt_bias, b, scale, output, new_state, state_indices=None,
+            intermediate_states=None):  # fmt: skip
         if state_indices is not None:
             validate_indices(state_indices, state.shape[0])
-        o, s = decode(member, q, k, v, state, A_log, a, dt_bias, b, scale, state_indices,
-                      dtype=torch.float32)  # fmt: skip
+        check_intermediate_states(member, intermediate_states, q.shape[0])
+        o, s, *inter = decode(member, q, k, v, state, A_log, a, dt_bias, b, scale,
+                              state_indices, dtype=torch.float32,
+                              intermediates=member.intermediate)  # fmt: skip
         output.copy_(o.to(output.dtype))
         if member.layout == "pool":
-            live = state_indices >= 0
-            new_state[state_indices[live].long()] = s[state_indices[live].long()].to(
-                new_state.dtype
-            )
+            rows = torch.nonzero(state_indices >= 0).flatten()
+            slots = state_indices[rows].long()
         else:
-            new_state.copy_(s.to(new_state.dtype))
+            rows = slots = torch.arange(q.shape[0], device=q.device)
+        if member.intermediate:
+            intermediate_states[rows] = inter[0][rows].to(intermediate_states.dtype)
+        if member.update:
+            new_state[slots] = s[slots].to(new_state.dtype)
 
     return run
 

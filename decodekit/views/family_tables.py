@@ -31,6 +31,19 @@ def table(rows: list[dict] | pd.DataFrame) -> pd.DataFrame:
 FLOORS = ("row-copy-floor", "copy-floor")
 
 
+def members(ms) -> pd.DataFrame:
+    """One row per member: heads, T, state dtype, layout, l2norm, the verify call's flags,
+    its manifest's workloads and its state traffic per call at B=64 (MiB)."""
+    from decodekit.problem.family import load_cases
+
+    return pd.DataFrame([dict(
+        definition=m.name, heads=f"{m.qk_heads}/{m.v_heads}", T=m.seq_len, state=m.state_dtype,
+        layout=m.layout, l2norm=m.l2norm,
+        verify=" ".join(f for f, on in (("inter", m.intermediate), ("noupdate", not m.update)) if on),
+        workloads=len(load_cases(m)), state_MiB_B64=round(m.state_bytes(64) / 2**20, 1),
+    ) for m in ms])  # fmt: skip
+
+
 def versus_floor(
     df: pd.DataFrame, impl: str = "kit", floor: str = "row-copy-floor"
 ) -> pd.DataFrame:

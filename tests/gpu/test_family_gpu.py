@@ -1,8 +1,10 @@
 """The family kernel on a GPU: every serving member and the dense ones (T 1 and 4, fp32 and
-bf16 state) pass decodekit.measure.family_check.check at every batch size (output, live
-slots, untouched slots bit-identical, padding rows zero); a state fed back 32 steps stays
-near the fp64 trajectory; bad indices are refused before the launch; torch's current
-stream is the one launched on."""
+bf16 state) and the T=4 pool's verify calls (every token's state, no update, both) pass
+decodekit.measure.family_check.check at every batch size (output, live slots, every live
+row's intermediate states, untouched slots bit-identical, the whole pool when not updating,
+padding rows zero and their intermediate rows untouched); a state fed back 32 steps stays
+near the fp64 trajectory; bad indices and a misaligned intermediate buffer are refused
+before the launch; torch's current stream is the one launched on."""
 
 from dataclasses import replace
 
@@ -12,15 +14,17 @@ import torch
 from decodekit.impls.family_kernels import CHECKED, kit_kernel
 from decodekit.measure import family_check
 from decodekit.measure.family_check import _outputs
-from decodekit.problem.family import SERVING, Member, cases, decode, make_inputs
+from decodekit.problem.family import SERVING, VERIFY, Member, cases, decode, make_inputs
 from decodekit.problem.spec import SpecError
 
 pytestmark = pytest.mark.gpu
 
 BATCH_SIZES = (1, 4, 8, 32, 128)
 MEMBERS = list(CHECKED)
-# drift runs a dense member of the same heads, T and l2norm, fp32 and bf16 state side by side
-DRIFT = list(dict.fromkeys(replace(m, state_dtype="float32", layout="dense") for m in MEMBERS))
+# drift runs a dense member of the same heads, T and l2norm that writes its final state, fp32
+# and bf16 state side by side
+DRIFT = list(dict.fromkeys(replace(m, state_dtype="float32", layout="dense", intermediate=False,
+                                   update=True) for m in MEMBERS))  # fmt: skip
 POOL = SERVING[0]
 
 
@@ -41,7 +45,7 @@ SHAPES = [dict(WARPS=w, ROWS_PER_WARP=r, LANES_PER_ROW=lanes, REDUCE=red)
 
 @pytest.mark.parametrize("B", (1, 8, 64))
 @pytest.mark.parametrize("defines", SHAPES, ids=lambda d: "-".join(map(str, d.values())))
-@pytest.mark.parametrize("member", SERVING, ids=lambda m: m.name)
+@pytest.mark.parametrize("member", (*SERVING, *VERIFY), ids=lambda m: m.name)
 def test_shapes_and_reduce_pass(member, defines, B):
     (case,) = cases(member, (B,))
     res = family_check.check(kit_kernel(member, defines), case, "cuda")
@@ -51,7 +55,7 @@ def test_shapes_and_reduce_pass(member, defines, B):
 def test_row_copy_copies_live_slots_and_zeroes_the_output():
     from decodekit.impls.family_kernels import row_copy
 
-    for member in SERVING:
+    for member in (*SERVING, *VERIFY):
         for m in (member, replace(member, layout="dense")):
             (case,) = cases(m, (16,))
             x = make_inputs(case, "cuda")
@@ -59,8 +63,19 @@ def test_row_copy_copies_live_slots_and_zeroes_the_output():
             before = x["state"].clone()
             row_copy(m)(**x)
             torch.cuda.synchronize()
-            assert torch.equal(x["new_state"], before), m.name  # a pool: in place, as it was
+            if m.update or m.layout == "pool":  # a pool: in place, as it was
+                assert torch.equal(x["new_state"], before), m.name
+            else:  # dense, not updating: nothing stored
+                assert x["new_state"].isnan().all(), m.name
             assert (x["output"] == 0).all(), m.name  # padding rows included
+            if m.intermediate:  # T copies of each live row's state; padding rows untouched
+                idx = x["state_indices"]
+                slots = idx.long() if idx is not None else torch.arange(16, device="cuda")
+                rows = torch.nonzero(slots >= 0).flatten()
+                inter = x["intermediate_states"]
+                for t in range(m.seq_len):
+                    assert torch.equal(inter[rows, t], before[slots[rows]]), (m.name, t)
+                assert inter[slots < 0].isnan().all(), m.name
 
 
 @pytest.mark.parametrize("member", DRIFT, ids=lambda m: m.name)
@@ -95,6 +110,22 @@ def test_bad_indices_raise_before_launch(bad, match):
         run(**x)
     torch.cuda.synchronize()
     assert torch.equal(x["state"], before) and x["output"].isnan().all()  # nothing launched
+
+
+def test_a_misaligned_intermediate_buffer_is_refused_before_launch():
+    member = VERIFY[0]
+    run, x = _pool_call(member)
+    buf = x["intermediate_states"]
+    flat = torch.full((buf.numel() + 1,), float("nan"), device="cuda")
+    x["intermediate_states"] = flat[1:].view(buf.shape)  # contiguous, 4 bytes off
+    before = x["state"].clone()
+    with pytest.raises(SpecError, match="argument 'intermediate_states': expected a 16-byte"):
+        run(**x)
+    torch.cuda.synchronize()
+    assert torch.equal(x["state"], before) and flat[1:].isnan().all()  # nothing launched
+    x["intermediate_states"] = buf.cpu()
+    with pytest.raises(SpecError, match="argument 'intermediate_states': expected a CUDA tensor"):
+        run(**x)
 
 
 def test_indices_edited_in_place_are_checked_again():

@@ -11,12 +11,13 @@ import pytest
 
 from decodekit.impls.family_peers import PEERS, peer, supports, why_not
 from decodekit.measure import family_check
-from decodekit.problem.family import SERVING, cases
+from decodekit.problem.family import SERVING, VERIFY, cases
 
 pytestmark = pytest.mark.gpu
 
 BATCH_SIZES = (1, 8, 64)
-MEMBERS = (*SERVING, *(replace(m, layout="dense") for m in SERVING))
+MEMBERS = (*SERVING, *(replace(m, layout="dense") for m in SERVING), *VERIFY,
+           *(replace(m, state_dtype="bfloat16") for m in VERIFY))  # fmt: skip
 PAIRS = [(name, m) for name in PEERS for m in MEMBERS if supports(name, m) is None]
 
 

@@ -1,0 +1,44 @@
+"""The family kernel's T > 1 knobs on a GPU: the gates computed once per warp for every token
+(GATES_ONCE) and the decay kept as one running factor (LAZY_DECAY), with the reduce-scatter
+row sums, pass decodekit.measure.family_check.check on the T = 4 members (pool and dense,
+fp32 and bf16 state) at small and large batch sizes, and a state fed back 32 steps with them
+stays as near the fp64 trajectory as the default build's."""
+
+from dataclasses import replace
+
+import pytest
+
+from decodekit.impls.family_kernels import kit_kernel
+from decodekit.measure import family_check
+from decodekit.problem.family import SERVING, cases
+
+pytestmark = pytest.mark.gpu
+
+T4 = SERVING[2]  # pool qk4/v8 T=4 l2norm
+MEMBERS = [T4, replace(T4, state_dtype="bfloat16"), replace(T4, layout="dense", l2norm=False),
+           replace(T4, qk_heads=16, v_heads=32)]  # fmt: skip
+KNOBS = [dict(REDUCE=1, GATES_ONCE=1, LAZY_DECAY=lazy, **shape)
+         for lazy in (0, 1)
+         for shape in (dict(WARPS=4, ROWS_PER_WARP=8, LANES_PER_ROW=16),
+                       dict(WARPS=2, ROWS_PER_WARP=8, LANES_PER_ROW=16),
+                       dict(WARPS=4, ROWS_PER_WARP=4, LANES_PER_ROW=32))]  # fmt: skip
+
+
+@pytest.mark.parametrize("B", (1, 8, 64))
+@pytest.mark.parametrize("defines", KNOBS, ids=lambda d: "-".join(map(str, d.values())))
+@pytest.mark.parametrize("member", MEMBERS, ids=lambda m: m.name)
+def test_multi_token_knobs_pass_the_contracts(member, defines, B):
+    (case,) = cases(member, (B,))
+    res = family_check.check(kit_kernel(member, defines), case, "cuda")
+    assert res.passed, res.summary()
+
+
+@pytest.mark.parametrize("lazy", (0, 1))
+def test_lazy_decay_drifts_no_more_than_the_default(lazy):
+    dense = replace(T4, layout="dense")
+    knobs = dict(REDUCE=1, GATES_ONCE=1, LAZY_DECAY=lazy)
+    mine = family_check.drift(lambda m: kit_kernel(m, knobs), dense, batch_size=4, steps=32,
+                              device="cuda")  # fmt: skip
+    base = family_check.drift(kit_kernel, dense, batch_size=4, steps=32, device="cuda")
+    last = lambda df: df[df.step == 32].set_index("state_dtype")["state_rel"]  # noqa: E731
+    assert (last(mine) <= 2 * last(base) + 1e-7).all(), (last(mine), last(base))
