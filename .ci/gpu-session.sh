@@ -44,7 +44,17 @@ STAGES=${STAGES:-env,compile,test,tune,loop,bench,variants,fidelity,ncu,sanitize
 WORKLOADS=${WORKLOADS:-contest}
 PEERS=${PEERS:-fla flashinfer flashinfer-pool}
 has() { [[ ",$STAGES," == *",$1,"* ]]; }
-run() { echo "=== $* ($(date +%T))"; timeout "${LIMIT:-900}" "$@" 2>&1 | grep -v "it/s\]" | tee -a "$OUT/log.txt"; }
+# What the session recorded so far, kept after every command: a call that runs out of time
+# (the device tool kills it) still brings back everything finished before (its $OUT).
+save() {
+  mkdir -p /tmp/dk/data && cp -r data/results data/ncu data/tuning /tmp/dk/data/ 2>/dev/null
+  tar czf "$OUT/data.tgz.part" data/results data/ncu data/tuning 2>/dev/null &&
+    mv "$OUT/data.tgz.part" "$OUT/data.tgz"
+}
+run() {
+  echo "=== $* ($(date +%T))"; timeout "${LIMIT:-900}" "$@" 2>&1 | grep -v "it/s\]" | tee -a "$OUT/log.txt"
+  save
+}
 timed() { local t0=$SECONDS; run "$@"; echo "=== took $((SECONDS - t0)) s: $*" | tee -a "$OUT/log.txt"; }
 
 if has env; then
@@ -110,6 +120,5 @@ if has report; then
   run $PY -m decodekit report --out "$OUT/reports" --workloads representative --preset quick
   (cd "$OUT" && tar czf reports.tgz reports && rm -rf reports)
 fi
-mkdir -p /tmp/dk/data && cp -r data/results data/ncu data/tuning /tmp/dk/data/
-tar czf "$OUT/data.tgz" data/results data/ncu data/tuning 2>/dev/null
+save
 echo "=== done $(date +%T)"
