@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One session on a GPU machine, in stages (STAGES=env,compile,test,tunequick,tune,loop,bench,
 # variants,fidelity,ncu,sanitize,host,report, and for the decode family familytest,familytune,
-# familybench,familyncu over $FAMILY, default the serving members): compile, GPU tests, tuning, the full-54 bench of
+# familybench,familyncu over $FAMILY, default the serving members, and familyverify: the
+# T=4 verify calls): compile, GPU tests, tuning, the full-54 bench of
 # best (dps and in place) beside its peers in their native contracts (FLA, FlashInfer in place
 # and through its pool API), every variant on the representative workloads, the contest /
 # fib-0.1.2 / seed timing methods, Nsight Compute profiles and compute-sanitizer. Records
@@ -106,6 +107,11 @@ if has familytune; then
 fi
 if has familybench; then
   for d in $FAMILY; do
+    timed $PY -m decodekit bench --definition "$d" --impl best kit $FAMILY_PEERS --preset contest
+  done
+fi
+if has familyverify; then  # the T=4 verify calls (intermediate states, no update), untuned
+  for d in $($PY -c "from decodekit.problem.family import VERIFY; print(' '.join(m.name for m in VERIFY))"); do
     timed $PY -m decodekit bench --definition "$d" --impl best kit $FAMILY_PEERS --preset contest
   done
 fi
