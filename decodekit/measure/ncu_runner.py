@@ -16,6 +16,7 @@ import argparse
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 
 import torch
 
@@ -63,64 +64,71 @@ def run(impl_name: str, workloads: str, profile: str = "random", device: str = "
     from decodekit.problem.workloads import empty_outputs, make_inputs, select
 
     impl = get(impl_name)
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        print(
-            "ncu_runner: no CUDA GPU visible (torch.cuda.is_available() is False)", file=sys.stderr
-        )
+    if _no_gpu(device):
         return 4
     why = impl.unavailable()
     if why:
         print(f"ncu_runner: implementation {impl.name!r} cannot run here: {why}", file=sys.stderr)
         return 4
-    push, pop = nvtx_range_functions(device)
-    for w in dict.fromkeys(select(workloads)):
-        inputs = make_inputs(w, device, profile=profile)
-        res = check(impl, w, device=device, profile=profile, inputs=inputs)
-        if not res.passed:
-            print(f"ncu_runner: {impl.name} failed the check: {res.summary()}", file=sys.stderr)
-            return 3
-        out = empty_outputs(w.batch_size, device, poison=False)
-        for _ in range(WARMUP):
-            impl(**inputs, **out)
-        _sync(device)
-        with _range(push, pop, w.uuid):
-            impl(**inputs, **out)
-            _sync(device)
-        print(f"ncu_runner: {impl.name} {w.uuid} B={w.batch_size} profiled", flush=True)
-    return 0
+
+    def calls():
+        for w in dict.fromkeys(select(workloads)):
+            inputs = make_inputs(w, device, profile=profile)
+            res = check(impl, w, device=device, profile=profile, inputs=inputs)
+            out = empty_outputs(w.batch_size, device, poison=False)
+            yield w.uuid, f"{w.uuid} B={w.batch_size}", res, partial(impl, **inputs, **out)
+
+    return _profile(impl.name, calls(), device)
 
 
 def run_member(impl_name: str, definition: str, batch_sizes: str, device: str = "cuda") -> int:
     """:func:`run` for a family member: its implementation ``impl_name`` on the cases of
     ``batch_sizes``, each checked with the member's contracts, NVTX ranges named by case uuid."""
     from decodekit.impls.family_kernels import implementation
-    from decodekit.measure.family_check import _outputs, check
+    from decodekit.measure.family_check import _outputs, check, fresh_inputs
     from decodekit.measure.ncu import member_cases
-    from decodekit.problem.family import make_inputs, parse
+    from decodekit.problem.family import parse
 
+    if _no_gpu(device):
+        return 4
+    member = parse(definition)
+    fn = implementation(impl_name, member)
+
+    def calls():
+        for case in member_cases(member, batch_sizes):
+            res = check(fn, case, device)
+            inputs = fresh_inputs(case, device)
+            dests = _outputs(case, inputs)  # a pool: in place on these inputs' own pool
+            label = f"{member.name} {case.uuid} B={case.batch_size}"
+            yield case.uuid, label, res, partial(fn, **inputs, **dests)
+
+    return _profile(impl_name, calls(), device)
+
+
+def _no_gpu(device: str) -> bool:
     if device.startswith("cuda") and not torch.cuda.is_available():
         print(
             "ncu_runner: no CUDA GPU visible (torch.cuda.is_available() is False)", file=sys.stderr
         )
-        return 4
-    member = parse(definition)
-    fn = implementation(impl_name, member)
+        return True
+    return False
+
+
+def _profile(name: str, calls, device: str) -> int:
+    """For each ``(uuid, label, check result, call)``: stop with 3 on a failed check, else warm
+    up and make the call once inside the NVTX range ``uuid`` (what ncu profiles)."""
     push, pop = nvtx_range_functions(device)
-    for case in member_cases(member, batch_sizes):
-        res = check(fn, case, device)
+    for uuid, label, res, call in calls:
         if not res.passed:
-            print(f"ncu_runner: {impl_name} failed the check: {res.summary()}", file=sys.stderr)
+            print(f"ncu_runner: {name} failed the check: {res.summary()}", file=sys.stderr)
             return 3
-        inputs = make_inputs(case, device)
-        dests = _outputs(case, inputs)  # a pool: in place on these inputs' own pool
         for _ in range(WARMUP):
-            fn(**inputs, **dests)
+            call()
         _sync(device)
-        with _range(push, pop, case.uuid):
-            fn(**inputs, **dests)
+        with _range(push, pop, uuid):
+            call()
             _sync(device)
-        print(f"ncu_runner: {impl_name} {member.name} {case.uuid} B={case.batch_size} profiled",
-              flush=True)  # fmt: skip
+        print(f"ncu_runner: {name} {label} profiled", flush=True)
     return 0
 
 
