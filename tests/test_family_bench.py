@@ -162,3 +162,11 @@ def test_a_peer_that_cannot_run_the_member_is_recorded_with_why(tmp_path, capsys
     assert fla["note"].str.contains("no state indices").all()
     assert "fla: unsupported" in capsys.readouterr().out
     assert set(fla["definition"]) == {POOL.name}
+
+
+def test_a_peer_recorded_as_unable_leaves_the_row_copy_floors_reason_alone(tmp_path):
+    rows = bench_member(POOL, {}, "quick", batch_sizes=(1, 4), out_dir=tmp_path, timer=Clock(),
+                        device="cpu",
+                        cannot={"fla": (records.Status.UNSUPPORTED, "no state indices")})  # fmt: skip
+    rc = [r for r in rows if r.get("floor") == "row-copy-floor"]
+    assert [r["note"] for r in rc] == [rc[0]["note"]] * 2 and "CUDA" in rc[1]["note"]

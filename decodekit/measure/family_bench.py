@@ -145,8 +145,8 @@ def bench_member(
                 if rc.ok:
                     r = r.replace(pct_row_copy=100 * rc.latency_us / r.latency_us)
             rows.append(r)
-        for name, (status, why) in (cannot or {}).items():
-            rows.append(Record(impl=name, method=p.method, status=status, note=why, uuid=case.uuid,
+        for name, (status, reason) in (cannot or {}).items():
+            rows.append(Record(impl=name, method=p.method, status=status, note=reason, uuid=case.uuid,
                                batch_size=B, impl_kind="baseline",
                                fields=dict(tag, contract=member.contract)))  # fmt: skip
         rec.append(rows)
