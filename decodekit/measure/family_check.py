@@ -94,7 +94,7 @@ def oracle(case: Case, device: str = "cpu") -> tuple[torch.Tensor, ...]:
     a sweep (every tuning candidate on one case, then the next) computes it once per case.
     Callers only read it."""
     m = case.member
-    return decode(m, **make_inputs(case, device), intermediates=m.intermediate)
+    return decode(m, **_drawn(case, device), intermediates=m.intermediate)  # reads, no writes
 
 
 @lru_cache(maxsize=1)
