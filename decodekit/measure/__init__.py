@@ -166,8 +166,7 @@ def case_target(fn, inputs: dict, case: Case, device: torch.device) -> Target:
     member's contract says (a pool: a copy, updated in place by every call; dense: a
     separate ``new_state``)."""
     m = case.member
-    out = torch.empty(case.batch_size, m.seq_len, m.v_heads, m.head_size,
-                      dtype=torch.bfloat16, device=device)  # fmt: skip
+    out = torch.empty(m.output_shape(case.batch_size), dtype=torch.bfloat16, device=device)
     state = inputs["state"]
     if m.layout == "pool":
         state = state.clone()
@@ -175,9 +174,8 @@ def case_target(fn, inputs: dict, case: Case, device: torch.device) -> Target:
     else:
         kw = {**inputs, "output": out, "new_state": torch.empty_like(state)}
     if m.intermediate:  # a verify call: every token's state by batch row, [B, T, HV, V, K]
-        kw["intermediate_states"] = torch.empty(case.batch_size, m.seq_len, m.v_heads,
-                                                m.head_size, m.head_size, dtype=m.dtype,
-                                                device=device)  # fmt: skip
+        kw["intermediate_states"] = torch.empty(m.intermediate_shape(case.batch_size),
+                                                dtype=m.dtype, device=device)  # fmt: skip
     return Target(fn, kw, device)
 
 

@@ -73,16 +73,16 @@ def _outputs(case: Case, inputs: dict) -> dict:
     itself) and, for a member that writes every token's state, ``intermediate_states``."""
     m = case.member
     dev = inputs["q"].device
-    shape = (case.batch_size, m.seq_len, m.v_heads, m.head_size)
-    out = torch.full(shape, float("nan"), dtype=torch.bfloat16, device=dev)
+    B = case.batch_size
+    out = torch.full(m.output_shape(B), float("nan"), dtype=torch.bfloat16, device=dev)
     if m.layout == "pool":
         dests = {"output": out, "new_state": inputs["state"]}  # in place
     else:
         dests = {"output": out, "new_state": torch.full_like(inputs["state"], float("nan"))}
     if m.intermediate:
         dests["intermediate_states"] = torch.full(
-            (*shape[:3], m.head_size, m.head_size), float("nan"), dtype=m.dtype, device=dev
-        )  # [B, T, HV, V, K]
+            m.intermediate_shape(B), float("nan"), dtype=m.dtype, device=dev
+        )
     return dests
 
 
@@ -210,8 +210,7 @@ def drift(impl_for, member: Member, *, batch_size: int = 4, steps: int = 256,
         for step in range(steps):
             x = make_inputs(case, device, step=step) if step else first
             x = {**x, "state": state}
-            out = torch.empty(batch_size, m.seq_len, m.v_heads, m.head_size,
-                              dtype=torch.bfloat16, device=device)  # fmt: skip
+            out = torch.empty(m.output_shape(batch_size), dtype=torch.bfloat16, device=device)
             new = torch.empty_like(state)
             fn(**x, output=out, new_state=new)
             ref_out, exact = decode(m, **{**{n: _cpu(v) for n, v in x.items()}, "state": exact})

@@ -101,6 +101,14 @@ class Member:
     def dtype(self) -> torch.dtype:
         return getattr(torch, self.state_dtype)
 
+    def output_shape(self, batch_size: int) -> tuple[int, ...]:
+        """``output`` of a call of ``batch_size`` rows: ``[B, T, HV, V]`` (bf16)."""
+        return (batch_size, self.seq_len, self.v_heads, self.head_size)
+
+    def intermediate_shape(self, batch_size: int) -> tuple[int, ...]:
+        """``intermediate_states`` of a verify call: ``[B, T, HV, V, K]`` (the state's dtype)."""
+        return (*self.output_shape(batch_size), self.head_size)
+
     def state_bytes(self, batch_size: int) -> int:
         """Bytes of state one call of ``batch_size`` rows reads and writes (the floor's
         traffic): each row's state read once, written back unless ``update`` is False, and
@@ -350,7 +358,7 @@ def check_intermediate_states(member: Member, buffer, batch_size: int) -> None:
     the member writes every token's state, else a tensor ``[B, T, HV, V, K]`` of the state's
     dtype (layout, device and alignment are a launcher's to check)."""
     m = member
-    shape = (batch_size, m.seq_len, m.v_heads, m.head_size, m.head_size)
+    shape = m.intermediate_shape(batch_size)
     if not m.intermediate:
         if buffer is not None:
             got = list(buffer.shape) if isinstance(buffer, torch.Tensor) else type(buffer).__name__
