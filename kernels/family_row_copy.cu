@@ -7,10 +7,10 @@
 //   output[b, t] = 0 for every token t, padding rows (slot < 0) included.
 // No gates, no q, k, v. Layouts and ABI: those of gdn_decode_family.cu (same arguments, same
 //   defines; L2NORM is accepted and changes nothing).
-// Launch: gdn_decode_family's (gdn_family.cuh states it once: the same defines, grid and
-//   lanes); a lane loads the chunks gdn_decode_family's lane holds (the same loads, gdn.cuh's
-//   load_state4 / store_state4 for fp32 or bf16), then stores them; column 0 of each row
-//   writes its T zeros of output.
+// Launch: gdn_decode_family's (gdn_family.cuh states it once: the same defines, grid, items
+//   and prefetch); a lane loads the chunks gdn_decode_family's lane holds (the same loads,
+//   gdn.cuh's load_state4 / store_state4 for fp32 or bf16, or the same tiles), then stores
+//   them; column 0 of each row writes its T zeros of output.
 // Why: the issue's floor for a member is a copy of the same bytes from the same scattered
 //   slots; a torch copy moves them dense and pays its own launch. This is what the kit
 //   kernel would take if its math, token loads and reductions were free, so "kernel minus
@@ -20,33 +20,26 @@
 
 typedef family::state_t COPY_STATE_T;
 
-extern "C" __global__ void __launch_bounds__(family::kWarps * 32)
-    family_row_copy(const gdn::bf16* __restrict__ q, const gdn::bf16* __restrict__ k,
-                    const gdn::bf16* __restrict__ v, const COPY_STATE_T* state,
-                    const float* __restrict__ A_log, const gdn::bf16* __restrict__ a,
-                    const float* __restrict__ dt_bias, const gdn::bf16* __restrict__ b,
-                    float scale, gdn::bf16* __restrict__ output, COPY_STATE_T* new_state,
-                    const int* __restrict__ state_indices,
-                    COPY_STATE_T* __restrict__ intermediate_states, int batch_size) {
-    using namespace family;
-    const Place p = place(batch_size);
-    if (!p.live) return;
-#if POOL
-    const int slot = state_indices[p.row_b];
-#else
-    const int slot = p.row_b;
-#endif
+namespace family {
+
+// Work item i of the block (at p): its rows' state copied, its output zeroed.
+__device__ __forceinline__ void copy_item(const Place& p, int i, Items& items, float scale,
+                                          bf16* __restrict__ output, COPY_STATE_T* new_state,
+                                          const int* __restrict__ state_indices,
+                                          COPY_STATE_T* __restrict__ intermediate_states) {
+    const int slot = slot_of(state_indices, p.row_b);
     zero_output(output, p);
     if (slot < 0) return;  // a padding row touches no state
     const size_t off = state_offset(slot, p);
     float4 s[kSteps][kChunks];
+    if (items.reads(p, slot)) {
+        items.load(s, p, off, i);
+    } else {
 #pragma unroll
-    for (int r = 0; r < kSteps; ++r)
+        for (int r = 0; r < kSteps; ++r)
 #pragma unroll
-        for (int c = 0; c < kChunks; ++c)
-            s[r][c] = (POOL || state != nullptr)
-                          ? gdn::load_state4<LOAD_HINT>(state + off + chunk_offset(r, c))
-                          : make_float4(0.f, 0.f, 0.f, 0.f);
+            for (int c = 0; c < kChunks; ++c) s[r][c] = make_float4(0.f, 0.f, 0.f, 0.f);
+    }
     if (INTERMEDIATE) {
 #pragma unroll 1
         for (int t = 0; t < kT; ++t) store_rows(intermediate_states + intermediate_offset(t, p), s);
@@ -63,4 +56,20 @@ extern "C" __global__ void __launch_bounds__(family::kWarps * 32)
         return;
     }
     store_rows(new_state + off, s);
+}
+
+}  // namespace family
+
+extern "C" __global__ void __launch_bounds__(family::kWarps * 32, family::kMinBlocks)
+    family_row_copy(const gdn::bf16* __restrict__ q, const gdn::bf16* __restrict__ k,
+                    const gdn::bf16* __restrict__ v, const COPY_STATE_T* state,
+                    const float* __restrict__ A_log, const gdn::bf16* __restrict__ a,
+                    const float* __restrict__ dt_bias, const gdn::bf16* __restrict__ b,
+                    float scale, gdn::bf16* __restrict__ output, COPY_STATE_T* new_state,
+                    const int* __restrict__ state_indices,
+                    COPY_STATE_T* __restrict__ intermediate_states, int batch_size) {
+    using namespace family;
+    for_each_item(state, state_indices, batch_size, [&](const Place& p, int i, Items& items) {
+        copy_item(p, i, items, scale, output, new_state, state_indices, intermediate_states);
+    });
 }

@@ -131,17 +131,20 @@ __device__ __forceinline__ float4 update(float4 s, float g, float dk, float inv_
 
 typedef family::state_t STATE_T;
 
-extern "C" __global__ void __launch_bounds__(family::kWarps * 32)
-    gdn_decode_family(const gdn::bf16* __restrict__ q, const gdn::bf16* __restrict__ k,
-                      const gdn::bf16* __restrict__ v, const STATE_T* state,
-                      const float* __restrict__ A_log, const gdn::bf16* __restrict__ a,
-                      const float* __restrict__ dt_bias, const gdn::bf16* __restrict__ b,
-                      float scale, gdn::bf16* __restrict__ output, STATE_T* new_state,
-                      const int* __restrict__ state_indices,
-                      STATE_T* __restrict__ intermediate_states, int batch_size) {
-    using namespace family;
-    const Place p = place(batch_size);
-    if (!p.live) return;
+namespace family {
+
+// Work item i of the block (at p): its T tokens for the warp's rows of (b, h).
+__device__ __forceinline__ void decode_item(const Place& p, int i, Items& items,
+                                            const bf16* __restrict__ q,
+                                            const bf16* __restrict__ k,
+                                            const bf16* __restrict__ v,
+                                            const float* __restrict__ A_log,
+                                            const bf16* __restrict__ a,
+                                            const float* __restrict__ dt_bias,
+                                            const bf16* __restrict__ b, float scale,
+                                            bf16* __restrict__ output, STATE_T* new_state,
+                                            const int* __restrict__ state_indices,
+                                            STATE_T* __restrict__ intermediate_states) {
     const int h = p.h, col = p.col, row0 = p.row0;
     const int j = h / kVPerQK;
     const size_t bt0 = static_cast<size_t>(p.row_b) * kT;  // token 0 of this batch row
@@ -149,11 +152,7 @@ extern "C" __global__ void __launch_bounds__(family::kWarps * 32)
     const int mine = REDUCE ? col / kLanesPerSum : 0;
     const int vrow0 = row0 + mine * kRowsPerStep;
 
-#if POOL
-    const int slot = state_indices[p.row_b];
-#else
-    const int slot = p.row_b;
-#endif
+    const int slot = slot_of(state_indices, p.row_b);
     Token cur = load_token(q, k, v, a, b, bt0, h, j, vrow0, col);
 #if POOL
     if (slot < 0) {  // a padding row: zero output, no state touched
@@ -164,12 +163,8 @@ extern "C" __global__ void __launch_bounds__(family::kWarps * 32)
     const size_t off = state_offset(slot, p);
 
     float4 s[kSteps][kChunks];
-    if (POOL || state != nullptr) {
-#pragma unroll
-        for (int r = 0; r < kSteps; ++r)
-#pragma unroll
-            for (int c = 0; c < kChunks; ++c)
-                s[r][c] = gdn::load_state4<LOAD_HINT>(state + off + chunk_offset(r, c));
+    if (items.reads(p, slot)) {
+        items.load(s, p, off, i);
     } else {
 #pragma unroll
         for (int r = 0; r < kSteps; ++r)
@@ -277,4 +272,21 @@ extern "C" __global__ void __launch_bounds__(family::kWarps * 32)
     }
 
     if (UPDATE) store_rows(new_state + off, s, G);  // UPDATE 0: the state left as it was
+}
+
+}  // namespace family
+
+extern "C" __global__ void __launch_bounds__(family::kWarps * 32, family::kMinBlocks)
+    gdn_decode_family(const gdn::bf16* __restrict__ q, const gdn::bf16* __restrict__ k,
+                      const gdn::bf16* __restrict__ v, const STATE_T* state,
+                      const float* __restrict__ A_log, const gdn::bf16* __restrict__ a,
+                      const float* __restrict__ dt_bias, const gdn::bf16* __restrict__ b,
+                      float scale, gdn::bf16* __restrict__ output, STATE_T* new_state,
+                      const int* __restrict__ state_indices,
+                      STATE_T* __restrict__ intermediate_states, int batch_size) {
+    using namespace family;
+    for_each_item(state, state_indices, batch_size, [&](const Place& p, int i, Items& items) {
+        decode_item(p, i, items, q, k, v, A_log, a, dt_bias, b, scale, output, new_state,
+                    state_indices, intermediate_states);
+    });
 }

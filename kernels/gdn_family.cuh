@@ -12,6 +12,14 @@
 //   ROWS_PER_WARP onward; in a warp a row belongs to LANES_PER_ROW (L) lanes, lane l holding
 //   chunks c = 0 .. 32/L-1 of it, columns 4 * (c * L + l % L) .. + 4, and rows row0 + r *
 //   (32 / L) for its steps r = 0 .. ROWS_PER_WARP * L / 32 - 1.
+// Items (ITEMS, PREFETCH): a (b, h, rows) of the grid above is a work item; with ITEMS = N
+//   the grid is ceil(B * V_HEADS * SPLIT / N) blocks and block x works on items x, x + grid,
+//   .. x + (N - 1) * grid in turn (ITEMS 1: one item, x). With PREFETCH 1 (sm_90+) a warp's
+//   rows of the state, one contiguous run of ROWS_PER_WARP * 128 values, come through
+//   shared memory: lane 0 starts one bulk copy (cp.async.bulk, completing on the warp's
+//   mbarrier) of item i + 1's run into the warp's second tile before item i's math, so the
+//   next item's state is in flight while this one computes (two tiles a warp, static shared
+//   memory WARPS * 2 * ROWS_PER_WARP * 128 * sizeof(state)); LOAD_HINT then does nothing.
 #pragma once
 #include "gdn.cuh"
 
@@ -54,6 +62,15 @@
 #ifndef UPDATE
 #define UPDATE 1
 #endif
+#ifndef ITEMS
+#define ITEMS 1
+#endif
+#ifndef PREFETCH
+#define PREFETCH 0
+#endif
+#if PREFETCH && defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 900
+#error "PREFETCH 1 uses Hopper bulk copies: sm_90 or later"
+#endif
 
 namespace family {
 
@@ -72,6 +89,7 @@ inline constexpr int kChunks = kDim / 4 / kLanes;   // 4-column chunks of a row 
 inline constexpr int kSteps = kRowsPerWarp / kRowsPerStep;
 inline constexpr int kRowsPerBlock = kWarps * kRowsPerWarp;
 inline constexpr int kSplit = kDim / kRowsPerBlock;
+inline constexpr int kItems = ITEMS;
 
 static_assert(kQKHeads >= 1 && kVHeads >= 1, "QK_HEADS and V_HEADS must be >= 1");
 static_assert(kVHeads % kQKHeads == 0, "V_HEADS must be a multiple of QK_HEADS");
@@ -89,6 +107,8 @@ static_assert(INTERMEDIATE == 0 || INTERMEDIATE == 1, "INTERMEDIATE must be 0 or
 static_assert(UPDATE == 0 || UPDATE == 1, "UPDATE must be 0 or 1");
 static_assert(kT > 1 || (INTERMEDIATE == 0 && UPDATE == 1),
               "INTERMEDIATE 1 and UPDATE 0 are verify calls: SEQ_LEN > 1");
+static_assert(kItems >= 1 && kItems <= 64, "ITEMS must be 1..64");
+static_assert(PREFETCH == 0 || PREFETCH == 1, "PREFETCH must be 0 or 1");
 
 #if STATE_BF16
 typedef bf16 state_t;
@@ -96,7 +116,8 @@ typedef bf16 state_t;
 typedef float state_t;
 #endif
 
-// Where this thread works (the grid above); live is false past the last (b, h).
+// Where this thread works on work item `item` (the grid above); live is false past the
+// last (b, h).
 struct Place {
     int sub;       // which of a step's rows this lane works on
     int col;       // which 4-column piece of each chunk of L pieces
@@ -105,16 +126,16 @@ struct Place {
     bool live;
 };
 
-__device__ __forceinline__ Place place(int batch_size) {
+__device__ __forceinline__ Place place(int batch_size, unsigned item) {
     const int lane = threadIdx.x & 31;
     const int warp = threadIdx.x >> 5;
-    const int bh = blockIdx.x / kSplit;
+    const int bh = item / kSplit;
     Place p;
     p.sub = lane / kLanes;
     p.col = lane % kLanes;
     p.row_b = bh / kVHeads;
     p.h = bh % kVHeads;
-    p.row0 = (blockIdx.x % kSplit) * kRowsPerBlock + warp * kRowsPerWarp + p.sub;
+    p.row0 = (item % kSplit) * kRowsPerBlock + warp * kRowsPerWarp + p.sub;
     p.live = bh < batch_size * kVHeads;
     return p;
 }
@@ -156,6 +177,131 @@ __device__ __forceinline__ void zero_output(bf16* __restrict__ output, const Pla
         for (int r = 0; r < kSteps; ++r)
             output[((bt0 + t) * kVHeads + p.h) * kDim + p.row0 + r * kRowsPerStep] =
                 __float2bfloat16(0.f);
+}
+
+// ---- a block's work items and where their state comes from (ITEMS, PREFETCH) -------------
+
+// The kernels' minimum blocks an SM (__launch_bounds__): PREFETCH 1 asks for 1, or ptxas
+// caps registers to what the shared tiles would allow and spills (as in gdn_decode_bulk.cu);
+// 0 leaves it to ptxas.
+inline constexpr int kMinBlocks = PREFETCH ? 1 : 0;
+
+// PREFETCH 1: each warp's two tiles of its rows (items alternate) and their barriers.
+struct Tiles {
+    state_t tile[kWarps][2][kRowsPerWarp * kDim];
+    unsigned long long bar[kWarps][2];
+};
+inline constexpr unsigned kRunBytes = kRowsPerWarp * kDim * sizeof(state_t);
+static_assert(PREFETCH == 0 || sizeof(Tiles) <= 48 * 1024,
+              "PREFETCH 1: WARPS * 2 * ROWS_PER_WARP * 128 state values must fit 48 KiB");
+
+// The slot batch row b reads and writes: state_indices[b] (POOL; < 0 a padding row) or b.
+__device__ __forceinline__ int slot_of(const int* __restrict__ state_indices, int row_b) {
+#if POOL
+    return state_indices[row_b];
+#else
+    return row_b;
+#endif
+}
+
+// This block's items in turn (blockIdx.x + i * gridDim.x) and, with PREFETCH 1, the bulk
+// copies that bring each item's state rows to the warp's tile one item ahead.
+struct Items {
+    const state_t* state;  // the dense states or the pool (nullptr: dense zeros)
+    const int* state_indices;
+    int batch_size;
+    Tiles* sh;        // PREFETCH 1: the block's tiles (else unused)
+    unsigned phase;   // bit t: the parity tile t's barrier completes next
+
+    __device__ __forceinline__ unsigned item(int i) const { return blockIdx.x + i * gridDim.x; }
+
+    // Whether the live item i (at p) has state to read: a live slot, or a dense state.
+    __device__ __forceinline__ bool reads(const Place& p, int slot) const {
+        return p.live && slot >= 0 && (POOL || state != nullptr);
+    }
+
+    // PREFETCH 1: start item i's copy (warp-uniform; nothing for a padding row or zeros).
+    // The warp's reads of the tile's previous item are done first: every lane passed them.
+    __device__ __forceinline__ void start(int i) {
+#if PREFETCH
+        if (i >= kItems) return;
+        const Place p = place(batch_size, item(i));
+        if (!p.live) return;
+        const int slot = slot_of(state_indices, p.row_b);
+        if (!reads(p, slot)) return;
+        const int warp = threadIdx.x >> 5;
+        gdn::fence_to_async();
+        __syncwarp();
+        if ((threadIdx.x & 31) == 0)
+            gdn::bulk_load(sh->tile[warp][i & 1],
+                           state + state_offset(slot, p) - p.sub * kDim - p.col * 4, kRunBytes,
+                           &sh->bar[warp][i & 1]);
+#endif
+    }
+
+    // PREFETCH 1: set up the warp's barriers and start its first item's copy.
+    __device__ __forceinline__ void begin() {
+#if PREFETCH
+        const int warp = threadIdx.x >> 5;
+        if ((threadIdx.x & 31) == 0) {
+            gdn::mbar_init(&sh->bar[warp][0], 1);
+            gdn::mbar_init(&sh->bar[warp][1], 1);
+        }
+        __syncwarp();
+        phase = 0;
+        start(0);
+#endif
+    }
+
+    // This lane's chunks of item i's rows (at p, offset off of slot): from global memory, or
+    // (PREFETCH 1) from its tile once the copy started by start(i) has landed.
+    __device__ __forceinline__ void load(float4 (&s)[kSteps][kChunks], const Place& p, size_t off,
+                                         int i) {
+#if PREFETCH
+        const int t = i & 1, warp = threadIdx.x >> 5;
+        gdn::mbar_wait(&sh->bar[warp][t], (phase >> t) & 1u);
+        phase ^= 1u << t;
+        const state_t* mine = sh->tile[warp][t] + p.sub * kDim + p.col * 4;
+#pragma unroll
+        for (int r = 0; r < kSteps; ++r)
+#pragma unroll
+            for (int c = 0; c < kChunks; ++c) s[r][c] = tile4(mine + chunk_offset(r, c));
+#else
+#pragma unroll
+        for (int r = 0; r < kSteps; ++r)
+#pragma unroll
+            for (int c = 0; c < kChunks; ++c)
+                s[r][c] = gdn::load_state4<LOAD_HINT>(state + off + chunk_offset(r, c));
+#endif
+    }
+
+    __device__ __forceinline__ static float4 tile4(const float* x) {
+        return *reinterpret_cast<const float4*>(x);
+    }
+    __device__ __forceinline__ static float4 tile4(const bf16* x) {
+        return gdn::bf16x4(*reinterpret_cast<const uint2*>(x));
+    }
+};
+
+// The block's items in turn, f(p, i, items) for each live one (the kernel's entry loop).
+template <class F>
+__device__ __forceinline__ void for_each_item(const state_t* state,
+                                              const int* __restrict__ state_indices,
+                                              int batch_size, F&& f) {
+#if PREFETCH
+    __shared__ __align__(128) Tiles tiles;
+    Items items{state, state_indices, batch_size, &tiles, 0u};
+#else
+    Items items{state, state_indices, batch_size, nullptr, 0u};
+#endif
+    items.begin();
+#pragma unroll 1
+    for (int i = 0; i < kItems; ++i) {
+        const Place p = place(batch_size, items.item(i));
+        if (!p.live) break;  // items only grow: the rest are past the last (b, h) too
+        items.start(i + 1);  // PREFETCH 1: the next item's state in flight during this one
+        f(p, i, items);
+    }
 }
 
 }  // namespace family

@@ -120,7 +120,7 @@ def test_the_row_copy_builds_are_the_family_grid_without_math():
     from decodekit.measure.family_bench import ROW_COPY_CONFIGS
 
     for m in (*family.SERVING, *family.VERIFY):
-        for d in ROW_COPY_CONFIGS[:4]:
+        for d in (*ROW_COPY_CONFIGS[:4], ROW_COPY_CONFIGS[-1]):  # the last: pipelined
             rc, kit = row_copy(m, d, arch="sm_90a"), kit_kernel(m, d, arch="sm_90a")
             assert (rc.source, rc.entry) == ROW_COPY
             assert rc.launch_shape(16) == kit.launch_shape(16)

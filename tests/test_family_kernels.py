@@ -35,7 +35,7 @@ def test_knobs_are_declared_with_their_defaults():
     knobs = declared_defines(SOURCE)
     own = dict(QK_HEADS=4, V_HEADS=8, SEQ_LEN=1, POOL=0, L2NORM=0, STATE_BF16=0, INTERMEDIATE=0,
                UPDATE=1, WARPS=4, ROWS_PER_WARP=8, LANES_PER_ROW=16, LOAD_HINT=1, STORE_HINT=0,
-               REDUCE=0, GATES_ONCE=0, LAZY_DECAY=0)  # fmt: skip
+               REDUCE=0, GATES_ONCE=0, LAZY_DECAY=0, ITEMS=1, PREFETCH=0)  # fmt: skip
     assert {n: knobs[n] for n in own} == own
     assert set(knobs) == {*own, "FAST_GATES"}  # gdn.cuh's, which must stay 0
 
@@ -60,6 +60,22 @@ def test_launcher_builds_the_members_defines_and_shape():
                                ROWS_PER_WARP=16)  # fmt: skip
     assert run.launch_shape(3) == ((3 * 32 * 4,), (64,))
     assert run.build.usage(ENTRY).spills == 0
+
+
+def test_pipelined_builds_take_items_in_turn_through_shared_tiles():
+    m = Member(4, 8, layout="pool", l2norm=True)
+    run = FamilyLauncher(m, {"PREFETCH": 1, "ITEMS": 4}, arch="sm_90a")
+    # 3 * 8 heads * 4 row blocks = 96 items, 4 a block; a partial last block rounds up
+    assert run.launch_shape(3) == ((24,), (128,)) and run.launch_shape(1) == ((8,), (128,))
+    assert FamilyLauncher(m, {"ITEMS": 5}, arch="sm_90a").launch_shape(1) == ((7,), (128,))
+    use = run.build.usage(ENTRY)  # two tiles a warp of 8 rows of fp32, and their barriers
+    assert use.shared_bytes >= 4 * 2 * 8 * 128 * 4 and use.spills == 0
+    with pytest.raises(CompileError, match="48 KiB"):  # 8 x 8 rows: 64 KiB of tiles
+        compile_kernel(SOURCE, "sm_90a", {"PREFETCH": 1, "WARPS": 8, "ROWS_PER_WARP": 8})
+    with pytest.raises(CompileError, match="sm_90 or later"):
+        compile_kernel(SOURCE, "sm_80", {"PREFETCH": 1})
+    with pytest.raises(CompileError, match="ITEMS must be 1..64"):
+        compile_kernel(SOURCE, "sm_90a", {"ITEMS": 0})
 
 
 def test_the_verify_calls_are_two_member_defines():

@@ -29,22 +29,28 @@ CPU = {"name": "cpu", "capability": None}
 
 def test_the_space_is_small_and_every_candidate_a_legal_shape():
     space = ft.search_space("full")
-    assert len(space) == 56 and len(ft.unique(space)) == 56
+    assert len(space) == 68 and len(ft.unique(space)) == 68
     assert ft.kernel_defaults() in space
     assert all(d in space for d in ft.search_space("quick"))
     for d in space:
         w, r, n = d["WARPS"], d["ROWS_PER_WARP"], d["LANES_PER_ROW"]
         assert 128 % (w * r) == 0 and r % (32 // n) == 0, d  # the kernel's static_asserts
         assert (d["LOAD_HINT"], d["STORE_HINT"]) in ft.HINTS
-        if d["REDUCE"]:  # the reduce-scatter where a lane holds several rows, within L lanes
+        # the reduce-scatter where a lane holds several rows, within L lanes
+        if d["REDUCE"] and not d["PREFETCH"]:
             steps = r * n // 32
             assert 1 < steps <= n and (d["LOAD_HINT"], d["STORE_HINT"]) in ft.REDUCE_HINTS, d
-    assert sum(d["REDUCE"] for d in space) == 16
+    assert sum(d["REDUCE"] for d in space) == 28
+    piped = [d for d in space if d["PREFETCH"]]
+    assert len(piped) == 12 and {d["ITEMS"] for d in piped} == set(ft.PIPELINE_ITEMS)
+    assert all(d["ITEMS"] == 1 for d in space if not d["PREFETCH"])
+    for d in piped:  # two tiles a warp of fp32 state in 48 KiB of static shared memory
+        assert d["WARPS"] * 2 * d["ROWS_PER_WARP"] * 128 * 4 <= 48 * 1024, d
     with pytest.raises(ValueError, match="argument 'space': expected 'full', 'quick'"):
         ft.search_space("huge")
     t4 = ft.search_space("full", family.Member(4, 8, seq_len=4, layout="pool"))
     multi = [d for d in t4 if d["GATES_ONCE"]]
-    assert len(t4) == 88 and len(multi) == 32 and all(d["REDUCE"] for d in multi)
+    assert len(t4) == 124 and len(multi) == 56 and all(d["REDUCE"] for d in multi)
     assert not any(d["GATES_ONCE"] or d["LAZY_DECAY"] for d in space)  # T = 1: no such knob
 
 

@@ -82,6 +82,7 @@ class FamilyLauncher:
         knobs = {**declared_defines(source), **self.defines}
         self.threads = knobs["WARPS"] * 32
         self.split = HEAD_SIZE // (knobs["WARPS"] * knobs["ROWS_PER_WARP"])
+        self.items = knobs["ITEMS"]  # work items a block takes in turn (gdn_family.cuh)
         self._functions: dict[int, object] = {}  # device index -> cupy RawKernel
         self._indices_ok: tuple = ()  # (tensor, its _version, pool size) that passed
         self._streams: dict[tuple[int, int], object] = {}  # (device, cudaStream_t) -> cupy
@@ -90,8 +91,9 @@ class FamilyLauncher:
         return f"FamilyLauncher({self.member.name!r}, {self.entry}, {self.build.arch})"
 
     def launch_shape(self, batch_size: int) -> tuple[tuple[int], tuple[int]]:
-        """(grid, block): B * V_HEADS * SPLIT blocks of WARPS * 32 threads."""
-        return (batch_size * self.member.v_heads * self.split,), (self.threads,)
+        """(grid, block): ceil(B * V_HEADS * SPLIT / ITEMS) blocks of WARPS * 32 threads."""
+        items = batch_size * self.member.v_heads * self.split
+        return (-(-items // self.items),), (self.threads,)
 
     def __call__(self, q, k, v, state, A_log, a, dt_bias, b, scale, output, new_state,
                  state_indices=None, intermediate_states=None) -> None:  # fmt: skip

@@ -3,7 +3,8 @@
 The space (:func:`search_space`) is launch shapes (``WARPS``, ``ROWS_PER_WARP``,
 ``LANES_PER_ROW``) of ``kernels/gdn_decode_family.cu`` that build without spills for every
 serving member on sm_90a (``tests/test_family_tune.py``), each with the state cache hints
-``LOAD_HINT`` 1 or 3 and ``STORE_HINT`` 0 or 1. A table is one GPU's and one member's,
+``LOAD_HINT`` 1 or 3 and ``STORE_HINT`` 0 or 1, the reduce-scatter row sums, and the
+pipelined state (``PREFETCH`` 1 with ``ITEMS`` work items a block). A table is one GPU's and one member's,
 ``data/tuning/family/<gpu-slug>/<member name>.json`` (written by
 :func:`decodekit.measure.family_tune.tune_member`): tuned batch size -> ``{"defines"}``, with
 the environment and the run id of its candidate records. :func:`best` runs one: a call of
@@ -11,7 +12,7 @@ batch size ``B`` takes the entry of the nearest tuned size at or below ``B``, el
 smallest; a GPU without a table runs the kernel's defaults and says so (``note``).
 
 >>> len(search_space("full")), len(search_space("quick"))
-(56, 8)
+(68, 9)
 >>> table = {4: {"defines": {"WARPS": 2}}, 16: {"defines": {"WARPS": 8}}}
 >>> [entry_for(table, B)["defines"]["WARPS"] for B in (1, 8, 16, 300)]
 [2, 2, 8, 8]
@@ -42,6 +43,8 @@ KNOBS = (
     "REDUCE",
     "GATES_ONCE",
     "LAZY_DECAY",
+    "ITEMS",
+    "PREFETCH",
 )
 # (WARPS, ROWS_PER_WARP, LANES_PER_ROW): 128 / (WARPS * ROWS_PER_WARP) blocks share a head,
 # from 2 (few, large blocks for large B) to 32 (many small ones while B is short of SMs);
@@ -66,6 +69,11 @@ REDUCE_HINTS = ((1, 0), (3, 0))
 # tokens (GATES_ONCE 1), with and without the decay kept as one running factor (LAZY_DECAY).
 MULTI_TOKEN = ({"GATES_ONCE": 1, "LAZY_DECAY": 0}, {"GATES_ONCE": 1, "LAZY_DECAY": 1})
 QUICK_SHAPES = ((4, 8, 16), (8, 8, 16), (4, 4, 16), (2, 4, 16))  # 2 .. 16 blocks a head
+# The pipelined state (PREFETCH 1: the next work item's rows in flight through a shared tile
+# while this one computes, gdn_family.cuh) with ITEMS work items a block, on shapes whose two
+# tiles a warp fit 48 KiB at fp32, with the reduce-scatter and the default hints.
+PIPELINE_SHAPES = ((4, 8, 16), (2, 8, 16), (4, 4, 16), (4, 4, 32))
+PIPELINE_ITEMS = (2, 4, 8)
 
 
 def kernel_defaults() -> dict[str, int]:
@@ -98,12 +106,13 @@ def check_defines(defines, where: str) -> dict[str, int]:
 
 def search_space(name: str = "full", member: Member | None = None,
                  capability: str | None = None) -> list[dict]:  # fmt: skip
-    """Candidate defines: ``full`` (:data:`SHAPES` x :data:`HINTS`, 40, and the shapes that
-    hold several rows a lane with ``REDUCE`` 1 x :data:`REDUCE_HINTS`, 16; for a member of
-    T > 1 each of those again with :data:`MULTI_TOKEN`, 32 more) or ``quick``
-    (:data:`QUICK_SHAPES` with the default hints, each with ``REDUCE`` 0 and 1, and with
-    ``member`` every entry of its recorded tables on GPUs of compute capability
-    ``capability``, all GPUs when None)."""
+    """Candidate defines: ``full`` (:data:`SHAPES` x :data:`HINTS`, 40, the shapes that
+    hold several rows a lane with ``REDUCE`` 1 x :data:`REDUCE_HINTS`, 16, and the pipelined
+    :data:`PIPELINE_SHAPES` x :data:`PIPELINE_ITEMS`, 12; for a member of T > 1 each
+    ``REDUCE`` 1 one again with :data:`MULTI_TOKEN`, 2 x 28 more) or ``quick``
+    (:data:`QUICK_SHAPES` with the default hints, each with ``REDUCE`` 0 and 1, one pipelined
+    shape, and with ``member`` every entry of its recorded tables on GPUs of compute
+    capability ``capability``, all GPUs when None)."""
     if name not in ("full", "quick"):
         raise ValueError(f"argument 'space': expected 'full', 'quick' or a list of defines, "
                          f"got {name!r}")  # fmt: skip
@@ -113,6 +122,10 @@ def search_space(name: str = "full", member: Member | None = None,
            for w, r, n in shapes for lh, sh in hints]  # fmt: skip
     out += [dict(WARPS=w, ROWS_PER_WARP=r, LANES_PER_ROW=n, LOAD_HINT=lh, STORE_HINT=sh, REDUCE=1)
             for w, r, n in shapes if r * n > 32 for lh, sh in reduce_hints]  # fmt: skip
+    pipelined = PIPELINE_SHAPES if name == "full" else PIPELINE_SHAPES[:1]
+    items = PIPELINE_ITEMS if name == "full" else (4,)
+    out += [dict(WARPS=w, ROWS_PER_WARP=r, LANES_PER_ROW=n, REDUCE=int(r * n > 32), PREFETCH=1,
+                 ITEMS=it) for w, r, n in pipelined for it in items]  # fmt: skip
     if member is not None and member.seq_len > 1:
         out += [dict(d, **extra) for d in list(out) if d["REDUCE"] for extra in MULTI_TOKEN]
     if name == "quick" and member is not None:

@@ -37,10 +37,15 @@ def test_check_passes(member, B):
 
 
 # Shapes and the reduce-scatter row sums (REDUCE 1) beside the default butterfly: the lane
-# that ends with a row's sums writes its output, and the deltas go round the group.
+# that ends with a row's sums writes its output, and the deltas go round the group. Then the
+# pipelined state (PREFETCH 1: each item's rows through a shared tile, the next one's copy
+# in flight) with 1, 3 (a partial last block) and 8 items a block, and items without it.
 SHAPES = [dict(WARPS=w, ROWS_PER_WARP=r, LANES_PER_ROW=lanes, REDUCE=red)
           for (w, r, lanes) in ((4, 8, 16), (4, 4, 32), (4, 8, 8), (8, 4, 16), (4, 16, 16))
           for red in (0, 1)]  # fmt: skip
+SHAPES += [dict(WARPS=w, ROWS_PER_WARP=r, LANES_PER_ROW=lanes, REDUCE=1, PREFETCH=pf, ITEMS=n)
+           for (w, r, lanes, pf, n) in ((4, 8, 16, 1, 1), (4, 8, 16, 1, 3), (4, 8, 16, 1, 8),
+                                        (4, 4, 32, 1, 4), (2, 8, 16, 0, 3))]  # fmt: skip
 
 
 @pytest.mark.parametrize("B", (1, 8, 64))
@@ -52,7 +57,8 @@ def test_shapes_and_reduce_pass(member, defines, B):
     assert res.passed, res.summary()
 
 
-def test_row_copy_copies_live_slots_and_zeroes_the_output():
+@pytest.mark.parametrize("defines", (None, dict(PREFETCH=1, ITEMS=3)), ids=("grid", "pipelined"))
+def test_row_copy_copies_live_slots_and_zeroes_the_output(defines):
     from decodekit.impls.family_kernels import row_copy
 
     for member in (*SERVING, *VERIFY):
@@ -61,7 +67,7 @@ def test_row_copy_copies_live_slots_and_zeroes_the_output():
             x = make_inputs(case, "cuda")
             x.update(_outputs(case, x))  # NaN output; dense: a NaN new_state
             before = x["state"].clone()
-            row_copy(m)(**x)
+            row_copy(m, defines)(**x)
             torch.cuda.synchronize()
             if m.update or m.layout == "pool":  # a pool: in place, as it was
                 assert torch.equal(x["new_state"], before), m.name

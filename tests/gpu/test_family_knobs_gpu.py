@@ -21,7 +21,9 @@ KNOBS = [dict(REDUCE=1, GATES_ONCE=1, LAZY_DECAY=lazy, **shape)
          for lazy in (0, 1)
          for shape in (dict(WARPS=4, ROWS_PER_WARP=8, LANES_PER_ROW=16),
                        dict(WARPS=2, ROWS_PER_WARP=8, LANES_PER_ROW=16),
-                       dict(WARPS=4, ROWS_PER_WARP=4, LANES_PER_ROW=32))]  # fmt: skip
+                       dict(WARPS=4, ROWS_PER_WARP=4, LANES_PER_ROW=32),
+                       dict(WARPS=4, ROWS_PER_WARP=8, LANES_PER_ROW=16, PREFETCH=1,
+                            ITEMS=3))]  # fmt: skip
 
 
 @pytest.mark.parametrize("B", (1, 8, 64))
