@@ -233,6 +233,10 @@ __device__ __forceinline__ float dot4(float4 a, float4 b) {
 }
 
 // The same sum in two independent halves: depth 3 (FMUL, FFMA, FADD) instead of 4.
+// acc + a . b as one chain of four FMAs (no multiply to start it, no add to join it)
+__device__ __forceinline__ float fma4(float acc, float4 a, float4 b) {
+    return fmaf(a.w, b.w, fmaf(a.z, b.z, fmaf(a.y, b.y, fmaf(a.x, b.x, acc))));
+}
 __device__ __forceinline__ float dot4_pair(float4 a, float4 b) {
     return fmaf(a.y, b.y, a.x * b.x) + fmaf(a.w, b.w, a.z * b.z);
 }

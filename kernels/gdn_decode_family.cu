@@ -50,8 +50,11 @@
 //   g and beta before token 0 and the tokens shuffle them, not every lane every token) and
 //   LAZY_DECAY 1 (the state held as G * s with G the running product of the tokens' g:
 //   s.k and s.q are scaled by G, the update is s += (delta k / G) k, one FMA a value instead
-//   of two; s is rescaled by G when G < 1e-20 and before every store). Gates: exact
-//   (FAST_GATES must stay 0).
+//   of two; s is rescaled by G when G < 1e-20 and before every store), UNROLL_TOKENS 1 (the
+//   token loop unrolled: the token inputs' addresses become constant offsets); for any T:
+//   CHAIN_SUMS 1 (a row's s.k and s.q as one FMA chain each, gdn::fma4, not a multiply, three
+//   FMAs and an add per chunk) and MIN_BLOCKS (gdn_family.cuh: ptxas fits the registers to
+//   that many blocks an SM). Gates: exact (FAST_GATES must stay 0).
 // Run: decodekit.impls.family_kernels.kit_kernel(member)(q, k, v, state, A_log, a, dt_bias,
 //   b, scale, output, new_state, state_indices, intermediate_states) (decodekit.build.family_launch builds the
 //   member's defines and launch shape); check with decodekit.measure.family_check.check(
@@ -68,6 +71,12 @@
 #ifndef GATES_ONCE
 #define GATES_ONCE 0
 #endif
+#ifndef UNROLL_TOKENS
+#define UNROLL_TOKENS 0
+#endif
+#ifndef CHAIN_SUMS
+#define CHAIN_SUMS 0
+#endif
 
 namespace family {
 
@@ -82,6 +91,9 @@ static_assert(REDUCE == 0 || REDUCE == 1, "REDUCE must be 0 or 1");
 static_assert(LAZY_DECAY == 0 || LAZY_DECAY == 1, "LAZY_DECAY must be 0 or 1");
 static_assert(GATES_ONCE == 0 || (GATES_ONCE == 1 && kT > 1),
               "GATES_ONCE must be 0, or 1 with SEQ_LEN > 1");
+static_assert(UNROLL_TOKENS == 0 || (UNROLL_TOKENS == 1 && kT > 1),
+              "UNROLL_TOKENS must be 0, or 1 with SEQ_LEN > 1");
+static_assert(CHAIN_SUMS == 0 || CHAIN_SUMS == 1, "CHAIN_SUMS must be 0 or 1");
 // LAZY_DECAY: below this the running decay is folded back into the state (no underflow)
 inline constexpr float kRenorm = 1e-20f;
 static_assert(REDUCE == 0 || kSteps <= kLanes,
@@ -182,7 +194,7 @@ __device__ __forceinline__ void decode_item(const Place& p, int i, Items& items,
     }
     float G = 1.f;  // LAZY_DECAY: the state is G * s; each token's decay multiplies G only
 
-#pragma unroll 1
+#pragma unroll(UNROLL_TOKENS ? kT : 1)
     for (int t = 0; t < kT; ++t) {
         float4 kk[kChunks], qq[kChunks];
         float kq = 0.f, k2 = 0.f, q2 = 0.f;
@@ -222,8 +234,13 @@ __device__ __forceinline__ void decode_item(const Place& p, int i, Items& items,
             sq[r] = 0.f;
 #pragma unroll
             for (int c = 0; c < kChunks; ++c) {
-                sk[r] += gdn::dot4(s[r][c], kk[c]);
-                sq[r] += gdn::dot4(s[r][c], qq[c]);
+                if (CHAIN_SUMS) {
+                    sk[r] = gdn::fma4(sk[r], s[r][c], kk[c]);
+                    sq[r] = gdn::fma4(sq[r], s[r][c], qq[c]);
+                } else {
+                    sk[r] += gdn::dot4(s[r][c], kk[c]);
+                    sq[r] += gdn::dot4(s[r][c], qq[c]);
+                }
             }
         }
         kq = gdn::group_sum<kLanes>(kq);

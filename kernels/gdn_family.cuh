@@ -20,6 +20,7 @@
 //   mbarrier) of item i + 1's run into the warp's second tile before item i's math, so the
 //   next item's state is in flight while this one computes (two tiles a warp, static shared
 //   memory WARPS * 2 * ROWS_PER_WARP * 128 * sizeof(state)); LOAD_HINT then does nothing.
+// MIN_BLOCKS: the launch bounds' minimum blocks an SM (0: ptxas chooses the registers).
 #pragma once
 #include "gdn.cuh"
 
@@ -68,6 +69,9 @@
 #ifndef PREFETCH
 #define PREFETCH 0
 #endif
+#ifndef MIN_BLOCKS
+#define MIN_BLOCKS 0
+#endif
 #if PREFETCH && defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 900
 #error "PREFETCH 1 uses Hopper bulk copies: sm_90 or later"
 #endif
@@ -109,6 +113,7 @@ static_assert(kT > 1 || (INTERMEDIATE == 0 && UPDATE == 1),
               "INTERMEDIATE 1 and UPDATE 0 are verify calls: SEQ_LEN > 1");
 static_assert(kItems >= 1 && kItems <= 64, "ITEMS must be 1..64");
 static_assert(PREFETCH == 0 || PREFETCH == 1, "PREFETCH must be 0 or 1");
+static_assert(MIN_BLOCKS >= 0 && MIN_BLOCKS <= 32, "MIN_BLOCKS must be 0..32");
 
 #if STATE_BF16
 typedef bf16 state_t;
@@ -181,10 +186,11 @@ __device__ __forceinline__ void zero_output(bf16* __restrict__ output, const Pla
 
 // ---- a block's work items and where their state comes from (ITEMS, PREFETCH) -------------
 
-// The kernels' minimum blocks an SM (__launch_bounds__): PREFETCH 1 asks for 1, or ptxas
-// caps registers to what the shared tiles would allow and spills (as in gdn_decode_bulk.cu);
-// 0 leaves it to ptxas.
-inline constexpr int kMinBlocks = PREFETCH ? 1 : 0;
+// The kernels' minimum blocks an SM (__launch_bounds__): MIN_BLOCKS when set (ptxas then
+// keeps to 65536 / (MIN_BLOCKS * WARPS * 32) registers a thread: occupancy for registers),
+// else 1 with PREFETCH 1 (or ptxas caps registers to what the shared tiles would allow and
+// spills, as in gdn_decode_bulk.cu), else 0: left to ptxas.
+inline constexpr int kMinBlocks = MIN_BLOCKS > 0 ? MIN_BLOCKS : (PREFETCH ? 1 : 0);
 
 // PREFETCH 1: each warp's two tiles of its rows (items alternate) and their barriers.
 struct Tiles {

@@ -50,8 +50,12 @@ def test_the_space_is_small_and_every_candidate_a_legal_shape():
         ft.search_space("huge")
     t4 = ft.search_space("full", family.Member(4, 8, seq_len=4, layout="pool"))
     multi = [d for d in t4 if d["GATES_ONCE"]]
-    assert len(t4) == 124 and len(multi) == 56 and all(d["REDUCE"] for d in multi)
-    assert not any(d["GATES_ONCE"] or d["LAZY_DECAY"] for d in space)  # T = 1: no such knob
+    assert len(t4) == 130 and len(multi) == 62 and all(d["REDUCE"] for d in multi)
+    lean = [d for d in t4 if d["UNROLL_TOKENS"]]
+    assert len(lean) == 6 and all(d["CHAIN_SUMS"] and d["LAZY_DECAY"] for d in lean)
+    assert {d["MIN_BLOCKS"] * d["WARPS"] for d in lean} == {0, 32}  # 64 registers or ptxas's
+    # T = 1: no such knobs
+    assert not any(d["GATES_ONCE"] or d["LAZY_DECAY"] or d["UNROLL_TOKENS"] for d in space)
 
 
 def _usage(member, defines):

@@ -24,6 +24,10 @@ KNOBS = [dict(REDUCE=1, GATES_ONCE=1, LAZY_DECAY=lazy, **shape)
                        dict(WARPS=4, ROWS_PER_WARP=4, LANES_PER_ROW=32),
                        dict(WARPS=4, ROWS_PER_WARP=8, LANES_PER_ROW=16, PREFETCH=1,
                             ITEMS=3))]  # fmt: skip
+# the lean token loop: unrolled, the row sums as FMA chains, 64 registers a thread
+KNOBS += [dict(REDUCE=1, GATES_ONCE=1, LAZY_DECAY=1, UNROLL_TOKENS=1, CHAIN_SUMS=1,
+               MIN_BLOCKS=mb, WARPS=2, ROWS_PER_WARP=8, LANES_PER_ROW=16)
+          for mb in (0, 16)]  # fmt: skip
 
 
 @pytest.mark.parametrize("B", (1, 8, 64))
