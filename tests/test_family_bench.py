@@ -79,6 +79,11 @@ def test_bench_member_records_the_floor_and_each_impl_apart_from_the_contest(tmp
     assert impl[1].get("pct_row_copy") is None
     t = table(rows)
     assert list(t.columns) == [1, 4] and "torch-fp32 [pool]" in t.index
+    # a row from another run: the table names each row's runs
+    older = [dict(r, run_id="0ld0ld00") for r in rows if r["impl"] == "torch-fp32"]
+    mixed = table([*[r for r in rows if r["impl"] != "torch-fp32"], *older])
+    assert mixed.loc["torch-fp32 [pool]", "run"] == "0ld0ld00"
+    assert mixed.loc["copy-floor", "run"] == rows[0]["run_id"]
     df = records.load(tmp_path)
     assert len(df) == 6 and views.latest(df).empty  # the contest's views leave them out
     assert len(views.latest(df, definition=POOL.name)) == 6

@@ -265,7 +265,7 @@ def test_tune_member_refuses_bad_arguments_before_any_timing(tmp_path):
 @pytest.mark.parametrize(
     "extra, match",
     [(["--definition", "gdn_decode_nope"], "argument 'definition': expected gdn_decode"),
-     (["--batch-sizes", "1,x"], "argument '--batch-sizes': expected comma-separated ints"),
+     (["--batch-sizes", "1,x"], "argument '--batch-sizes': expected comma-separated batch sizes"),
      (["--batch-sizes", "0"], "argument '--batch-sizes'"),
      (["--variants", "subwarp"], "argument '--variants': expected nothing with --definition"),
      (["--per-batch", "3"], "argument '--per-batch'"),

@@ -351,8 +351,15 @@ def test_recorded_exports_parse(path):
     t = ncu.seed_table(df)
     assert t["duration_us"].iloc[-1] == pytest.approx(df["duration_us"].mean())
     if meta["cache_control"] == "all":
-        # caches flushed: the state (about half the bytes a call moves) comes from DRAM
+        # caches flushed: the state (about half the bytes a call moves) comes from DRAM; a
+        # family member's are its live slots' (its heads, T and state dtype)
         moved = df["batch_size"].map(lambda b: bytes_moved(int(b))["total"])
+        if meta.get("definition") and meta["definition"] != "gdn_decode_qk4_v8_d128_k_last":
+            from decodekit.measure.family_bench import live_bytes
+            from decodekit.problem import family
+
+            have = {c.batch_size: c for c in family.load_cases(family.parse(meta["definition"]))}
+            moved = df["batch_size"].map(lambda b: live_bytes(have[int(b)]))
         assert (df["dram_read_bytes"] > 0.4 * moved).all()
 
 
@@ -400,7 +407,9 @@ def test_profile_a_family_member_refuses_bad_arguments_in_a_line(fake_ncu, tmp_p
     name = SERVING[0].name
     with pytest.raises(ValueError, match=r"argument 'workloads': .* no case at B=3"):
         ncu.profile("torch-fp32", "1,3", definition=name, out_dir=tmp_path)
-    with pytest.raises(ValueError, match="argument 'workloads': expected 'all' or batch sizes"):
+    with pytest.raises(
+        ValueError, match="argument 'workloads': expected comma-separated batch sizes"
+    ):
         ncu.profile("torch-fp32", "representative", definition=name, out_dir=tmp_path)
     with pytest.raises(SpecError, match="argument '--impl'"):
         ncu.profile("nope", "1", definition=name, out_dir=tmp_path)

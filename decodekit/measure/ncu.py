@@ -176,27 +176,19 @@ def _contest_target(impl, workloads, kernel_regex, input_profile) -> dict:
 def member_cases(member, workloads: str | Sequence) -> list:
     """The cases of ``member`` that ``workloads`` names: ``"all"``, or batch sizes (``"1,64"``
     or a list); an unknown batch size is an error naming the argument."""
-    from decodekit.problem.family import load_cases
+    from decodekit.problem.family import load_cases, parse_batch_sizes
 
     cases = load_cases(member)
     if workloads in ("all", None):
         return cases
-    try:
-        wanted = [
-            int(b) for b in (workloads.split(",") if isinstance(workloads, str) else workloads)
-        ]
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"argument 'workloads': expected 'all' or batch sizes like '1,64' for "
-            f"{member.name}, got {workloads!r}"
-        ) from None
+    wanted = parse_batch_sizes(workloads, "workloads")  # or 'all', above
     have = {c.batch_size: c for c in cases}
     if missing := [b for b in wanted if b not in have]:
         raise ValueError(
             f"argument 'workloads': {member.name} has no case at B={missing[0]} "
             f"(it has {sorted(have)})"
         )
-    return [have[b] for b in dict.fromkeys(wanted)]
+    return [have[b] for b in wanted]
 
 
 def _member_target(definition: str, impl, workloads, kernel_regex) -> dict:

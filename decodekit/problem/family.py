@@ -194,6 +194,24 @@ class Case:
 NULL_SLOT = 0  # the slot the pool members' cases reserve
 
 
+def parse_batch_sizes(text, argument: str) -> list[int]:
+    """Batch sizes as a command line names them: ``"1,64"`` (``"B1,B64"`` too) or a sequence
+    of ints, each once, in order; else a one-line error naming ``argument``.
+
+    >>> parse_batch_sizes("B1, 64,1", "--workloads")
+    [1, 64]
+    """
+    items = text.split(",") if isinstance(text, str) else text
+    try:
+        sizes = [int(str(x).strip().lstrip("Bb")) for x in items]
+    except (TypeError, ValueError):
+        sizes = []
+    if not sizes or min(sizes) < 1:
+        raise ValueError(f"argument {argument!r}: expected comma-separated batch sizes >= 1 "
+                         f"like '1,64', got {text!r}")  # fmt: skip
+    return list(dict.fromkeys(sizes))
+
+
 def cases(member: Member, batch_sizes=BATCH_SIZES) -> list[Case]:
     """The member's workloads: pools of 2B slots with slot 0 reserved as the null slot (live
     indices from 1..2B-1) and ``max(1, B // 8)`` padding rows for B >= 4 (none at B=1); a

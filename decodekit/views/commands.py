@@ -60,7 +60,7 @@ def bench_family(
             built[name] = implementation(name, member)
     sizes = None
     if workloads not in ("all", "representative", "contest"):
-        sizes = {int(x.strip().lstrip("Bb")) for x in str(workloads).split(",")}
+        sizes = set(family.parse_batch_sizes(workloads, "--workloads"))
     rows = bench_member(member, built, preset, batch_sizes=sizes, out_dir=out_dir, cannot=cannot)
     if as_json:
         for r in rows:
@@ -236,13 +236,7 @@ def tune_family(definition: str, preset: str = "quick", batch_sizes: str | None 
                              f"kernel, one case per batch size, one GPU), got {value!r}")  # fmt: skip
     sizes = sorted({c.batch_size for c in family.load_cases(member)})
     if batch_sizes:
-        try:
-            sizes = [int(x) for x in batch_sizes.split(",")]
-        except ValueError:
-            sizes = []
-        if not sizes or min(sizes) < 1:
-            raise ValueError(f"argument '--batch-sizes': expected comma-separated ints >= 1, "
-                             f"got {batch_sizes!r}")  # fmt: skip
+        sizes = family.parse_batch_sizes(batch_sizes, "--batch-sizes")
     table = tune_member(member, preset, sizes, "quick" if quick else "full", margin=margin,
                         out_dir=out_dir or records.AUTO)  # fmt: skip
     return 0 if all(b in table for b in sizes) else 1

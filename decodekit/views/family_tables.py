@@ -17,7 +17,9 @@ from decodekit.views import latest
 
 def table(rows: list[dict] | pd.DataFrame) -> pd.DataFrame:
     """Latency (µs) per implementation (and the floors) and batch size: the mean over each
-    batch size's cases, failed checks shown by status."""
+    batch size's cases, failed checks shown by status. Rows drawn from more than one run
+    (a peer's newest run older than the kit's, say) get a ``run`` column naming each row's
+    runs, so a table never mixes runs silently."""
     df = records.to_frame(rows) if not isinstance(rows, pd.DataFrame) else rows
     df = df.assign(series=df["floor"].fillna(df["impl"]))
     ok = df[df["status"] == "ok"]
@@ -25,6 +27,9 @@ def table(rows: list[dict] | pd.DataFrame) -> pd.DataFrame:
     t = t.round(2).astype(object)
     for _, r in df[df["status"] != "ok"].iterrows():
         t.loc[r["series"], r["batch_size"]] = r["status"]
+    if "run_id" in df and df["run_id"].nunique() > 1:
+        runs = df.groupby("series")["run_id"].agg(lambda x: ", ".join(sorted(set(x.dropna()))))
+        t["run"] = runs.reindex(t.index)
     return t
 
 
