@@ -9,7 +9,8 @@ import torch
 
 from decodekit.measure import family_check
 from decodekit.problem import family
-from decodekit.problem.family import Member, cases, decode, make_inputs, parse, reference
+from decodekit.problem.family import Member, cases, make_inputs, parse
+from decodekit.problem.family_math import _l2, decode, reference
 from decodekit.problem.reference import gdn_decode_oracle
 from decodekit.problem.spec import DEFINITION, SpecError
 from decodekit.problem.workloads import make_inputs as contest_inputs
@@ -88,7 +89,7 @@ def test_t_tokens_are_t_single_steps_and_l2norm_normalises():
     assert torch.allclose(s2, s_b)
     ml = Member(l2norm=True)
     y = make_inputs(cases(ml, (2,))[0])
-    unit = {**y, "q": family._l2(y["q"].double(), True), "k": family._l2(y["k"].double(), True)}
+    unit = {**y, "q": _l2(y["q"].double(), True), "k": _l2(y["k"].double(), True)}
     assert torch.allclose(decode(ml, **y)[0], decode(Member(), **unit)[0])
 
 

@@ -8,7 +8,7 @@ from decodekit import records, views
 from decodekit.measure import measure
 from decodekit.measure.family_bench import bench_member
 from decodekit.measure.trial import Samples
-from decodekit.problem import family
+from decodekit.problem import family, family_math
 from decodekit.views.family_tables import table, versus_floor
 
 
@@ -33,7 +33,7 @@ POOL = family.Member(4, 8, layout="pool", l2norm=True)
 
 def test_a_case_is_checked_with_its_contracts_then_timed():
     case = family.cases(POOL, (4,))[0]
-    r = measure(family.reference(POOL), case, "quick", timer=Clock(), device="cpu")
+    r = measure(family_math.reference(POOL), case, "quick", timer=Clock(), device="cpu")
     assert r.ok and r.uuid == case.uuid and r.batch_size == 4
     assert r.get("definition") == POOL.name and r.get("contract") == "pool"
     assert r.get("check") == "passed"
@@ -43,13 +43,13 @@ def test_a_verify_case_is_timed_with_its_intermediate_buffer():
     # measure.case_target binds an intermediate member's buffer to every timed call
     for m in family.VERIFY:
         case = family.cases(m, (4,))[0]
-        r = measure(family.reference(m), case, "quick", timer=Clock(), device="cpu")
+        r = measure(family_math.reference(m), case, "quick", timer=Clock(), device="cpu")
         assert r.ok and r.get("check") == "passed", (m.name, r.note)
 
 
 def test_a_call_that_writes_an_unnamed_slot_is_not_timed():
     case = family.cases(POOL, (4,))[0]
-    good = family.reference(POOL)
+    good = family_math.reference(POOL)
 
     def scribbles(**kw):
         good(**kw)
@@ -64,7 +64,7 @@ def test_a_call_that_writes_an_unnamed_slot_is_not_timed():
 
 
 def test_bench_member_records_the_floor_and_each_impl_apart_from_the_contest(tmp_path):
-    rows = bench_member(POOL, {"torch-fp32": family.reference(POOL)}, "quick",
+    rows = bench_member(POOL, {"torch-fp32": family_math.reference(POOL)}, "quick",
                         batch_sizes=(1, 4), out_dir=tmp_path, timer=Clock(), device="cpu")  # fmt: skip
     floors = [r for r in rows if r.get("floor") == "copy-floor"]
     impl = [r for r in rows if r["impl"] == "torch-fp32"]

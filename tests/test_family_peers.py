@@ -16,7 +16,8 @@ from decodekit.impls import family_peers
 from decodekit.impls.family_peers import PEERS, peer, supports, why_not
 from decodekit.measure import family_check
 from decodekit.problem import family
-from decodekit.problem.family import SERVING, VERIFY, Member, cases, decode, reference
+from decodekit.problem.family import SERVING, VERIFY, Member, cases
+from decodekit.problem.family_math import decode, reference
 from decodekit.problem.spec import SpecError, resolve_scale
 
 POOL, POOL16, POOL_T4, POOL_BF16 = SERVING

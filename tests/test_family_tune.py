@@ -17,7 +17,7 @@ from decodekit.impls import family_tuning as ft
 from decodekit.measure import family_check
 from decodekit.measure.family_tune import tune_member
 from decodekit.measure.trial import Samples
-from decodekit.problem import family
+from decodekit.problem import family, family_math
 from decodekit.problem.family import SERVING
 
 POOL = SERVING[0]  # pool qk4/v8 l2norm fp32
@@ -125,7 +125,7 @@ def test_best_builds_the_family_kernel_per_tuned_size():
 
 def test_best_keeps_the_family_calling_convention():
     # the torch reference stands in for each build: the checker calls best with keywords
-    run = ft.best(POOL, TABLE, make=lambda m, d: family.reference(m))
+    run = ft.best(POOL, TABLE, make=lambda m, d: family_math.reference(m))
     for case in family.cases(POOL, (1, 8)):
         res = family_check.check(run, case)
         assert res.passed, res.summary()
@@ -188,7 +188,7 @@ class Clock:
 def _make(member, defines):
     if defines["ROWS_PER_WARP"] == 1:
         raise ValueError("does not build")
-    good = family.reference(member)
+    good = family_math.reference(member)
 
     def run(**kw):
         good(**kw)

@@ -248,7 +248,7 @@ def test_recorded_strings_are_escaped_in_the_panel_and_the_report(records, tmp_p
 def test_latency_of_a_family_member_draws_its_own_floors(tmp_path):
     from decodekit.measure.family_bench import bench_member
     from decodekit.measure.trial import Samples
-    from decodekit.problem import family
+    from decodekit.problem import family, family_math
 
     class Clock:
         def unavailable(self, method, device):
@@ -261,7 +261,7 @@ def test_latency_of_a_family_member_draws_its_own_floors(tmp_path):
     from decodekit.measure.floors import copy as family_bench_copy
 
     m = family.SERVING[0]
-    bench_member(m, {"torch-fp32": family.reference(m)}, "quick", batch_sizes=(1, 4),
+    bench_member(m, {"torch-fp32": family_math.reference(m)}, "quick", batch_sizes=(1, 4),
                  out_dir=tmp_path, timer=Clock(), device="cpu")  # fmt: skip
     df = views.load_records(tmp_path)
     assert "no recorded results" in _texts(plots.latency_vs_batch(df))  # the contest's: none

@@ -85,13 +85,13 @@ def implementation(name: str, member: Member):
     """The implementation ``name`` of ``member``: ``kit`` (:func:`kit_kernel`, its defaults),
     ``best`` (the kit kernel as this GPU's table for the member says,
     :func:`decodekit.impls.family_tuning.best`), ``torch-fp32``
-    (:func:`decodekit.problem.family.reference`) or a peer
+    (:func:`decodekit.problem.family_math.reference`) or a peer
     (:func:`decodekit.impls.family_peers.peer`); errors name the argument and say why."""
     from decodekit.impls import family_peers, family_tuning
-    from decodekit.problem import family
+    from decodekit.problem import family_math
 
     if name in ("torch-fp32", "reference"):
-        return family.reference(member)
+        return family_math.reference(member)
     if name == "kit":
         return kit_kernel(member)
     if name == "best":

@@ -25,7 +25,8 @@ before the call. A member that does not update keeps the whole pool, null slot i
 tokens each step and reports, per step, the relative error of its state and output against
 the fp64 trajectory from the same start: fp32 and bf16 state side by side.
 
->>> from decodekit.problem.family import Member, cases, reference
+>>> from decodekit.problem.family import Member, cases
+>>> from decodekit.problem.family_math import reference
 >>> m = Member(4, 8, layout="pool")
 >>> check(reference(m), cases(m, (8,))[0]).passed
 True
@@ -40,7 +41,8 @@ import pandas as pd
 import torch
 
 from decodekit.measure.check import TOLERANCES, TensorReport, compare
-from decodekit.problem.family import Case, Member, decode, make_inputs, validate_indices
+from decodekit.problem.family import Case, Member, make_inputs, validate_indices
+from decodekit.problem.family_math import decode
 from decodekit.problem.spec import SpecError
 
 BF16_STATE_REL = 1e-2  # a bf16 state rounds every element to 8 bits of mantissa

@@ -14,7 +14,8 @@ import torch
 from decodekit.impls.family_kernels import CHECKED, kit_kernel
 from decodekit.measure import family_check
 from decodekit.measure.family_check import _outputs
-from decodekit.problem.family import SERVING, VERIFY, Member, cases, decode, make_inputs
+from decodekit.problem.family import SERVING, VERIFY, Member, cases, make_inputs
+from decodekit.problem.family_math import decode
 from decodekit.problem.spec import SpecError
 
 pytestmark = pytest.mark.gpu
