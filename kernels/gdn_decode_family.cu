@@ -54,7 +54,10 @@
 //   token loop unrolled: the token inputs' addresses become constant offsets); for any T:
 //   CHAIN_SUMS 1 (a row's s.k and s.q as one FMA chain each, gdn::fma4, not a multiply, three
 //   FMAs and an add per chunk) and MIN_BLOCKS (gdn_family.cuh: ptxas fits the registers to
-//   that many blocks an SM). Gates: exact (FAST_GATES must stay 0).
+//   that many blocks an SM); and for T > 1 TOKENS_ONCE 1 (each token's k . q, norms and
+//   gates computed once a block, warp t % WARPS for token t over all 32 lanes, into shared
+//   memory before token 0, one __syncthreads, instead of by every group of every warp each
+//   token; it includes GATES_ONCE's work). Gates: exact (FAST_GATES must stay 0).
 // Run: decodekit.impls.family_kernels.kit_kernel(member)(q, k, v, state, A_log, a, dt_bias,
 //   b, scale, output, new_state, state_indices, intermediate_states) (decodekit.build.family_launch builds the
 //   member's defines and launch shape); check with decodekit.measure.family_check.check(
@@ -77,6 +80,9 @@
 #ifndef CHAIN_SUMS
 #define CHAIN_SUMS 0
 #endif
+#ifndef TOKENS_ONCE
+#define TOKENS_ONCE 0
+#endif
 
 namespace family {
 
@@ -94,6 +100,9 @@ static_assert(GATES_ONCE == 0 || (GATES_ONCE == 1 && kT > 1),
 static_assert(UNROLL_TOKENS == 0 || (UNROLL_TOKENS == 1 && kT > 1),
               "UNROLL_TOKENS must be 0, or 1 with SEQ_LEN > 1");
 static_assert(CHAIN_SUMS == 0 || CHAIN_SUMS == 1, "CHAIN_SUMS must be 0 or 1");
+static_assert(TOKENS_ONCE == 0 || (TOKENS_ONCE == 1 && kT > 1 && GATES_ONCE == 0),
+              "TOKENS_ONCE must be 0, or 1 with SEQ_LEN > 1 (it computes the gates too: "
+              "GATES_ONCE 0)");
 // LAZY_DECAY: below this the running decay is folded back into the state (no underflow)
 inline constexpr float kRenorm = 1e-20f;
 static_assert(REDUCE == 0 || kSteps <= kLanes,
@@ -125,10 +134,38 @@ __device__ __forceinline__ Token load_token(const bf16* __restrict__ q,
     const size_t bth = bt * kVHeads + h;
 #pragma unroll
     for (int r = 0; r < kVLoads; ++r) x.v[r] = v[bth * kDim + row0 + r * kRowsPerStep];
-    if (!GATES_ONCE) {  // GATES_ONCE: the prologue reads every token's a and b
+    if (!GATES_ONCE && !TOKENS_ONCE) {  // else the prologue reads every token's a and b
         x.a = a[bth];
         x.b = b[bth];
     }
+    return x;
+}
+
+// TOKENS_ONCE: what every lane needs of token t beyond its own k and q chunks, computed once
+// a block (warp t % WARPS, all 32 lanes over the 128 values) into shared memory.
+struct TokenScalars {
+    float kq;       // k . q, of the normalised vectors with L2NORM
+    float rk, rq;   // rsqrt(|k|^2 + eps), rsqrt(|q|^2 + eps) (1 without L2NORM)
+    gdn::Gates gt;  // g and beta
+};
+
+// TOKENS_ONCE: token t's scalars for batch row bt0 / T, value head h, q/k head j.
+__device__ __forceinline__ TokenScalars token_scalars(const bf16* __restrict__ q,
+                                                      const bf16* __restrict__ k,
+                                                      const bf16* __restrict__ a,
+                                                      const bf16* __restrict__ b, size_t bt,
+                                                      int h, int j, float A, float dtb) {
+    const int lane = threadIdx.x & 31;
+    const size_t qk = (bt * kQKHeads + j) * kDim + lane * 4;
+    const float4 kt = gdn::load_bf16x4(k + qk), qt = gdn::load_bf16x4(q + qk);
+    TokenScalars x;
+    x.kq = gdn::group_sum<32>(gdn::dot4(kt, qt));
+    x.rk = L2NORM ? rsqrtf(gdn::group_sum<32>(gdn::dot4(kt, kt)) + kL2Eps) : 1.f;
+    x.rq = L2NORM ? rsqrtf(gdn::group_sum<32>(gdn::dot4(qt, qt)) + kL2Eps) : 1.f;
+    x.kq *= x.rk * x.rq;
+    const size_t bth = bt * kVHeads + h;
+    x.gt = gdn::gate_values<gdn::GateMath::kExact>(__bfloat162float(a[bth]), dtb, A,
+                                                   __bfloat162float(b[bth]));
     return x;
 }
 
@@ -193,6 +230,16 @@ __device__ __forceinline__ void decode_item(const Place& p, int i, Items& items,
                                                              __bfloat162float(b[bth]));
     }
     float G = 1.f;  // LAZY_DECAY: the state is G * s; each token's decay multiplies G only
+#if TOKENS_ONCE
+    // Token t's scalars by warp t % WARPS, once a block, while the state loads are in flight.
+    __shared__ TokenScalars tokens[kT];
+    if (kItems > 1) __syncthreads();  // the block's last item is done reading them
+    for (int t = threadIdx.x >> 5; t < kT; t += kWarps) {
+        const TokenScalars x = token_scalars(q, k, a, b, bt0 + t, h, j, A, dtb);
+        if ((threadIdx.x & 31) == 0) tokens[t] = x;
+    }
+    __syncthreads();
+#endif
 
 #pragma unroll(UNROLL_TOKENS ? kT : 1)
     for (int t = 0; t < kT; ++t) {
@@ -202,6 +249,7 @@ __device__ __forceinline__ void decode_item(const Place& p, int i, Items& items,
         for (int c = 0; c < kChunks; ++c) {
             kk[c] = gdn::bf16x4(cur.k[c]);
             qq[c] = gdn::bf16x4(cur.q[c]);
+            if (TOKENS_ONCE) continue;  // the block's table has k . q and the norms
             kq += gdn::dot4(kk[c], qq[c]);
             if (L2NORM) {
                 k2 += gdn::dot4(kk[c], kk[c]);
@@ -212,6 +260,10 @@ __device__ __forceinline__ void decode_item(const Place& p, int i, Items& items,
 #pragma unroll
         for (int r = 0; r < kVLoads; ++r) vr[r] = __bfloat162float(cur.v[r]);
         gdn::Gates gt;
+#if TOKENS_ONCE
+        const TokenScalars ts = tokens[t];
+        gt = ts.gt;
+#else
         if (GATES_ONCE) {
             gt.g = __shfl_sync(gdn::kFull, lane_gates.g, t);
             gt.beta = __shfl_sync(gdn::kFull, lane_gates.beta, t);
@@ -219,6 +271,7 @@ __device__ __forceinline__ void decode_item(const Place& p, int i, Items& items,
             gt = gdn::gate_values<gdn::GateMath::kExact>(__bfloat162float(cur.a), dtb, A,
                                                          __bfloat162float(cur.b));
         }
+#endif
         // What multiplies the old state's sums: g, or with LAZY_DECAY the new G = G * g
         // (the state is then G * s, and s changes only by the rank-1 term, scaled by 1 / G).
         const float decay = LAZY_DECAY ? (G *= gt.g) : gt.g;
@@ -243,13 +296,19 @@ __device__ __forceinline__ void decode_item(const Place& p, int i, Items& items,
                 }
             }
         }
-        kq = gdn::group_sum<kLanes>(kq);
         float rk = 1.f, rq = 1.f;
+#if TOKENS_ONCE
+        kq = ts.kq;
+        rk = ts.rk;
+        rq = ts.rq;
+#else
+        kq = gdn::group_sum<kLanes>(kq);
         if (L2NORM) {
             rk = rsqrtf(gdn::group_sum<kLanes>(k2) + kL2Eps);
             rq = rsqrtf(gdn::group_sum<kLanes>(q2) + kL2Eps);
             kq *= rk * rq;
         }
+#endif
         const size_t orow = ((bt0 + t) * kVHeads + h) * kDim + row0;
 #if REDUCE
         // Each lane finishes one row: its delta and output; the deltas go round the group.

@@ -48,6 +48,7 @@ KNOBS = (
     "UNROLL_TOKENS",
     "CHAIN_SUMS",
     "MIN_BLOCKS",
+    "TOKENS_ONCE",
 )
 # (WARPS, ROWS_PER_WARP, LANES_PER_ROW): 128 / (WARPS * ROWS_PER_WARP) blocks share a head,
 # from 2 (few, large blocks for large B) to 32 (many small ones while B is short of SMs);
@@ -76,6 +77,13 @@ MULTI_TOKEN = ({"GATES_ONCE": 1, "LAZY_DECAY": 0}, {"GATES_ONCE": 1, "LAZY_DECAY
 # 32 / WARPS blocks an SM: 32 warps an SM, one wave of B = 32 at T = 4).
 LEAN_TOKENS = {"REDUCE": 1, "GATES_ONCE": 1, "LAZY_DECAY": 1, "UNROLL_TOKENS": 1, "CHAIN_SUMS": 1}
 LEAN_SHAPES = ((2, 8, 16), (4, 8, 16), (4, 4, 16))
+# T > 1 only: the lean loop with each token's k . q, norms and gates computed once a block
+# (TOKENS_ONCE, in place of GATES_ONCE), on (WARPS, ROWS_PER_WARP, LANES_PER_ROW, MIN_BLOCKS)
+# that build without spills (2 x 8 at 64 registers spills).
+SHARED_TOKENS = {"REDUCE": 1, "TOKENS_ONCE": 1, "LAZY_DECAY": 1, "UNROLL_TOKENS": 1,
+                 "CHAIN_SUMS": 1}  # fmt: skip
+SHARED_SHAPES = ((2, 8, 16, 0), (4, 8, 16, 0), (4, 8, 16, 8), (4, 4, 16, 0), (4, 4, 16, 8),
+                 (8, 4, 16, 0))  # fmt: skip
 QUICK_SHAPES = ((4, 8, 16), (8, 8, 16), (4, 4, 16), (2, 4, 16))  # 2 .. 16 blocks a head
 # The pipelined state (PREFETCH 1: the next work item's rows in flight through a shared tile
 # while this one computes, gdn_family.cuh) with ITEMS work items a block, on shapes whose two
@@ -117,8 +125,9 @@ def search_space(name: str = "full", member: Member | None = None,
     """Candidate defines: ``full`` (:data:`SHAPES` x :data:`HINTS`, 40, the shapes that
     hold several rows a lane with ``REDUCE`` 1 x :data:`REDUCE_HINTS`, 16, and the pipelined
     :data:`PIPELINE_SHAPES` x :data:`PIPELINE_ITEMS`, 12; for a member of T > 1 each
-    ``REDUCE`` 1 one again with :data:`MULTI_TOKEN`, 2 x 28 more, and :data:`LEAN_TOKENS` on
-    :data:`LEAN_SHAPES` with and without ``MIN_BLOCKS``, 6) or ``quick``
+    ``REDUCE`` 1 one again with :data:`MULTI_TOKEN`, 2 x 28 more, :data:`LEAN_TOKENS` on
+    :data:`LEAN_SHAPES` with and without ``MIN_BLOCKS``, 6, and :data:`SHARED_TOKENS` on
+    :data:`SHARED_SHAPES`, 6) or ``quick``
     (:data:`QUICK_SHAPES` with the default hints, each with ``REDUCE`` 0 and 1, one pipelined
     shape, and with ``member`` every entry of its recorded tables on GPUs of compute
     capability ``capability``, all GPUs when None)."""
@@ -139,6 +148,8 @@ def search_space(name: str = "full", member: Member | None = None,
         out += [dict(d, **extra) for d in list(out) if d["REDUCE"] for extra in MULTI_TOKEN]
         out += [dict(WARPS=w, ROWS_PER_WARP=r, LANES_PER_ROW=n, MIN_BLOCKS=mb, **LEAN_TOKENS)
                 for w, r, n in LEAN_SHAPES for mb in (0, 32 // w)]  # fmt: skip
+        out += [dict(WARPS=w, ROWS_PER_WARP=r, LANES_PER_ROW=n, MIN_BLOCKS=mb, **SHARED_TOKENS)
+                for w, r, n, mb in SHARED_SHAPES]  # fmt: skip
     if name == "quick" and member is not None:
         out += recorded_choices(member, capability)
     return unique(out)

@@ -1,6 +1,7 @@
 """The family kernel's T > 1 knobs on a GPU: the gates computed once per warp for every token
-(GATES_ONCE) and the decay kept as one running factor (LAZY_DECAY), with the reduce-scatter
-row sums, pass decodekit.measure.family_check.check on the T = 4 members (pool and dense,
+(GATES_ONCE), the decay kept as one running factor (LAZY_DECAY), the lean loop (unrolled,
+FMA-chained row sums, 64 registers) and each token's scalars once a block (TOKENS_ONCE), with
+the reduce-scatter row sums, pass decodekit.measure.family_check.check on the T = 4 members (pool and dense,
 fp32 and bf16 state) at small and large batch sizes, and a state fed back 32 steps with them
 stays as near the fp64 trajectory as the default build's."""
 
@@ -28,6 +29,11 @@ KNOBS = [dict(REDUCE=1, GATES_ONCE=1, LAZY_DECAY=lazy, **shape)
 KNOBS += [dict(REDUCE=1, GATES_ONCE=1, LAZY_DECAY=1, UNROLL_TOKENS=1, CHAIN_SUMS=1,
                MIN_BLOCKS=mb, WARPS=2, ROWS_PER_WARP=8, LANES_PER_ROW=16)
           for mb in (0, 16)]  # fmt: skip
+# each token's k . q, norms and gates once a block through shared memory (TOKENS_ONCE), one
+# item a block and 3 in turn (the table rewritten per item, behind a barrier)
+KNOBS += [dict(REDUCE=1, TOKENS_ONCE=1, LAZY_DECAY=lazy, UNROLL_TOKENS=1, CHAIN_SUMS=1,
+               WARPS=w, ROWS_PER_WARP=r, LANES_PER_ROW=16, ITEMS=n)
+          for (w, r, n, lazy) in ((4, 8, 1, 1), (2, 8, 3, 1), (8, 4, 1, 0))]  # fmt: skip
 
 
 @pytest.mark.parametrize("B", (1, 8, 64))
