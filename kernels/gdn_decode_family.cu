@@ -43,26 +43,30 @@
 //   each lane ends with one row's sums, computes that row's delta and output, and the N
 //   deltas go round the group by N shuffles.
 //   Token t + 1's q, k, v, a and b are loaded (raw bf16) while token t is computed.
-// Knobs: QK_HEADS, V_HEADS, SEQ_LEN, POOL, L2NORM, STATE_BF16 (the member), WARPS,
-//   ROWS_PER_WARP, LANES_PER_ROW (the shape), LOAD_HINT 0..5 / STORE_HINT 0..3 (state cache
-//   policies, gdn.cuh's meanings, for bf16 state too), REDUCE 0 / 1 (the row sums: butterfly
-//   or reduce-scatter), and for T > 1: GATES_ONCE 1 (lane t of each warp computes token t's
-//   g and beta before token 0 and the tokens shuffle them, not every lane every token) and
-//   LAZY_DECAY 1 (the state held as G * s with G the running product of the tokens' g:
-//   s.k and s.q are scaled by G, the update is s += (delta k / G) k, one FMA a value instead
-//   of two; s is rescaled by G when G < 1e-20 and before every store), UNROLL_TOKENS 1 (the
-//   token loop unrolled: the token inputs' addresses become constant offsets); for any T:
-//   CHAIN_SUMS 1 (a row's s.k and s.q as one FMA chain each, gdn::fma4, not a multiply, three
-//   FMAs and an add per chunk) and MIN_BLOCKS (gdn_family.cuh: ptxas fits the registers to
-//   that many blocks an SM); and for T > 1 TOKENS_ONCE 1 (each token's k . q, norms and
-//   gates computed once a block, warp t % WARPS for token t over all 32 lanes, into shared
-//   memory before token 0, one __syncthreads, instead of by every group of every warp each
-//   token; it includes GATES_ONCE's work). Gates: exact (FAST_GATES must stay 0).
+// Knobs: QK_HEADS, V_HEADS, SEQ_LEN, POOL, L2NORM, STATE_BF16 (the member); WARPS,
+//   ROWS_PER_WARP, LANES_PER_ROW (the shape); ITEMS, PREFETCH, MIN_BLOCKS (gdn_family.cuh:
+//   work items a block, the next item's state through shared tiles, launch bounds); and
+//   LOAD_HINT 0..5 / STORE_HINT 0..3  state cache policies (gdn.cuh's, bf16 state too)
+//   REDUCE 1         the row sums as a reduce-scatter, not a butterfly
+//   CHAIN_SUMS 1     a row's s.k and s.q as one FMA chain each (gdn::fma4), not a multiply,
+//                    three FMAs and an add per chunk
+//   for T > 1 only:
+//   GATES_ONCE 1     lane t of each warp computes token t's g and beta before token 0 and
+//                    the tokens shuffle them, not every lane every token
+//   TOKENS_ONCE 1    each token's k . q, norms and gates once a block (warp t % WARPS for
+//                    token t, over all 32 lanes) into shared memory before token 0, one
+//                    __syncthreads; includes GATES_ONCE's work (which must then be 0)
+//   LAZY_DECAY 1     the state held as G * s, G the running product of the tokens' g: s.k
+//                    and s.q are scaled by G, the update is s += (delta k / G) k, one FMA a
+//                    value, not two; s is rescaled by G when G < 1e-20 and before a store
+//   UNROLL_TOKENS 1  the token loop unrolled (the token inputs' addresses constant offsets)
+//   Gates: exact (FAST_GATES must stay 0).
 // Run: decodekit.impls.family_kernels.kit_kernel(member)(q, k, v, state, A_log, a, dt_bias,
-//   b, scale, output, new_state, state_indices, intermediate_states) (decodekit.build.family_launch builds the
-//   member's defines and launch shape); check with decodekit.measure.family_check.check(
-//   kit_kernel(member), case, "cuda"); compile only: decodekit.build.compile.compile_kernel(
-//   "gdn_decode_family.cu", "sm_90a", {"QK_HEADS": 16, "V_HEADS": 32, "POOL": 1, ...}).
+//   b, scale, output, new_state, state_indices, intermediate_states)
+//   (decodekit.build.family_launch builds the member's defines and launch shape); check with
+//   decodekit.measure.family_check.check(kit_kernel(member), case, "cuda"); compile only:
+//   decodekit.build.compile.compile_kernel("gdn_decode_family.cu", "sm_90a",
+//   {"QK_HEADS": 16, "V_HEADS": 32, "POOL": 1, ...}).
 #include "gdn_family.cuh"
 
 #ifndef REDUCE
