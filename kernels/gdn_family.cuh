@@ -14,7 +14,9 @@
 //   (32 / L) for its steps r = 0 .. ROWS_PER_WARP * L / 32 - 1.
 // Items (ITEMS, PREFETCH): a (b, h, rows) of the grid above is a work item; with ITEMS = N
 //   the grid is ceil(B * V_HEADS * SPLIT / N) blocks and block x works on items x, x + grid,
-//   .. x + (N - 1) * grid in turn (ITEMS 1: one item, x). With PREFETCH 1 (sm_90+) a warp's
+//   .. x + (N - 1) * grid in turn (ITEMS 1: one item, x), or with CONSECUTIVE 1 on items
+//   x * N .. x * N + N - 1: the next row blocks of the same head, its state read on in order
+//   (with SPLIT = N a block streams one head's whole state, as FlashInfer's kernel does). With PREFETCH 1 (sm_90+) a warp's
 //   rows of the state, one contiguous run of ROWS_PER_WARP * 128 values, come through
 //   shared memory: lane 0 starts one bulk copy (cp.async.bulk, completing on the warp's
 //   mbarrier) of item i + 1's run into the warp's second tile before item i's math, so the
@@ -72,6 +74,9 @@
 #ifndef MIN_BLOCKS
 #define MIN_BLOCKS 0
 #endif
+#ifndef CONSECUTIVE
+#define CONSECUTIVE 0
+#endif
 #if PREFETCH && defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 900
 #error "PREFETCH 1 uses Hopper bulk copies: sm_90 or later"
 #endif
@@ -114,6 +119,7 @@ static_assert(kT > 1 || (INTERMEDIATE == 0 && UPDATE == 1),
 static_assert(kItems >= 1 && kItems <= 64, "ITEMS must be 1..64");
 static_assert(PREFETCH == 0 || PREFETCH == 1, "PREFETCH must be 0 or 1");
 static_assert(MIN_BLOCKS >= 0 && MIN_BLOCKS <= 32, "MIN_BLOCKS must be 0..32");
+static_assert(CONSECUTIVE == 0 || CONSECUTIVE == 1, "CONSECUTIVE must be 0 or 1");
 
 #if STATE_BF16
 typedef bf16 state_t;
@@ -210,7 +216,8 @@ __device__ __forceinline__ int slot_of(const int* __restrict__ state_indices, in
 #endif
 }
 
-// This block's items in turn (blockIdx.x + i * gridDim.x) and, with PREFETCH 1, the bulk
+// This block's items in turn (blockIdx.x + i * gridDim.x, or blockIdx.x * ITEMS + i with
+// CONSECUTIVE 1) and, with PREFETCH 1, the bulk
 // copies that bring each item's state rows to the warp's tile one item ahead.
 struct Items {
     const state_t* state;  // the dense states or the pool (nullptr: dense zeros)
@@ -219,7 +226,9 @@ struct Items {
     Tiles* sh;        // PREFETCH 1: the block's tiles (else unused)
     unsigned phase;   // bit t: the parity tile t's barrier completes next
 
-    __device__ __forceinline__ unsigned item(int i) const { return blockIdx.x + i * gridDim.x; }
+    __device__ __forceinline__ unsigned item(int i) const {
+        return CONSECUTIVE ? blockIdx.x * kItems + i : blockIdx.x + i * gridDim.x;
+    }
 
     // Whether the live item i (at p) has state to read: a live slot, or a dense state.
     __device__ __forceinline__ bool reads(const Place& p, int slot) const {

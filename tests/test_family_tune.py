@@ -29,7 +29,7 @@ CPU = {"name": "cpu", "capability": None}
 
 def test_the_space_is_small_and_every_candidate_a_legal_shape():
     space = ft.search_space("full")
-    assert len(space) == 68 and len(ft.unique(space)) == 68
+    assert len(space) == 71 and len(ft.unique(space)) == 71
     assert ft.kernel_defaults() in space
     assert all(d in space for d in ft.search_space("quick"))
     for d in space:
@@ -40,9 +40,12 @@ def test_the_space_is_small_and_every_candidate_a_legal_shape():
         if d["REDUCE"] and not d["PREFETCH"]:
             steps = r * n // 32
             assert 1 < steps <= n and (d["LOAD_HINT"], d["STORE_HINT"]) in ft.REDUCE_HINTS, d
-    assert sum(d["REDUCE"] for d in space) == 28
+    assert sum(d["REDUCE"] for d in space) == 31
     piped = [d for d in space if d["PREFETCH"]]
-    assert len(piped) == 12 and {d["ITEMS"] for d in piped} == set(ft.PIPELINE_ITEMS)
+    strided = [d for d in piped if not d["CONSECUTIVE"]]
+    assert len(strided) == 12 and {d["ITEMS"] for d in strided} == set(ft.PIPELINE_ITEMS)
+    for d in (d for d in piped if d["CONSECUTIVE"]):  # one block streams a whole head
+        assert d["ITEMS"] * d["WARPS"] * d["ROWS_PER_WARP"] == 128, d
     assert all(d["ITEMS"] == 1 for d in space if not d["PREFETCH"])
     for d in piped:  # two tiles a warp of fp32 state in 48 KiB of static shared memory
         assert d["WARPS"] * 2 * d["ROWS_PER_WARP"] * 128 * 4 <= 48 * 1024, d
@@ -50,7 +53,7 @@ def test_the_space_is_small_and_every_candidate_a_legal_shape():
         ft.search_space("huge")
     t4 = ft.search_space("full", family.Member(4, 8, seq_len=4, layout="pool"))
     multi = [d for d in t4 if d["GATES_ONCE"]]
-    assert len(t4) == 136 and len(multi) == 62 and all(d["REDUCE"] for d in multi)
+    assert len(t4) == 145 and len(multi) == 68 and all(d["REDUCE"] for d in multi)
     lean = [d for d in t4 if d["UNROLL_TOKENS"]]
     assert len(lean) == 12 and all(d["CHAIN_SUMS"] and d["LAZY_DECAY"] for d in lean)
     assert {d["MIN_BLOCKS"] * d["WARPS"] for d in lean} == {0, 32}  # 64 registers or ptxas's

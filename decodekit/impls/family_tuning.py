@@ -12,7 +12,7 @@ batch size ``B`` takes the entry of the nearest tuned size at or below ``B``, el
 smallest; a GPU without a table runs the kernel's defaults and says so (``note``).
 
 >>> len(search_space("full")), len(search_space("quick"))
-(68, 9)
+(71, 9)
 >>> table = {4: {"defines": {"WARPS": 2}}, 16: {"defines": {"WARPS": 8}}}
 >>> [entry_for(table, B)["defines"]["WARPS"] for B in (1, 8, 16, 300)]
 [2, 2, 8, 8]
@@ -49,6 +49,7 @@ KNOBS = (
     "CHAIN_SUMS",
     "MIN_BLOCKS",
     "TOKENS_ONCE",
+    "CONSECUTIVE",
 )
 # (WARPS, ROWS_PER_WARP, LANES_PER_ROW): 128 / (WARPS * ROWS_PER_WARP) blocks share a head,
 # from 2 (few, large blocks for large B) to 32 (many small ones while B is short of SMs);
@@ -90,6 +91,10 @@ QUICK_SHAPES = ((4, 8, 16), (8, 8, 16), (4, 4, 16), (2, 4, 16))  # 2 .. 16 block
 # tiles a warp fit 48 KiB at fp32, with the reduce-scatter and the default hints.
 PIPELINE_SHAPES = ((4, 8, 16), (2, 8, 16), (4, 4, 16), (4, 4, 32))
 PIPELINE_ITEMS = (2, 4, 8)
+# Pipelined items as the next row blocks of one head (CONSECUTIVE 1): (WARPS, ROWS_PER_WARP,
+# LANES_PER_ROW, ITEMS), ITEMS = SPLIT: one block streams a head's whole state in tiles of
+# 8, 16 and 32 rows (FlashInfer's pretranspose kernel: 8-row tiles, one head a block).
+STREAM_SHAPES = ((4, 2, 32, 16), (4, 4, 32, 8), (4, 8, 16, 4))
 
 
 def kernel_defaults() -> dict[str, int]:
@@ -124,8 +129,9 @@ def search_space(name: str = "full", member: Member | None = None,
                  capability: str | None = None) -> list[dict]:  # fmt: skip
     """Candidate defines: ``full`` (:data:`SHAPES` x :data:`HINTS`, 40, the shapes that
     hold several rows a lane with ``REDUCE`` 1 x :data:`REDUCE_HINTS`, 16, and the pipelined
-    :data:`PIPELINE_SHAPES` x :data:`PIPELINE_ITEMS`, 12; for a member of T > 1 each
-    ``REDUCE`` 1 one again with :data:`MULTI_TOKEN`, 2 x 28 more, :data:`LEAN_TOKENS` on
+    :data:`PIPELINE_SHAPES` x :data:`PIPELINE_ITEMS`, 12, and :data:`STREAM_SHAPES`, 3; for
+    a member of T > 1 each
+    ``REDUCE`` 1 one again with :data:`MULTI_TOKEN`, 2 x 31 more, :data:`LEAN_TOKENS` on
     :data:`LEAN_SHAPES` with and without ``MIN_BLOCKS``, 6, and :data:`SHARED_TOKENS` on
     :data:`SHARED_SHAPES`, 6) or ``quick``
     (:data:`QUICK_SHAPES` with the default hints, each with ``REDUCE`` 0 and 1, one pipelined
@@ -144,6 +150,9 @@ def search_space(name: str = "full", member: Member | None = None,
     items = PIPELINE_ITEMS if name == "full" else (4,)
     out += [dict(WARPS=w, ROWS_PER_WARP=r, LANES_PER_ROW=n, REDUCE=int(r * n > 32), PREFETCH=1,
                  ITEMS=it) for w, r, n in pipelined for it in items]  # fmt: skip
+    if name == "full":
+        out += [dict(WARPS=w, ROWS_PER_WARP=r, LANES_PER_ROW=n, REDUCE=1, PREFETCH=1, ITEMS=it,
+                     CONSECUTIVE=1) for w, r, n, it in STREAM_SHAPES]  # fmt: skip
     if member is not None and member.seq_len > 1:
         out += [dict(d, **extra) for d in list(out) if d["REDUCE"] for extra in MULTI_TOKEN]
         out += [dict(WARPS=w, ROWS_PER_WARP=r, LANES_PER_ROW=n, MIN_BLOCKS=mb, **LEAN_TOKENS)

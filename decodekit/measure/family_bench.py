@@ -40,14 +40,28 @@ KIT = ("kit", "best")  # the kit's own implementations; the rest are baselines a
 # row-copy floor: the kit kernel's default grid and the ones its tuning space reaches for,
 # with its pipelined state (PREFETCH 1, ITEMS work items a block) too, so the floor stays
 # the fastest copy of the member's bytes that the kit's own grid knows.
-ROW_COPY_CONFIGS = tuple(
-    {"WARPS": w, "ROWS_PER_WARP": r, "LANES_PER_ROW": lanes, "LOAD_HINT": h}
-    for (w, r, lanes) in ((4, 8, 16), (4, 4, 16), (8, 4, 16), (4, 4, 32), (4, 8, 8))
-    for h in (1, 3)
-) + tuple(
-    {"WARPS": w, "ROWS_PER_WARP": r, "LANES_PER_ROW": lanes, "PREFETCH": 1, "ITEMS": items}
-    for (w, r, lanes) in ((4, 8, 16), (4, 4, 32))
-    for items in (2, 4, 8)
+ROW_COPY_CONFIGS = (
+    tuple(
+        {"WARPS": w, "ROWS_PER_WARP": r, "LANES_PER_ROW": lanes, "LOAD_HINT": h}
+        for (w, r, lanes) in ((4, 8, 16), (4, 4, 16), (8, 4, 16), (4, 4, 32), (4, 8, 8))
+        for h in (1, 3)
+    )
+    + tuple(
+        {"WARPS": w, "ROWS_PER_WARP": r, "LANES_PER_ROW": lanes, "PREFETCH": 1, "ITEMS": items}
+        for (w, r, lanes) in ((4, 8, 16), (4, 4, 32))
+        for items in (2, 4, 8)
+    )
+    + tuple(  # a head's state streamed by one block (the tuning space's STREAM_SHAPES)
+        {
+            "WARPS": w,
+            "ROWS_PER_WARP": r,
+            "LANES_PER_ROW": lanes,
+            "PREFETCH": 1,
+            "ITEMS": items,
+            "CONSECUTIVE": 1,
+        }
+        for (w, r, lanes, items) in ((4, 2, 32, 16), (4, 4, 32, 8))
+    )
 )
 
 

@@ -47,6 +47,12 @@ SHAPES = [dict(WARPS=w, ROWS_PER_WARP=r, LANES_PER_ROW=lanes, REDUCE=red)
 SHAPES += [dict(WARPS=w, ROWS_PER_WARP=r, LANES_PER_ROW=lanes, REDUCE=1, PREFETCH=pf, ITEMS=n)
            for (w, r, lanes, pf, n) in ((4, 8, 16, 1, 1), (4, 8, 16, 1, 3), (4, 8, 16, 1, 8),
                                         (4, 4, 32, 1, 4), (2, 8, 16, 0, 3))]  # fmt: skip
+# items as the next row blocks of one head (CONSECUTIVE 1): a head a block, and 3 a block
+# (so blocks straddle heads and the last one runs out of items)
+SHAPES += [dict(WARPS=w, ROWS_PER_WARP=r, LANES_PER_ROW=lanes, REDUCE=1, PREFETCH=pf, ITEMS=n,
+                CONSECUTIVE=1)
+           for (w, r, lanes, pf, n) in ((4, 2, 32, 1, 16), (4, 4, 32, 1, 8), (2, 8, 16, 1, 3),
+                                        (2, 8, 16, 0, 3))]  # fmt: skip
 
 
 @pytest.mark.parametrize("B", (1, 8, 64))
@@ -58,7 +64,11 @@ def test_shapes_and_reduce_pass(member, defines, B):
     assert res.passed, res.summary()
 
 
-@pytest.mark.parametrize("defines", (None, dict(PREFETCH=1, ITEMS=3)), ids=("grid", "pipelined"))
+@pytest.mark.parametrize(
+    "defines",
+    (None, dict(PREFETCH=1, ITEMS=3), dict(PREFETCH=1, ITEMS=3, CONSECUTIVE=1)),
+    ids=("grid", "pipelined", "consecutive"),
+)
 def test_row_copy_copies_live_slots_and_zeroes_the_output(defines):
     from decodekit.impls.family_kernels import row_copy
 
