@@ -32,14 +32,7 @@ __device__ __forceinline__ void copy_item(const Place& p, int i, Items& items, f
     if (slot < 0) return;  // a padding row touches no state
     const size_t off = state_offset(slot, p);
     float4 s[kSteps][kChunks];
-    if (items.reads(p, slot)) {
-        items.load(s, p, off, i);
-    } else {
-#pragma unroll
-        for (int r = 0; r < kSteps; ++r)
-#pragma unroll
-            for (int c = 0; c < kChunks; ++c) s[r][c] = make_float4(0.f, 0.f, 0.f, 0.f);
-    }
+    items.load(s, p, slot, off, i);  // the slot's rows, or zeros (a dense call without state)
     if (INTERMEDIATE) {
 #pragma unroll 1
         for (int t = 0; t < kT; ++t) store_rows(intermediate_states + intermediate_offset(t, p), s);

@@ -216,14 +216,7 @@ __device__ __forceinline__ void decode_item(const Place& p, int i, Items& items,
     const size_t off = state_offset(slot, p);
 
     float4 s[kSteps][kChunks];
-    if (items.reads(p, slot)) {
-        items.load(s, p, off, i);
-    } else {
-#pragma unroll
-        for (int r = 0; r < kSteps; ++r)
-#pragma unroll
-            for (int c = 0; c < kChunks; ++c) s[r][c] = make_float4(0.f, 0.f, 0.f, 0.f);
-    }
+    items.load(s, p, slot, off, i);  // the slot's rows, or zeros (a dense call without state)
     const float A = A_log[h];
     const float dtb = dt_bias[h];
     // GATES_ONCE: lane t < T computes token t's gates once for the warp; tokens shuffle them

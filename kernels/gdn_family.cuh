@@ -16,12 +16,13 @@
 //   the grid is ceil(B * V_HEADS * SPLIT / N) blocks and block x works on items x, x + grid,
 //   .. x + (N - 1) * grid in turn (ITEMS 1: one item, x), or with CONSECUTIVE 1 on items
 //   x * N .. x * N + N - 1: the next row blocks of the same head, its state read on in order
-//   (with SPLIT = N a block streams one head's whole state, as FlashInfer's kernel does). With PREFETCH 1 (sm_90+) a warp's
-//   rows of the state, one contiguous run of ROWS_PER_WARP * 128 values, come through
-//   shared memory: lane 0 starts one bulk copy (cp.async.bulk, completing on the warp's
-//   mbarrier) of item i + 1's run into the warp's second tile before item i's math, so the
-//   next item's state is in flight while this one computes (two tiles a warp, static shared
-//   memory WARPS * 2 * ROWS_PER_WARP * 128 * sizeof(state)); LOAD_HINT then does nothing.
+//   (with SPLIT = N a block streams one head's whole state, as FlashInfer's kernel does).
+//   With PREFETCH 1 (sm_90+) a warp's rows of the state, one contiguous run of
+//   ROWS_PER_WARP * 128 values, come through shared memory: lane 0 starts one bulk copy
+//   (cp.async.bulk, completing on the warp's mbarrier) of item i + 1's run into the warp's
+//   second tile before item i's math, so the next item's state is in flight while this one
+//   computes (two tiles a warp, static shared memory WARPS * 2 * ROWS_PER_WARP * 128 *
+//   sizeof(state)); LOAD_HINT then does nothing.
 // MIN_BLOCKS: the launch bounds' minimum blocks an SM (0: ptxas chooses the registers).
 #pragma once
 #include "gdn.cuh"
@@ -217,8 +218,8 @@ __device__ __forceinline__ int slot_of(const int* __restrict__ state_indices, in
 }
 
 // This block's items in turn (blockIdx.x + i * gridDim.x, or blockIdx.x * ITEMS + i with
-// CONSECUTIVE 1) and, with PREFETCH 1, the bulk
-// copies that bring each item's state rows to the warp's tile one item ahead.
+// CONSECUTIVE 1) and, with PREFETCH 1, the bulk copies that bring each item's state rows to
+// the warp's tile one item ahead.
 struct Items {
     const state_t* state;  // the dense states or the pool (nullptr: dense zeros)
     const int* state_indices;
@@ -268,10 +269,18 @@ struct Items {
 #endif
     }
 
-    // This lane's chunks of item i's rows (at p, offset off of slot): from global memory, or
-    // (PREFETCH 1) from its tile once the copy started by start(i) has landed.
-    __device__ __forceinline__ void load(float4 (&s)[kSteps][kChunks], const Place& p, size_t off,
-                                         int i) {
+    // This lane's chunks of item i's rows (at p, offset off of its slot): from global memory,
+    // or (PREFETCH 1) from its tile once the copy started by start(i) has landed; zeros for a
+    // dense call without a state.
+    __device__ __forceinline__ void load(float4 (&s)[kSteps][kChunks], const Place& p, int slot,
+                                         size_t off, int i) {
+        if (!reads(p, slot)) {
+#pragma unroll
+            for (int r = 0; r < kSteps; ++r)
+#pragma unroll
+                for (int c = 0; c < kChunks; ++c) s[r][c] = make_float4(0.f, 0.f, 0.f, 0.f);
+            return;
+        }
 #if PREFETCH
         const int t = i & 1, warp = threadIdx.x >> 5;
         gdn::mbar_wait(&sh->bar[warp][t], (phase >> t) & 1u);
