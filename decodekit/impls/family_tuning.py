@@ -3,8 +3,9 @@
 The space (:func:`search_space`) is launch shapes (``WARPS``, ``ROWS_PER_WARP``,
 ``LANES_PER_ROW``) of ``kernels/gdn_decode_family.cu`` that build without spills for every
 serving member on sm_90a (``tests/test_family_tune.py``), each with the state cache hints
-``LOAD_HINT`` 1 or 3 and ``STORE_HINT`` 0 or 1, the reduce-scatter row sums, and the
-pipelined state (``PREFETCH`` 1 with ``ITEMS`` work items a block). A table is one GPU's and one member's,
+``LOAD_HINT`` 1 or 3 and ``STORE_HINT`` 0 or 1, the reduce-scatter row sums, the pipelined
+state (``PREFETCH`` 1 with ``ITEMS`` work items a block) and, at T > 1, the token-loop
+knobs. A table is one GPU's and one member's,
 ``data/tuning/family/<gpu-slug>/<member name>.json`` (written by
 :func:`decodekit.measure.family_tune.tune_member`): tuned batch size -> ``{"defines"}``, with
 the environment and the run id of its candidate records. :func:`best` runs one: a call of
@@ -127,16 +128,15 @@ def check_defines(defines, where: str) -> dict[str, int]:
 
 def search_space(name: str = "full", member: Member | None = None,
                  capability: str | None = None) -> list[dict]:  # fmt: skip
-    """Candidate defines: ``full`` (:data:`SHAPES` x :data:`HINTS`, 40, the shapes that
-    hold several rows a lane with ``REDUCE`` 1 x :data:`REDUCE_HINTS`, 16, and the pipelined
+    """Candidate defines: ``full`` (:data:`SHAPES` x :data:`HINTS`, 40; the shapes that
+    hold several rows a lane with ``REDUCE`` 1 x :data:`REDUCE_HINTS`, 16; the pipelined
     :data:`PIPELINE_SHAPES` x :data:`PIPELINE_ITEMS`, 12, and :data:`STREAM_SHAPES`, 3; for
-    a member of T > 1 each
-    ``REDUCE`` 1 one again with :data:`MULTI_TOKEN`, 2 x 31 more, :data:`LEAN_TOKENS` on
-    :data:`LEAN_SHAPES` with and without ``MIN_BLOCKS``, 6, and :data:`SHARED_TOKENS` on
-    :data:`SHARED_SHAPES`, 6) or ``quick``
-    (:data:`QUICK_SHAPES` with the default hints, each with ``REDUCE`` 0 and 1, one pipelined
-    shape, and with ``member`` every entry of its recorded tables on GPUs of compute
-    capability ``capability``, all GPUs when None)."""
+    a member of T > 1 each ``REDUCE`` 1 one again with :data:`MULTI_TOKEN`, 2 x 31 more,
+    :data:`LEAN_TOKENS` on :data:`LEAN_SHAPES` with and without ``MIN_BLOCKS``, 6, and
+    :data:`SHARED_TOKENS` on :data:`SHARED_SHAPES`, 6) or ``quick`` (:data:`QUICK_SHAPES`
+    with the default hints, each with ``REDUCE`` 0 and 1, one pipelined shape, and with
+    ``member`` every entry of its recorded tables on GPUs of compute capability
+    ``capability``, all GPUs when None)."""
     if name not in ("full", "quick"):
         raise ValueError(f"argument 'space': expected 'full', 'quick' or a list of defines, "
                          f"got {name!r}")  # fmt: skip

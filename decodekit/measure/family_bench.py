@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable
 import torch
 
 from decodekit import records
+from decodekit.impls.family_tuning import STREAM_SHAPES
 from decodekit.measure import as_device, get_preset, measure
 from decodekit.measure.floors import copy
 from decodekit.measure.timing import DeviceTimer, Timer
@@ -36,33 +37,24 @@ from decodekit.records.schema import Record, Status
 
 KIT = ("kit", "best")  # the kit's own implementations; the rest are baselines and peers
 
+
+def _build(w: int, r: int, lanes: int, **more) -> dict:
+    return dict(WARPS=w, ROWS_PER_WARP=r, LANES_PER_ROW=lanes, **more)
+
+
 # Launch shapes (WARPS, ROWS_PER_WARP, LANES_PER_ROW) and state load hints tried for the
 # row-copy floor: the kit kernel's default grid and the ones its tuning space reaches for,
-# with its pipelined state (PREFETCH 1, ITEMS work items a block) too, so the floor stays
-# the fastest copy of the member's bytes that the kit's own grid knows.
+# with its pipelined state (PREFETCH 1, ITEMS work items a block, and the tuning space's
+# STREAM_SHAPES: a head streamed by one block) too, so the floor stays the fastest copy of
+# the member's bytes that the kit's own grid knows.
 ROW_COPY_CONFIGS = (
-    tuple(
-        {"WARPS": w, "ROWS_PER_WARP": r, "LANES_PER_ROW": lanes, "LOAD_HINT": h}
-        for (w, r, lanes) in ((4, 8, 16), (4, 4, 16), (8, 4, 16), (4, 4, 32), (4, 8, 8))
-        for h in (1, 3)
-    )
-    + tuple(
-        {"WARPS": w, "ROWS_PER_WARP": r, "LANES_PER_ROW": lanes, "PREFETCH": 1, "ITEMS": items}
-        for (w, r, lanes) in ((4, 8, 16), (4, 4, 32))
-        for items in (2, 4, 8)
-    )
-    + tuple(  # a head's state streamed by one block (the tuning space's STREAM_SHAPES)
-        {
-            "WARPS": w,
-            "ROWS_PER_WARP": r,
-            "LANES_PER_ROW": lanes,
-            "PREFETCH": 1,
-            "ITEMS": items,
-            "CONSECUTIVE": 1,
-        }
-        for (w, r, lanes, items) in ((4, 2, 32, 16), (4, 4, 32, 8))
-    )
-)
+    *(_build(*shape, LOAD_HINT=h)
+      for shape in ((4, 8, 16), (4, 4, 16), (8, 4, 16), (4, 4, 32), (4, 8, 8)) for h in (1, 3)),
+    *(_build(*shape, PREFETCH=1, ITEMS=items)
+      for shape in ((4, 8, 16), (4, 4, 32)) for items in (2, 4, 8)),
+    *(_build(w, r, lanes, PREFETCH=1, ITEMS=items, CONSECUTIVE=1)
+      for w, r, lanes, items in STREAM_SHAPES),
+)  # fmt: skip
 
 
 def floor_buffers(member: Member, batch_size: int, device="cpu") -> dict:
