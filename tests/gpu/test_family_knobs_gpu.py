@@ -1,9 +1,9 @@
 """The family kernel's T > 1 knobs on a GPU: the gates computed once per warp for every token
 (GATES_ONCE), the decay kept as one running factor (LAZY_DECAY), the lean loop (unrolled,
 FMA-chained row sums, 64 registers) and each token's scalars once a block (TOKENS_ONCE), with
-the reduce-scatter row sums, pass decodekit.measure.family_check.check on the T = 4 members (pool and dense,
-fp32 and bf16 state) at small and large batch sizes, and a state fed back 32 steps with them
-stays as near the fp64 trajectory as the default build's."""
+the reduce-scatter row sums, pass decodekit.measure.family_check.check on the T = 4 members
+(pool and dense, fp32 and bf16 state) at small and large batch sizes, and a state fed back 32
+steps with them stays as near the fp64 trajectory as the default build's."""
 
 from dataclasses import replace
 
