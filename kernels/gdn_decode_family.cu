@@ -145,6 +145,12 @@ __device__ __forceinline__ Token load_token(const bf16* __restrict__ q,
     return x;
 }
 
+// A token's g and beta from its raw a[b,t,h] and b[b,t,h] (gdn.cuh's exact gate math).
+__device__ __forceinline__ gdn::Gates exact_gates(bf16 a, bf16 b, float dtb, float A) {
+    return gdn::gate_values<gdn::GateMath::kExact>(__bfloat162float(a), dtb, A,
+                                                   __bfloat162float(b));
+}
+
 // TOKENS_ONCE: what every lane needs of token t beyond its own k and q chunks, computed once
 // a block (warp t % WARPS, all 32 lanes over the 128 values) into shared memory.
 struct TokenScalars {
@@ -168,8 +174,7 @@ __device__ __forceinline__ TokenScalars token_scalars(const bf16* __restrict__ q
     x.rq = L2NORM ? rsqrtf(gdn::group_sum<32>(gdn::dot4(qt, qt)) + kL2Eps) : 1.f;
     x.kq *= x.rk * x.rq;
     const size_t bth = bt * kVHeads + h;
-    x.gt = gdn::gate_values<gdn::GateMath::kExact>(__bfloat162float(a[bth]), dtb, A,
-                                                   __bfloat162float(b[bth]));
+    x.gt = exact_gates(a[bth], b[bth], dtb, A);
     return x;
 }
 
@@ -223,8 +228,7 @@ __device__ __forceinline__ void decode_item(const Place& p, int i, Items& items,
     gdn::Gates lane_gates{1.f, 0.f};
     if (GATES_ONCE && (threadIdx.x & 31) < kT) {
         const size_t bth = (bt0 + (threadIdx.x & 31)) * kVHeads + h;
-        lane_gates = gdn::gate_values<gdn::GateMath::kExact>(__bfloat162float(a[bth]), dtb, A,
-                                                             __bfloat162float(b[bth]));
+        lane_gates = exact_gates(a[bth], b[bth], dtb, A);
     }
     float G = 1.f;  // LAZY_DECAY: the state is G * s; each token's decay multiplies G only
 #if TOKENS_ONCE
@@ -265,8 +269,7 @@ __device__ __forceinline__ void decode_item(const Place& p, int i, Items& items,
             gt.g = __shfl_sync(gdn::kFull, lane_gates.g, t);
             gt.beta = __shfl_sync(gdn::kFull, lane_gates.beta, t);
         } else {
-            gt = gdn::gate_values<gdn::GateMath::kExact>(__bfloat162float(cur.a), dtb, A,
-                                                         __bfloat162float(cur.b));
+            gt = exact_gates(cur.a, cur.b, dtb, A);
         }
 #endif
         // What multiplies the old state's sums: g, or with LAZY_DECAY the new G = G * g
