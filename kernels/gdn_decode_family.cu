@@ -60,6 +60,9 @@
 //                    and s.q are scaled by G, the update is s += (delta k / G) k, one FMA a
 //                    value, not two; s is rescaled by G when G < 1e-20 and before a store
 //   UNROLL_TOKENS 1  the token loop unrolled (the token inputs' addresses constant offsets)
+//   SOLVE 1          the T tokens in one pass over the state: the 2T row sums of the initial
+//                    state, the deltas by forward substitution over the tokens' Gram terms,
+//                    one update (gdn_family_solve.cuh, which states the math; REDUCE 1)
 //   Gates: exact (FAST_GATES must stay 0).
 // Run: decodekit.impls.family_kernels.kit_kernel(member)(q, k, v, state, A_log, a, dt_bias,
 //   b, scale, output, new_state, state_indices, intermediate_states)
@@ -86,6 +89,9 @@
 #endif
 #ifndef TOKENS_ONCE
 #define TOKENS_ONCE 0
+#endif
+#ifndef SOLVE
+#define SOLVE 0
 #endif
 
 namespace family {
@@ -138,7 +144,7 @@ __device__ __forceinline__ Token load_token(const bf16* __restrict__ q,
     const size_t bth = bt * kVHeads + h;
 #pragma unroll
     for (int r = 0; r < kVLoads; ++r) x.v[r] = v[bth * kDim + row0 + r * kRowsPerStep];
-    if (!GATES_ONCE && !TOKENS_ONCE) {  // else the prologue reads every token's a and b
+    if (!GATES_ONCE && !TOKENS_ONCE && !SOLVE) {  // else the prologue reads every token's a, b
         x.a = a[bth];
         x.b = b[bth];
     }
@@ -188,6 +194,8 @@ __device__ __forceinline__ float4 update(float4 s, float g, float dk, float inv_
 }  // namespace family
 
 typedef family::state_t STATE_T;
+
+#include "gdn_family_solve.cuh"  // SOLVE 1: a work item's T tokens in one pass (solve_item)
 
 namespace family {
 
@@ -362,7 +370,11 @@ extern "C" __global__ void __launch_bounds__(family::kWarps * 32, family::kMinBl
                       STATE_T* __restrict__ intermediate_states, int batch_size) {
     using namespace family;
     for_each_item(state, state_indices, batch_size, [&](const Place& p, int i, Items& items) {
-        decode_item(p, i, items, q, k, v, A_log, a, dt_bias, b, scale, output, new_state,
-                    state_indices, intermediate_states);
+        if constexpr (SOLVE)
+            solve_item(p, i, items, q, k, v, A_log, a, dt_bias, b, scale, output, new_state,
+                       state_indices, intermediate_states);
+        else
+            decode_item(p, i, items, q, k, v, A_log, a, dt_bias, b, scale, output, new_state,
+                        state_indices, intermediate_states);
     });
 }

@@ -53,15 +53,19 @@ def test_the_space_is_small_and_every_candidate_a_legal_shape():
         ft.search_space("huge")
     t4 = ft.search_space("full", family.Member(4, 8, seq_len=4, layout="pool"))
     multi = [d for d in t4 if d["GATES_ONCE"]]
-    assert len(t4) == 145 and len(multi) == 68 and all(d["REDUCE"] for d in multi)
+    assert len(t4) == 153 and len(multi) == 68 and all(d["REDUCE"] for d in multi)
     lean = [d for d in t4 if d["UNROLL_TOKENS"]]
     assert len(lean) == 12 and all(d["CHAIN_SUMS"] and d["LAZY_DECAY"] for d in lean)
     assert {d["MIN_BLOCKS"] * d["WARPS"] for d in lean} == {0, 32}  # 64 registers or ptxas's
     shared = [d for d in lean if d["TOKENS_ONCE"]]
     assert len(shared) == 6 and not any(d["GATES_ONCE"] for d in shared)
+    solve = [d for d in t4 if d["SOLVE"]]  # the kernel's static_assert: REDUCE 1, no loop knobs
+    assert len(solve) == 8 and all(d["REDUCE"] and d["CHAIN_SUMS"] for d in solve)
+    assert not any(d["GATES_ONCE"] or d["LAZY_DECAY"] or d["UNROLL_TOKENS"] or d["TOKENS_ONCE"]
+                   for d in solve)  # fmt: skip
     # T = 1: no such knobs
     assert not any(d["GATES_ONCE"] or d["LAZY_DECAY"] or d["UNROLL_TOKENS"] or d["TOKENS_ONCE"]
-                   for d in space)  # fmt: skip
+                   or d["SOLVE"] for d in space)  # fmt: skip
 
 
 def _usage(member, defines):

@@ -5,7 +5,7 @@ The space (:func:`search_space`) is launch shapes (``WARPS``, ``ROWS_PER_WARP``,
 serving member on sm_90a (``tests/test_family_tune.py``), each with the state cache hints
 ``LOAD_HINT`` 1 or 3 and ``STORE_HINT`` 0 or 1, the reduce-scatter row sums, the pipelined
 state (``PREFETCH`` 1 with ``ITEMS`` work items a block) and, at T > 1, the token-loop
-knobs. A table is one GPU's and one member's,
+knobs and the one-pass tokens (``SOLVE``). A table is one GPU's and one member's,
 ``data/tuning/family/<gpu-slug>/<member name>.json`` (written by
 :func:`decodekit.measure.family_tune.tune_member`): tuned batch size -> ``{"defines"}``, with
 the environment and the run id of its candidate records. :func:`best` runs one: a call of
@@ -51,6 +51,7 @@ KNOBS = (
     "MIN_BLOCKS",
     "TOKENS_ONCE",
     "CONSECUTIVE",
+    "SOLVE",
 )
 # (WARPS, ROWS_PER_WARP, LANES_PER_ROW): 128 / (WARPS * ROWS_PER_WARP) blocks share a head,
 # from 2 (few, large blocks for large B) to 32 (many small ones while B is short of SMs);
@@ -86,6 +87,13 @@ SHARED_TOKENS = {"REDUCE": 1, "TOKENS_ONCE": 1, "LAZY_DECAY": 1, "UNROLL_TOKENS"
                  "CHAIN_SUMS": 1}  # fmt: skip
 SHARED_SHAPES = ((2, 8, 16, 0), (4, 8, 16, 0), (4, 8, 16, 8), (4, 4, 16, 0), (4, 4, 16, 8),
                  (8, 4, 16, 0))  # fmt: skip
+# T > 1 only: the T tokens in one pass over the state (SOLVE: the row sums of the initial state,
+# the deltas by forward substitution over the tokens' Gram terms, one update;
+# gdn_family_solve.cuh) with FMA-chained row sums, on (WARPS, ROWS_PER_WARP, LANES_PER_ROW)
+# that build without spills at ptxas's registers (64 .. 128).
+SOLVE_TOKENS = {"REDUCE": 1, "SOLVE": 1, "CHAIN_SUMS": 1}
+SOLVE_SHAPES = ((4, 2, 32), (8, 2, 32), (4, 1, 32), (4, 4, 32), (4, 4, 16), (2, 4, 16),
+                (4, 8, 16), (2, 8, 16))  # fmt: skip
 QUICK_SHAPES = ((4, 8, 16), (8, 8, 16), (4, 4, 16), (2, 4, 16))  # 2 .. 16 blocks a head
 # The pipelined state (PREFETCH 1: the next work item's rows in flight through a shared tile
 # while this one computes, gdn_family.cuh) with ITEMS work items a block, on shapes whose two
@@ -133,7 +141,8 @@ def search_space(name: str = "full", member: Member | None = None,
     :data:`PIPELINE_SHAPES` x :data:`PIPELINE_ITEMS`, 12, and :data:`STREAM_SHAPES`, 3; for
     a member of T > 1 each ``REDUCE`` 1 one again with :data:`MULTI_TOKEN`, 2 x 31 more,
     :data:`LEAN_TOKENS` on :data:`LEAN_SHAPES` with and without ``MIN_BLOCKS``, 6, and
-    :data:`SHARED_TOKENS` on :data:`SHARED_SHAPES`, 6) or ``quick`` (:data:`QUICK_SHAPES`
+    :data:`SHARED_TOKENS` on :data:`SHARED_SHAPES`, 6, and :data:`SOLVE_TOKENS` on
+    :data:`SOLVE_SHAPES`, 8) or ``quick`` (:data:`QUICK_SHAPES`
     with the default hints, each with ``REDUCE`` 0 and 1, one pipelined shape, and with
     ``member`` every entry of its recorded tables on GPUs of compute capability
     ``capability``, all GPUs when None)."""
@@ -159,6 +168,8 @@ def search_space(name: str = "full", member: Member | None = None,
                 for w, r, n in LEAN_SHAPES for mb in (0, 32 // w)]  # fmt: skip
         out += [dict(WARPS=w, ROWS_PER_WARP=r, LANES_PER_ROW=n, MIN_BLOCKS=mb, **SHARED_TOKENS)
                 for w, r, n, mb in SHARED_SHAPES]  # fmt: skip
+        out += [dict(WARPS=w, ROWS_PER_WARP=r, LANES_PER_ROW=n, **SOLVE_TOKENS)
+                for w, r, n in SOLVE_SHAPES]  # fmt: skip
     if name == "quick" and member is not None:
         out += recorded_choices(member, capability)
     return unique(out)

@@ -1,8 +1,9 @@
 """The family kernel's T > 1 knobs on a GPU: the gates computed once per warp for every token
 (GATES_ONCE), the decay kept as one running factor (LAZY_DECAY), the lean loop (unrolled,
-FMA-chained row sums, 64 registers) and each token's scalars once a block (TOKENS_ONCE), with
-the reduce-scatter row sums, pass decodekit.measure.family_check.check on the T = 4 members
-(pool and dense, fp32 and bf16 state) at small and large batch sizes, and a state fed back 32
+FMA-chained row sums, 64 registers), each token's scalars once a block (TOKENS_ONCE) and the
+T tokens in one pass (SOLVE), with the reduce-scatter row sums, pass
+decodekit.measure.family_check.check on the T = 4 members (pool and dense, fp32 and bf16
+state; SOLVE on the verify calls too) at small and large batch sizes, and a state fed back 32
 steps with them stays as near the fp64 trajectory as the default build's."""
 
 from dataclasses import replace
@@ -11,7 +12,7 @@ import pytest
 
 from decodekit.impls.family_kernels import kit_kernel
 from decodekit.measure import family_check
-from decodekit.problem.family import SERVING, cases
+from decodekit.problem.family import SERVING, VERIFY, cases
 
 pytestmark = pytest.mark.gpu
 
@@ -34,6 +35,13 @@ KNOBS += [dict(REDUCE=1, GATES_ONCE=1, LAZY_DECAY=1, UNROLL_TOKENS=1, CHAIN_SUMS
 KNOBS += [dict(REDUCE=1, TOKENS_ONCE=1, LAZY_DECAY=lazy, UNROLL_TOKENS=1, CHAIN_SUMS=1,
                WARPS=w, ROWS_PER_WARP=r, LANES_PER_ROW=16, ITEMS=n)
           for (w, r, n, lazy) in ((4, 8, 1, 1), (2, 8, 3, 1), (8, 4, 1, 0))]  # fmt: skip
+# the T tokens in one pass (SOLVE): 1, 2 and 4 rows a lane, 16 and 32 lanes a row, items in
+# turn through the pipelined tiles, and 64 registers
+SOLVE = [dict(REDUCE=1, SOLVE=1, CHAIN_SUMS=c, WARPS=w, ROWS_PER_WARP=r, LANES_PER_ROW=n, **x)
+         for (w, r, n, c, x) in ((4, 2, 32, 1, {}), (4, 1, 32, 0, {}), (4, 4, 16, 1, {}),
+                                 (2, 8, 16, 0, {}), (4, 4, 32, 1, dict(MIN_BLOCKS=8)),
+                                 (4, 4, 16, 1, dict(PREFETCH=1, ITEMS=3)))]  # fmt: skip
+KNOBS += SOLVE
 
 
 @pytest.mark.parametrize("B", (1, 8, 64))
@@ -45,10 +53,22 @@ def test_multi_token_knobs_pass_the_contracts(member, defines, B):
     assert res.passed, res.summary()
 
 
-@pytest.mark.parametrize("lazy", (0, 1))
-def test_lazy_decay_drifts_no_more_than_the_default(lazy):
+@pytest.mark.parametrize("B", (1, 8, 64))
+@pytest.mark.parametrize("defines", SOLVE, ids=lambda d: "-".join(map(str, d.values())))
+@pytest.mark.parametrize("member", VERIFY, ids=lambda m: m.name)
+def test_solve_passes_the_verify_calls(member, defines, B):
+    (case,) = cases(member, (B,))
+    res = family_check.check(kit_kernel(member, defines), case, "cuda")
+    assert res.passed, res.summary()
+
+
+DRIFT = {"gates-once": dict(REDUCE=1, GATES_ONCE=1), "lazy-decay": dict(REDUCE=1, GATES_ONCE=1,
+         LAZY_DECAY=1), "solve": SOLVE[0]}  # fmt: skip
+
+
+@pytest.mark.parametrize("knobs", DRIFT.values(), ids=DRIFT)
+def test_knobs_drift_no_more_than_the_default(knobs):
     dense = replace(T4, layout="dense")
-    knobs = dict(REDUCE=1, GATES_ONCE=1, LAZY_DECAY=lazy)
     mine = family_check.drift(lambda m: kit_kernel(m, knobs), dense, batch_size=4, steps=32,
                               device="cuda")  # fmt: skip
     base = family_check.drift(kit_kernel, dense, batch_size=4, steps=32, device="cuda")
