@@ -184,6 +184,28 @@ __device__ __forceinline__ TokenScalars token_scalars(const bf16* __restrict__ q
     return x;
 }
 
+// This lane's partial s . k and s . q of each step's row over its chunks (CHAIN_SUMS 1: one
+// FMA chain each); group sums over the row's L lanes finish them.
+__device__ __forceinline__ void row_sums(const float4 (&s)[kSteps][kChunks],
+                                         const float4 (&kk)[kChunks], const float4 (&qq)[kChunks],
+                                         float (&sk)[kSteps], float (&sq)[kSteps]) {
+#pragma unroll
+    for (int r = 0; r < kSteps; ++r) {
+        sk[r] = 0.f;
+        sq[r] = 0.f;
+#pragma unroll
+        for (int c = 0; c < kChunks; ++c) {
+            if (CHAIN_SUMS) {
+                sk[r] = gdn::fma4(sk[r], s[r][c], kk[c]);
+                sq[r] = gdn::fma4(sq[r], s[r][c], qq[c]);
+            } else {
+                sk[r] += gdn::dot4(s[r][c], kk[c]);
+                sq[r] += gdn::dot4(s[r][c], qq[c]);
+            }
+        }
+    }
+}
+
 // A row's four columns after one token: g * s + dk * k, or with LAZY_DECAY (the state held
 // as G * s, G already multiplied by this token's g) s + (dk / G) * k: one FMA a value.
 __device__ __forceinline__ float4 update(float4 s, float g, float dk, float inv_decay, float4 k) {
@@ -289,21 +311,7 @@ __device__ __forceinline__ void decode_item(const Place& p, int i, Items& items,
 
         // Each group of L lanes holds every column once, so group sums are full dot products.
         float sk[kSteps], sq[kSteps];
-#pragma unroll
-        for (int r = 0; r < kSteps; ++r) {
-            sk[r] = 0.f;
-            sq[r] = 0.f;
-#pragma unroll
-            for (int c = 0; c < kChunks; ++c) {
-                if (CHAIN_SUMS) {
-                    sk[r] = gdn::fma4(sk[r], s[r][c], kk[c]);
-                    sq[r] = gdn::fma4(sq[r], s[r][c], qq[c]);
-                } else {
-                    sk[r] += gdn::dot4(s[r][c], kk[c]);
-                    sq[r] += gdn::dot4(s[r][c], qq[c]);
-                }
-            }
-        }
+        row_sums(s, kk, qq, sk, sq);
         float rk = 1.f, rq = 1.f;
 #if TOKENS_ONCE
         kq = ts.kq;

@@ -167,22 +167,8 @@ __device__ __forceinline__ void solve_item(const Place& p, int i, Items& items,
             kk[c] = gdn::bf16x4(tok[t].k[c]);
             qq[c] = gdn::bf16x4(tok[t].q[c]);
         }
-        float pk[kSteps], pq[kSteps];
-#pragma unroll
-        for (int r = 0; r < kSteps; ++r) {
-            pk[r] = 0.f;
-            pq[r] = 0.f;
-#pragma unroll
-            for (int c = 0; c < kChunks; ++c) {
-                if (CHAIN_SUMS) {
-                    pk[r] = gdn::fma4(pk[r], s[r][c], kk[c]);
-                    pq[r] = gdn::fma4(pq[r], s[r][c], qq[c]);
-                } else {
-                    pk[r] += gdn::dot4(s[r][c], kk[c]);
-                    pq[r] += gdn::dot4(s[r][c], qq[c]);
-                }
-            }
-        }
+        float pk[kSteps], pq[kSteps];  // partial s . k_t and s . q_t of each step's row
+        row_sums(s, kk, qq, pk, pq);
         gdn::group_sums_scatter<kLanes>(pk, pq);
         sk[t] = pk[0];
         sq[t] = pq[0];
