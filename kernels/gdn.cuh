@@ -440,6 +440,31 @@ __device__ __forceinline__ void store_state4(bf16* p, float4 x) {
     }
 }
 
+// ---- per-thread async copies (cp.async: global -> shared, 8 or 16 bytes); sm_80 and later --
+// A thread's copies since its last commit form one group; wait<N> returns once all but its N
+// most recent groups have landed (in its own view: a thread reading only what it copied
+// needs no barrier).
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+template <int BYTES>
+__device__ __forceinline__ void async_copy(void* dst, const void* src) {
+    static_assert(BYTES == 8 || BYTES == 16, "cp.async copies 8 or 16 bytes here");
+    const unsigned to = static_cast<unsigned>(__cvta_generic_to_shared(dst));
+    if constexpr (BYTES == 16)  // .cg: L2 only (16 bytes)
+        asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(to), "l"(src) : "memory");
+    else
+        asm volatile("cp.async.ca.shared.global [%0], [%1], 8;" ::"r"(to), "l"(src) : "memory");
+}
+
+__device__ __forceinline__ void async_commit() {
+    asm volatile("cp.async.commit_group;" ::: "memory");
+}
+
+template <int N>
+__device__ __forceinline__ void async_wait() {
+    asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
+}
+#endif
+
 // ---- Hopper bulk copies (cp.async.bulk) completing on an mbarrier; sm_90 and later only --
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
 __device__ __forceinline__ unsigned smem_addr(const void* p) {

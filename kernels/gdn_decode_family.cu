@@ -63,6 +63,9 @@
 //   SOLVE 1          the T tokens in one pass over the state: the 2T row sums of the initial
 //                    state, the deltas by forward substitution over the tokens' Gram terms,
 //                    one update (gdn_family_solve.cuh, which states the math; REDUCE 1)
+//   MMA 1            SOLVE's row sums and update as tf32 tensor-core MMAs with the state
+//                    split hi + lo (gdn_family_mma.cuh; SOLVE 1, LANES_PER_ROW 4,
+//                    ROWS_PER_WARP 16 or 32, sm_80+)
 //   Gates: exact (FAST_GATES must stay 0).
 // Run: decodekit.impls.family_kernels.kit_kernel(member)(q, k, v, state, A_log, a, dt_bias,
 //   b, scale, output, new_state, state_indices, intermediate_states)
@@ -92,6 +95,9 @@
 #endif
 #ifndef SOLVE
 #define SOLVE 0
+#endif
+#ifndef MMA
+#define MMA 0
 #endif
 
 namespace family {
@@ -218,6 +224,7 @@ __device__ __forceinline__ float4 update(float4 s, float g, float dk, float inv_
 typedef family::state_t STATE_T;
 
 #include "gdn_family_solve.cuh"  // SOLVE 1: a work item's T tokens in one pass (solve_item)
+#include "gdn_family_mma.cuh"    // MMA 1: SOLVE's products on the tensor cores (mma_item)
 
 namespace family {
 
@@ -378,7 +385,10 @@ extern "C" __global__ void __launch_bounds__(family::kWarps * 32, family::kMinBl
                       STATE_T* __restrict__ intermediate_states, int batch_size) {
     using namespace family;
     for_each_item(state, state_indices, batch_size, [&](const Place& p, int i, Items& items) {
-        if constexpr (SOLVE)
+        if constexpr (MMA)
+            mma_item(p, i, items, q, k, v, A_log, a, dt_bias, b, scale, output, new_state,
+                     state_indices, intermediate_states);
+        else if constexpr (SOLVE)
             solve_item(p, i, items, q, k, v, A_log, a, dt_bias, b, scale, output, new_state,
                        state_indices, intermediate_states);
         else

@@ -22,7 +22,11 @@
 //   (cp.async.bulk, completing on the warp's mbarrier) of item i + 1's run into the warp's
 //   second tile before item i's math, so the next item's state is in flight while this one
 //   computes (two tiles a warp, static shared memory WARPS * 2 * ROWS_PER_WARP * 128 *
-//   sizeof(state)); LOAD_HINT then does nothing.
+//   sizeof(state)); LOAD_HINT then does nothing. PREFETCH 2 (sm_80+) fills the same tiles
+//   with per-lane copies instead: each lane starts cp.async of its own chunks of item
+//   i + 1 (16 bytes each, 8 at bf16; one commit group an item, empty when there is nothing
+//   to read) and waits for item i's group only (cp.async.wait_group 1), reading back just
+//   what it copied, so no barrier: FlashInfer's pretranspose kernel's state path.
 // MIN_BLOCKS: the launch bounds' minimum blocks an SM (0: ptxas chooses the registers).
 #pragma once
 #include "gdn.cuh"
@@ -78,8 +82,11 @@
 #ifndef CONSECUTIVE
 #define CONSECUTIVE 0
 #endif
-#if PREFETCH && defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 900
+#if PREFETCH == 1 && defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 900
 #error "PREFETCH 1 uses Hopper bulk copies: sm_90 or later"
+#endif
+#if PREFETCH == 2 && defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
+#error "PREFETCH 2 uses cp.async: sm_80 or later"
 #endif
 
 namespace family {
@@ -118,7 +125,7 @@ static_assert(UPDATE == 0 || UPDATE == 1, "UPDATE must be 0 or 1");
 static_assert(kT > 1 || (INTERMEDIATE == 0 && UPDATE == 1),
               "INTERMEDIATE 1 and UPDATE 0 are verify calls: SEQ_LEN > 1");
 static_assert(kItems >= 1 && kItems <= 64, "ITEMS must be 1..64");
-static_assert(PREFETCH == 0 || PREFETCH == 1, "PREFETCH must be 0 or 1");
+static_assert(PREFETCH >= 0 && PREFETCH <= 2, "PREFETCH must be 0, 1 or 2");
 static_assert(MIN_BLOCKS >= 0 && MIN_BLOCKS <= 32, "MIN_BLOCKS must be 0..32");
 static_assert(CONSECUTIVE == 0 || CONSECUTIVE == 1, "CONSECUTIVE must be 0 or 1");
 
@@ -199,14 +206,14 @@ __device__ __forceinline__ void zero_output(bf16* __restrict__ output, const Pla
 // spills, as in gdn_decode_bulk.cu), else 0: left to ptxas.
 inline constexpr int kMinBlocks = MIN_BLOCKS > 0 ? MIN_BLOCKS : (PREFETCH ? 1 : 0);
 
-// PREFETCH 1: each warp's two tiles of its rows (items alternate) and their barriers.
+// PREFETCH 1, 2: each warp's two tiles of its rows (items alternate) and their barriers (1).
 struct Tiles {
     state_t tile[kWarps][2][kRowsPerWarp * kDim];
     unsigned long long bar[kWarps][2];
 };
 inline constexpr unsigned kRunBytes = kRowsPerWarp * kDim * sizeof(state_t);
 static_assert(PREFETCH == 0 || sizeof(Tiles) <= 48 * 1024,
-              "PREFETCH 1: WARPS * 2 * ROWS_PER_WARP * 128 state values must fit 48 KiB");
+              "PREFETCH 1, 2: WARPS * 2 * ROWS_PER_WARP * 128 state values must fit 48 KiB");
 
 // The slot batch row b reads and writes: state_indices[b] (POOL; < 0 a padding row) or b.
 __device__ __forceinline__ int slot_of(const int* __restrict__ state_indices, int row_b) {
@@ -238,8 +245,25 @@ struct Items {
 
     // PREFETCH 1: start item i's copy (warp-uniform; nothing for a padding row or zeros).
     // The warp's reads of the tile's previous item are done first: every lane passed them.
+    // PREFETCH 2: this lane's copies of its own chunks of item i, as one commit group.
     __device__ __forceinline__ void start(int i) {
-#if PREFETCH
+#if PREFETCH == 2
+        if (i < kItems) {
+            const Place p = place(batch_size, item(i));
+            const int slot = p.live ? slot_of(state_indices, p.row_b) : -1;
+            if (p.live && reads(p, slot)) {
+                const state_t* src = state + state_offset(slot, p);
+                state_t* dst = sh->tile[threadIdx.x >> 5][i & 1] + p.sub * kDim + p.col * 4;
+#pragma unroll
+                for (int r = 0; r < kSteps; ++r)
+#pragma unroll
+                    for (int c = 0; c < kChunks; ++c)
+                        gdn::async_copy<4 * sizeof(state_t)>(dst + chunk_offset(r, c),
+                                                             src + chunk_offset(r, c));
+            }
+        }
+        gdn::async_commit();  // one group an item, empty or not: load(i) waits for all but i + 1's
+#elif PREFETCH
         if (i >= kItems) return;
         const Place p = place(batch_size, item(i));
         if (!p.live) return;
@@ -255,9 +279,11 @@ struct Items {
 #endif
     }
 
-    // PREFETCH 1: set up the warp's barriers and start its first item's copy.
+    // PREFETCH 1: set up the warp's barriers and start its first item's copy (2: the copy).
     __device__ __forceinline__ void begin() {
-#if PREFETCH
+#if PREFETCH == 2
+        start(0);
+#elif PREFETCH
         const int warp = threadIdx.x >> 5;
         if ((threadIdx.x & 31) == 0) {
             gdn::mbar_init(&sh->bar[warp][0], 1);
@@ -270,7 +296,7 @@ struct Items {
     }
 
     // This lane's chunks of item i's rows (at p, offset off of its slot): from global memory,
-    // or (PREFETCH 1) from its tile once the copy started by start(i) has landed; zeros for a
+    // or (PREFETCH 1, 2) from its tile once the copy started by start(i) has landed; zeros for a
     // dense call without a state.
     __device__ __forceinline__ void load(float4 (&s)[kSteps][kChunks], const Place& p, int slot,
                                          size_t off, int i) {
@@ -283,8 +309,12 @@ struct Items {
         }
 #if PREFETCH
         const int t = i & 1, warp = threadIdx.x >> 5;
-        gdn::mbar_wait(&sh->bar[warp][t], (phase >> t) & 1u);
-        phase ^= 1u << t;
+        if constexpr (PREFETCH == 2) {
+            gdn::async_wait<1>();  // item i's group; i + 1's (started before this item) may fly
+        } else {
+            gdn::mbar_wait(&sh->bar[warp][t], (phase >> t) & 1u);
+            phase ^= 1u << t;
+        }
         const state_t* mine = sh->tile[warp][t] + p.sub * kDim + p.col * 4;
 #pragma unroll
         for (int r = 0; r < kSteps; ++r)

@@ -29,21 +29,23 @@ CPU = {"name": "cpu", "capability": None}
 
 def test_the_space_is_small_and_every_candidate_a_legal_shape():
     space = ft.search_space("full")
-    assert len(space) == 71 and len(ft.unique(space)) == 71
+    assert len(space) == 80 and len(ft.unique(space)) == 80
     assert ft.kernel_defaults() in space
     assert all(d in space for d in ft.search_space("quick"))
     for d in space:
         w, r, n = d["WARPS"], d["ROWS_PER_WARP"], d["LANES_PER_ROW"]
         assert 128 % (w * r) == 0 and r % (32 // n) == 0, d  # the kernel's static_asserts
-        assert (d["LOAD_HINT"], d["STORE_HINT"]) in ft.HINTS
+        assert (d["LOAD_HINT"], d["STORE_HINT"]) in ft.HINTS + ft.WIDE_HINTS
         # the reduce-scatter where a lane holds several rows, within L lanes
         if d["REDUCE"] and not d["PREFETCH"]:
             steps = r * n // 32
-            assert 1 < steps <= n and (d["LOAD_HINT"], d["STORE_HINT"]) in ft.REDUCE_HINTS, d
-    assert sum(d["REDUCE"] for d in space) == 31
+            hints = ft.REDUCE_HINTS + (ft.WIDE_HINTS if (w, r, n) in ft.WIDE_SHAPES else ())
+            assert 1 < steps <= n and (d["LOAD_HINT"], d["STORE_HINT"]) in hints, d
+    assert sum(d["REDUCE"] for d in space) == 40
     piped = [d for d in space if d["PREFETCH"]]
-    strided = [d for d in piped if not d["CONSECUTIVE"]]
+    strided = [d for d in piped if not d["CONSECUTIVE"] and d["PREFETCH"] == 1]
     assert len(strided) == 12 and {d["ITEMS"] for d in strided} == set(ft.PIPELINE_ITEMS)
+    assert sum(d["PREFETCH"] == 2 for d in space) == len(ft.ASYNC_SHAPES) == 5  # per-lane copies
     for d in (d for d in piped if d["CONSECUTIVE"]):  # one block streams a whole head
         assert d["ITEMS"] * d["WARPS"] * d["ROWS_PER_WARP"] == 128, d
     assert all(d["ITEMS"] == 1 for d in space if not d["PREFETCH"])
@@ -53,19 +55,22 @@ def test_the_space_is_small_and_every_candidate_a_legal_shape():
         ft.search_space("huge")
     t4 = ft.search_space("full", family.Member(4, 8, seq_len=4, layout="pool"))
     multi = [d for d in t4 if d["GATES_ONCE"]]
-    assert len(t4) == 153 and len(multi) == 68 and all(d["REDUCE"] for d in multi)
+    assert len(t4) == 166 and len(multi) == 68 and all(d["REDUCE"] for d in multi)
     lean = [d for d in t4 if d["UNROLL_TOKENS"]]
     assert len(lean) == 12 and all(d["CHAIN_SUMS"] and d["LAZY_DECAY"] for d in lean)
     assert {d["MIN_BLOCKS"] * d["WARPS"] for d in lean} == {0, 32}  # 64 registers or ptxas's
     shared = [d for d in lean if d["TOKENS_ONCE"]]
     assert len(shared) == 6 and not any(d["GATES_ONCE"] for d in shared)
     solve = [d for d in t4 if d["SOLVE"]]  # the kernel's static_assert: REDUCE 1, no loop knobs
-    assert len(solve) == 8 and all(d["REDUCE"] and d["CHAIN_SUMS"] for d in solve)
+    mma = [d for d in solve if d["MMA"]]  # on the fragment layout: 4 lanes a row, 16 rows a warp
+    assert len(solve) == 16 and all(d["REDUCE"] for d in solve)
+    assert all(d["CHAIN_SUMS"] for d in solve if not d["MMA"])
+    assert len(mma) == 4 and all((d["LANES_PER_ROW"], d["ROWS_PER_WARP"]) == (4, 16) for d in mma)
     assert not any(d["GATES_ONCE"] or d["LAZY_DECAY"] or d["UNROLL_TOKENS"] or d["TOKENS_ONCE"]
                    for d in solve)  # fmt: skip
     # T = 1: no such knobs
     assert not any(d["GATES_ONCE"] or d["LAZY_DECAY"] or d["UNROLL_TOKENS"] or d["TOKENS_ONCE"]
-                   or d["SOLVE"] for d in space)  # fmt: skip
+                   or d["SOLVE"] or d["MMA"] for d in space)  # fmt: skip
 
 
 def _usage(member, defines):

@@ -5,7 +5,10 @@ The space (:func:`search_space`) is launch shapes (``WARPS``, ``ROWS_PER_WARP``,
 serving member on sm_90a (``tests/test_family_tune.py``), each with the state cache hints
 ``LOAD_HINT`` 1 or 3 and ``STORE_HINT`` 0 or 1, the reduce-scatter row sums, the pipelined
 state (``PREFETCH`` 1 with ``ITEMS`` work items a block) and, at T > 1, the token-loop
-knobs and the one-pass tokens (``SOLVE``). A table is one GPU's and one member's,
+knobs, the one-pass tokens (``SOLVE``) and their products on the tensor cores (``MMA``),
+at T = 1 the state loads with a 256-byte L2 prefetch size (``LOAD_HINT`` 4 and 5), and at
+every T the pipelined state through per-lane copies (``PREFETCH`` 2).
+A table is one GPU's and one member's,
 ``data/tuning/family/<gpu-slug>/<member name>.json`` (written by
 :func:`decodekit.measure.family_tune.tune_member`): tuned batch size -> ``{"defines"}``, with
 the environment and the run id of its candidate records. :func:`best` runs one: a call of
@@ -13,7 +16,7 @@ batch size ``B`` takes the entry of the nearest tuned size at or below ``B``, el
 smallest; a GPU without a table runs the kernel's defaults and says so (``note``).
 
 >>> len(search_space("full")), len(search_space("quick"))
-(71, 9)
+(80, 9)
 >>> table = {4: {"defines": {"WARPS": 2}}, 16: {"defines": {"WARPS": 8}}}
 >>> [entry_for(table, B)["defines"]["WARPS"] for B in (1, 8, 16, 300)]
 [2, 2, 8, 8]
@@ -52,6 +55,7 @@ KNOBS = (
     "TOKENS_ONCE",
     "CONSECUTIVE",
     "SOLVE",
+    "MMA",
 )
 # (WARPS, ROWS_PER_WARP, LANES_PER_ROW): 128 / (WARPS * ROWS_PER_WARP) blocks share a head,
 # from 2 (few, large blocks for large B) to 32 (many small ones while B is short of SMs);
@@ -94,6 +98,22 @@ SHARED_SHAPES = ((2, 8, 16, 0), (4, 8, 16, 0), (4, 8, 16, 8), (4, 4, 16, 0), (4,
 SOLVE_TOKENS = {"REDUCE": 1, "SOLVE": 1, "CHAIN_SUMS": 1}
 SOLVE_SHAPES = ((4, 2, 32), (8, 2, 32), (4, 1, 32), (4, 4, 32), (4, 4, 16), (2, 4, 16),
                 (4, 8, 16), (2, 8, 16))  # fmt: skip
+# T > 1 only: SOLVE's row sums and update as tf32 MMAs (MMA 1, gdn_family_mma.cuh: the state
+# split hi + lo) on the fragment layout, 4 lanes a row and 16 rows a warp, 1, 2 and 4 warps
+# (165 registers: 64 state values a lane; 8 warps and the pipelined tiles were 15-20%
+# slower in the first H200 probe, data/experiments/2026-12-02_mma-probe/).
+MMA_TOKENS = {"REDUCE": 1, "SOLVE": 1, "MMA": 1}
+MMA_SHAPES = ((1, 16, 4), (2, 16, 4), (4, 16, 4))
+# T > 1 only: SOLVE and MMA with ITEMS items a block, the next one's state through per-lane
+# copies (PREFETCH 2) while this one computes, so a block's loads are all in flight at once:
+# (WARPS, ROWS_PER_WARP, LANES_PER_ROW, ITEMS, MIN_BLOCKS, MMA), SOLVE at 128 registers
+# (MIN_BLOCKS where ptxas would take 168), MMA at ptxas's 186.
+PIPELINED_SOLVE = ((2, 8, 16, 2, 8, 0), (4, 8, 16, 2, 4, 0), (4, 4, 16, 2, 0, 0),
+                   (2, 8, 16, 4, 8, 0), (2, 16, 4, 2, 0, 1))  # fmt: skip
+# T = 1 only: the large-batch shapes with the reduce-scatter and a 256-byte L2 prefetch size
+# on the state loads (LOAD_HINT 4: .cs.L2::256B, 5: .L1::no_allocate.L2::256B).
+WIDE_SHAPES = ((2, 8, 16), (8, 8, 16))
+WIDE_HINTS = ((4, 0), (5, 0))
 QUICK_SHAPES = ((4, 8, 16), (8, 8, 16), (4, 4, 16), (2, 4, 16))  # 2 .. 16 blocks a head
 # The pipelined state (PREFETCH 1: the next work item's rows in flight through a shared tile
 # while this one computes, gdn_family.cuh) with ITEMS work items a block, on shapes whose two
@@ -104,6 +124,10 @@ PIPELINE_ITEMS = (2, 4, 8)
 # LANES_PER_ROW, ITEMS), ITEMS = SPLIT: one block streams a head's whole state in tiles of
 # 8, 16 and 32 rows (FlashInfer's pretranspose kernel: 8-row tiles, one head a block).
 STREAM_SHAPES = ((4, 2, 32, 16), (4, 4, 32, 8), (4, 8, 16, 4))
+# Every T: the pipelined state through per-lane cp.async (PREFETCH 2, FlashInfer's state
+# path): (WARPS, ROWS_PER_WARP, LANES_PER_ROW, ITEMS, CONSECUTIVE), the streamed shapes (a
+# head a block) and two strided ones.
+ASYNC_SHAPES = (*((*shape, 1) for shape in STREAM_SHAPES), (4, 8, 16, 2, 0), (4, 4, 32, 4, 0))
 
 
 def kernel_defaults() -> dict[str, int]:
@@ -142,7 +166,10 @@ def search_space(name: str = "full", member: Member | None = None,
     a member of T > 1 each ``REDUCE`` 1 one again with :data:`MULTI_TOKEN`, 2 x 31 more,
     :data:`LEAN_TOKENS` on :data:`LEAN_SHAPES` with and without ``MIN_BLOCKS``, 6, and
     :data:`SHARED_TOKENS` on :data:`SHARED_SHAPES`, 6, and :data:`SOLVE_TOKENS` on
-    :data:`SOLVE_SHAPES`, 8) or ``quick`` (:data:`QUICK_SHAPES`
+    :data:`SOLVE_SHAPES`, 8, :data:`MMA_TOKENS` on :data:`MMA_SHAPES`, 3, and both
+    pipelined, :data:`PIPELINED_SOLVE`, 5; at T = 1
+    :data:`WIDE_SHAPES` x :data:`WIDE_HINTS`, 4; at every T the per-lane copies'
+    :data:`ASYNC_SHAPES`, 5) or ``quick`` (:data:`QUICK_SHAPES`
     with the default hints, each with ``REDUCE`` 0 and 1, one pipelined shape, and with
     ``member`` every entry of its recorded tables on GPUs of compute capability
     ``capability``, all GPUs when None)."""
@@ -170,6 +197,18 @@ def search_space(name: str = "full", member: Member | None = None,
                 for w, r, n, mb in SHARED_SHAPES]  # fmt: skip
         out += [dict(WARPS=w, ROWS_PER_WARP=r, LANES_PER_ROW=n, **SOLVE_TOKENS)
                 for w, r, n in SOLVE_SHAPES]  # fmt: skip
+        if name == "full":
+            out += [dict(WARPS=w, ROWS_PER_WARP=r, LANES_PER_ROW=n, **MMA_TOKENS)
+                    for w, r, n in MMA_SHAPES]  # fmt: skip
+            out += [dict(WARPS=w, ROWS_PER_WARP=r, LANES_PER_ROW=n, PREFETCH=2, ITEMS=it,
+                         MIN_BLOCKS=mb, **(MMA_TOKENS if mma else SOLVE_TOKENS))
+                    for w, r, n, it, mb, mma in PIPELINED_SOLVE]  # fmt: skip
+    elif name == "full":
+        out += [dict(WARPS=w, ROWS_PER_WARP=r, LANES_PER_ROW=n, LOAD_HINT=lh, STORE_HINT=sh,
+                     REDUCE=1) for w, r, n in WIDE_SHAPES for lh, sh in WIDE_HINTS]  # fmt: skip
+    if name == "full":
+        out += [dict(WARPS=w, ROWS_PER_WARP=r, LANES_PER_ROW=n, REDUCE=int(r * n > 32), PREFETCH=2,
+                     ITEMS=it, CONSECUTIVE=c) for w, r, n, it, c in ASYNC_SHAPES]  # fmt: skip
     if name == "quick" and member is not None:
         out += recorded_choices(member, capability)
     return unique(out)

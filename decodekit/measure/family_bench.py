@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable
 import torch
 
 from decodekit import records
-from decodekit.impls.family_tuning import STREAM_SHAPES
+from decodekit.impls.family_tuning import ASYNC_SHAPES, STREAM_SHAPES
 from decodekit.measure import as_device, get_preset, measure
 from decodekit.measure.floors import copy
 from decodekit.measure.timing import DeviceTimer, Timer
@@ -45,7 +45,8 @@ def _build(w: int, r: int, lanes: int, **more) -> dict:
 # Launch shapes (WARPS, ROWS_PER_WARP, LANES_PER_ROW) and state load hints tried for the
 # row-copy floor: the kit kernel's default grid and the ones its tuning space reaches for,
 # with its pipelined state (PREFETCH 1, ITEMS work items a block, and the tuning space's
-# STREAM_SHAPES: a head streamed by one block) too, so the floor stays the fastest copy of
+# STREAM_SHAPES: a head streamed by one block; and PREFETCH 2's per-lane copies on the
+# tuning space's ASYNC_SHAPES) too, so the floor stays the fastest copy of
 # the member's bytes that the kit's own grid knows.
 ROW_COPY_CONFIGS = (
     *(_build(*shape, LOAD_HINT=h)
@@ -54,6 +55,8 @@ ROW_COPY_CONFIGS = (
       for shape in ((4, 8, 16), (4, 4, 32)) for items in (2, 4, 8)),
     *(_build(w, r, lanes, PREFETCH=1, ITEMS=items, CONSECUTIVE=1)
       for w, r, lanes, items in STREAM_SHAPES),
+    *(_build(w, r, lanes, PREFETCH=2, ITEMS=items, CONSECUTIVE=c)
+      for w, r, lanes, items, c in ASYNC_SHAPES),
 )  # fmt: skip
 
 

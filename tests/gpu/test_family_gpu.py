@@ -52,7 +52,11 @@ SHAPES += [dict(WARPS=w, ROWS_PER_WARP=r, LANES_PER_ROW=lanes, REDUCE=1, PREFETC
 SHAPES += [dict(WARPS=w, ROWS_PER_WARP=r, LANES_PER_ROW=lanes, REDUCE=1, PREFETCH=pf, ITEMS=n,
                 CONSECUTIVE=1)
            for (w, r, lanes, pf, n) in ((4, 2, 32, 1, 16), (4, 4, 32, 1, 8), (2, 8, 16, 1, 3),
-                                        (2, 8, 16, 0, 3))]  # fmt: skip
+                                        (2, 8, 16, 0, 3), (4, 2, 32, 2, 16), (2, 8, 16, 2, 3))]  # fmt: skip
+# the per-lane copies (PREFETCH 2: cp.async of a lane's own chunks, one group an item) with
+# 1, 3 and 8 items a block, strided
+SHAPES += [dict(WARPS=w, ROWS_PER_WARP=r, LANES_PER_ROW=lanes, REDUCE=1, PREFETCH=2, ITEMS=n)
+           for (w, r, lanes, n) in ((4, 8, 16, 1), (4, 8, 16, 3), (4, 4, 32, 8))]  # fmt: skip
 
 
 @pytest.mark.parametrize("B", (1, 8, 64))
@@ -66,8 +70,14 @@ def test_shapes_and_reduce_pass(member, defines, B):
 
 @pytest.mark.parametrize(
     "defines",
-    (None, dict(PREFETCH=1, ITEMS=3), dict(PREFETCH=1, ITEMS=3, CONSECUTIVE=1)),
-    ids=("grid", "pipelined", "consecutive"),
+    (
+        None,
+        dict(PREFETCH=1, ITEMS=3),
+        dict(PREFETCH=1, ITEMS=3, CONSECUTIVE=1),
+        dict(PREFETCH=2, ITEMS=3),
+        dict(PREFETCH=2, ITEMS=3, CONSECUTIVE=1),
+    ),
+    ids=("grid", "pipelined", "consecutive", "per-lane", "per-lane-consecutive"),
 )
 def test_row_copy_copies_live_slots_and_zeroes_the_output(defines):
     from decodekit.impls.family_kernels import row_copy

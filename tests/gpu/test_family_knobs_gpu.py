@@ -1,9 +1,10 @@
 """The family kernel's T > 1 knobs on a GPU: the gates computed once per warp for every token
 (GATES_ONCE), the decay kept as one running factor (LAZY_DECAY), the lean loop (unrolled,
-FMA-chained row sums, 64 registers), each token's scalars once a block (TOKENS_ONCE) and the
-T tokens in one pass (SOLVE), with the reduce-scatter row sums, pass
-decodekit.measure.family_check.check on the T = 4 members (pool and dense, fp32 and bf16
-state; SOLVE on the verify calls too) at small and large batch sizes, and a state fed back 32
+FMA-chained row sums, 64 registers), each token's scalars once a block (TOKENS_ONCE), the
+T tokens in one pass (SOLVE) and its products on the tensor cores (MMA), with the
+reduce-scatter row sums, pass decodekit.measure.family_check.check on the T = 4 members (pool
+and dense, fp32 and bf16 state; SOLVE and MMA on the verify calls too, MMA at T = 2, 3 and 8)
+at small and large batch sizes, and a state fed back 32
 steps with them stays as near the fp64 trajectory as the default build's."""
 
 from dataclasses import replace
@@ -42,10 +43,18 @@ SOLVE = [dict(REDUCE=1, SOLVE=1, CHAIN_SUMS=c, WARPS=w, ROWS_PER_WARP=r, LANES_P
                                  (2, 8, 16, 0, {}), (4, 4, 32, 1, dict(MIN_BLOCKS=8)),
                                  (4, 4, 16, 1, dict(PREFETCH=1, ITEMS=3)))]  # fmt: skip
 KNOBS += SOLVE
+# SOLVE's products on the tensor cores (MMA): 4 and 1 warps of 16 rows at 4 lanes a row, and
+# items in turn through the pipelined tiles
+MMA = [dict(REDUCE=1, SOLVE=1, MMA=1, WARPS=w, ROWS_PER_WARP=16, LANES_PER_ROW=4, **x)
+       for w, x in ((4, {}), (1, {}), (2, dict(PREFETCH=1, ITEMS=3)))]  # fmt: skip
+KNOBS += MMA
+# MMA at other token counts: part of a group of 4 tokens (2, 3) and two groups (8)
+TOKENS = [replace(m, seq_len=t) for t in (2, 3, 8) for m in (T4, MEMBERS[1])]
 
 
-# every knob on the T = 4 members; SOLVE on the verify calls too
-CASES = [(m, d) for m in MEMBERS for d in KNOBS] + [(m, d) for m in VERIFY for d in SOLVE]
+# every knob on the T = 4 members; SOLVE and MMA on the verify calls too, MMA at other T
+CASES = ([(m, d) for m in MEMBERS for d in KNOBS] + [(m, d) for m in VERIFY for d in SOLVE + MMA]
+         + [(m, d) for m in TOKENS for d in MMA])  # fmt: skip
 
 
 @pytest.mark.parametrize("B", (1, 8, 64))
@@ -58,7 +67,7 @@ def test_multi_token_knobs_pass_the_contracts(member, defines, B):
 
 
 DRIFT = {"gates-once": dict(REDUCE=1, GATES_ONCE=1), "lazy-decay": dict(REDUCE=1, GATES_ONCE=1,
-         LAZY_DECAY=1), "solve": SOLVE[0]}  # fmt: skip
+         LAZY_DECAY=1), "solve": SOLVE[0], "mma": MMA[0]}  # fmt: skip
 
 
 @pytest.mark.parametrize("knobs", DRIFT.values(), ids=DRIFT)

@@ -1,0 +1,292 @@
+// MMA 1 (T > 1, with SOLVE 1): SOLVE's row sums and update on the tensor cores, for
+// gdn_decode_family.cu (included there, after gdn_family_solve.cuh).
+//
+// Math: gdn_family_solve.cuh's. Per 16-row tile of a warp's state S [16, 128]:
+//   R = S @ [k_0 q_0 k_1 q_1 ...]         the 2T row sums a_t = s . k_t, b_t = s . q_t
+//   d_t (forward substitution, scalars)  as in SOLVE, each lane for its tile rows
+//   S' = P(0,T-1) S + D @ K,  D [16, T] = P(i+1,T-1) rk_i d_i,  K [T, 128] the raw k_i
+// both products as mma.sync.m16n8k8 with tf32 inputs and fp32 accumulation. The raw bf16 k
+// and q are exact in tf32 (8-bit mantissa); S and D are split into hi = tf32(x) and
+// lo = x - hi, so R = S_hi K + S_lo K and D K = D_hi K + D_lo K (D's halves as the k
+// dimension's two halves: one MMA) keep fp32 accuracy (the remainder's tf32 rounding is
+// 2^-22 of x). Per 16 x 128 tile and T <= 4: 32 MMAs for R, 16 for the update, against
+// SOLVE's 2T + T + 1 = 13 FMAs a state value (64 a lane here).
+// Lanes: the MMA fragments are the kernel's own layout at LANES_PER_ROW 4 (so MMA 1 needs
+// it, and ROWS_PER_WARP a multiple of 16): lane (g, t) = (lane / 4, lane % 4) holds rows
+// row0 + 8 r (steps r; tile m is steps 2m, 2m + 1: rows g and g + 8 of the tile) at
+// columns 16 c + 4 t .. + 3, c = 0 .. 7. The k dimension of R runs over the columns in the
+// lanes' own order: k-step 2c + e (e = 0, 1) takes columns 16 c + 4 t + 2 e (fragment k
+// index t) and + 1 (index t + 4), so A is the held state and B is the lane's own chunks of
+// vector n = g (token 4 nb + g / 2, its k for g even, q for g odd, n-block nb). R's
+// fragment gives lane t token 4 nb + t's two sums of both rows; a quad's four lanes share
+// them by shuffles and each does the substitution of its rows for every token. The
+// update's n dimension is the columns again: n-block 2c + e's columns 2 t, 2 t + 1 are
+// 16 c + 4 t + 2 e and + 1, the held float4's halves, so the accumulator is the held state
+// (scaled by P(0,T-1) first) and B is k-step u's token 4 u + t's raw k at columns
+// 16 c + 4 (g / 2) + 2 e + g % 2. With INTERMEDIATE each token's rank-1 update is one such
+// MMA pass (only token t's column of D non-zero) after S *= g_t, and each state is stored.
+// Needs sm_80+ (mma.sync tf32). Knobs: SOLVE 1 (and so REDUCE 1), LANES_PER_ROW 4,
+// ROWS_PER_WARP 16 or 32; WARPS, ITEMS, PREFETCH, CONSECUTIVE, MIN_BLOCKS and the hints as
+// in the kernel; CHAIN_SUMS does nothing here.
+#pragma once
+
+#if MMA && defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
+#error "MMA 1 uses mma.sync with tf32 inputs: sm_80 or later"
+#endif
+
+namespace family {
+
+static_assert(MMA == 0 || MMA == 1, "MMA must be 0 or 1");
+static_assert(MMA == 0 || (SOLVE == 1 && kLanes == 4 && kRowsPerWarp % 16 == 0),
+              "MMA 1 needs SOLVE 1, LANES_PER_ROW 4 and ROWS_PER_WARP a multiple of 16");
+
+inline constexpr int kQuads = (kT + 3) / 4;  // groups of 4 tokens: R's n-blocks, D's k-steps
+inline constexpr int kTiles = kRowsPerWarp / 16;
+
+// d += a b (m16n8k8; a, b tf32 bit patterns, the low 13 bits ignored; fp32 accumulate).
+__device__ __forceinline__ void mma_tf32(float (&d)[4], unsigned a0, unsigned a1, unsigned a2,
+                                         unsigned a3, unsigned b0, unsigned b1) {
+    asm("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+        "{%8,%9}, {%0,%1,%2,%3};"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+// x as hi + lo, both tf32 bit patterns: hi is x rounded to 10 mantissa bits (half up, in
+// two integer operations: cvt.rna.tf32's Inf / NaN guard costs three more on sm_90, and a
+// state has neither), lo the exact remainder (|lo| <= 2^-11 |x|).
+struct Split {
+    unsigned hi, lo;
+};
+__device__ __forceinline__ Split split(float x) {
+    const unsigned hi = (__float_as_uint(x) + 0x1000u) & 0xffffe000u;
+    return {hi, __float_as_uint(x - __uint_as_float(hi))};
+}
+
+// Element e (0..3) of 4 packed bf16 as fp32 bits (exact in tf32).
+__device__ __forceinline__ unsigned bf16_bits(uint2 x, int e) {
+    const unsigned w = e < 2 ? x.x : x.y;
+    return (e & 1) ? (w & 0xffff0000u) : (w << 16);
+}
+
+__device__ __forceinline__ float& part(float4& x, int e) {
+    return e == 0 ? x.x : e == 1 ? x.y : e == 2 ? x.z : x.w;
+}
+
+// A uint2 of 4 bf16 at p, or zeros when `live` is false (a token past T).
+__device__ __forceinline__ uint2 load4_or_zero(const bf16* p, bool live) {
+    return live ? __ldg(reinterpret_cast<const uint2*>(p)) : make_uint2(0u, 0u);
+}
+
+// Work item i of the block (at p): its T tokens in one pass, the products on tensor cores.
+__device__ __forceinline__ void mma_item(const Place& p, int i, Items& items,
+                                         const bf16* __restrict__ q, const bf16* __restrict__ k,
+                                         const bf16* __restrict__ v,
+                                         const float* __restrict__ A_log,
+                                         const bf16* __restrict__ a,
+                                         const float* __restrict__ dt_bias,
+                                         const bf16* __restrict__ b, float scale,
+                                         bf16* __restrict__ output, STATE_T* new_state,
+                                         const int* __restrict__ state_indices,
+                                         STATE_T* __restrict__ intermediate_states) {
+    const int h = p.h, g = p.sub, t4 = p.col;  // lane (g, t4) of the MMA fragments
+    const int hq = h / kVPerQK;
+    const int lane = threadIdx.x & 31;
+    const size_t bt0 = static_cast<size_t>(p.row_b) * kT;
+    auto qk_at = [&](const bf16* x, int t, int c0) {  // token t's q or k from column c0
+        return x + ((bt0 + t) * kQKHeads + hq) * kDim + c0;
+    };
+
+    const int slot = slot_of(state_indices, p.row_b);
+    // The token inputs this lane needs: R's B (vector g of each n-block at its columns),
+    // the update's B (token 4 u + t4's k), its Gram chunks and its rows' v of every token.
+    uint2 vec[kQuads][kChunks], kup[kQuads][kChunks];
+#pragma unroll
+    for (int u = 0; u < kQuads; ++u) {
+        const int tv = 4 * u + g / 2, tu = 4 * u + t4;
+#pragma unroll
+        for (int c = 0; c < kChunks; ++c) {
+            vec[u][c] = load4_or_zero(qk_at(g & 1 ? q : k, tv, 16 * c + 4 * t4), tv < kT);
+            kup[u][c] = load4_or_zero(qk_at(k, tu, 16 * c + 4 * (g / 2)), tu < kT);
+        }
+    }
+    uint2 kraw[kT], qraw[kT];
+    bf16 vt[kSteps][kT];
+#pragma unroll
+    for (int t = 0; t < kT; ++t) {
+        kraw[t] = __ldg(reinterpret_cast<const uint2*>(qk_at(k, t, 16 * g + 4 * t4)));
+        qraw[t] = __ldg(reinterpret_cast<const uint2*>(qk_at(q, t, 16 * g + 4 * t4)));
+#pragma unroll
+        for (int r = 0; r < kSteps; ++r)
+            vt[r][t] = v[((bt0 + t) * kVHeads + h) * kDim + p.row0 + r * kRowsPerStep];
+    }
+#if POOL
+    if (slot < 0) {  // a padding row: zero output, no state touched
+        zero_output(output, p);
+        return;
+    }
+#endif
+    const size_t off = state_offset(slot, p);
+    float4 s[kSteps][kChunks];
+    items.load(s, p, slot, off, i);
+
+    // While the state is in flight: gates (lane t, token t), Gram terms, the coefficients.
+    const float A = A_log[h], dtb = dt_bias[h];
+    gdn::Gates lane_gates{1.f, 0.f};
+    if (lane < kT) {
+        const size_t bth = (bt0 + lane) * kVHeads + h;
+        lane_gates = exact_gates(a[bth], b[bth], dtb, A);
+    }
+    Gram gram;
+    {
+        float4 kc[kT], qc[kT];
+#pragma unroll
+        for (int t = 0; t < kT; ++t) {
+            kc[t] = gdn::bf16x4(kraw[t]);
+            qc[t] = gdn::bf16x4(qraw[t]);
+        }
+        gram.sum(kc, qc);
+    }
+    float rk[kT], rq[kT], gt[kT], beta[kT];
+#pragma unroll
+    for (int t = 0; t < kT; ++t) {
+        rk[t] = L2NORM ? rsqrtf(gram.get(kGramNorms + t) + kL2Eps) : 1.f;
+        rq[t] = L2NORM ? rsqrtf(gram.get(kGramNorms + kT + t) + kL2Eps) : 1.f;
+        gt[t] = __shfl_sync(gdn::kFull, lane_gates.g, t);
+        beta[t] = __shfl_sync(gdn::kFull, lane_gates.beta, t);
+    }
+    float ckk[kT][kT], ckq[kT][kT];  // rk_i rk_t (k_i . k_t) for i < t, rk_i rq_t (k_i . q_t), i <= t
+#pragma unroll
+    for (int t = 0; t < kT; ++t)
+#pragma unroll
+        for (int i = 0; i <= t; ++i) {
+            if (i < t) ckk[i][t] = rk[i] * rk[t] * gram.get(gram_kk(i, t));
+            ckq[i][t] = rk[i] * rq[t] * gram.get(gram_kq(i, t));
+        }
+
+    // R = S @ [k_0 q_0 ...] per tile, then every token's sums of this lane's rows (quad).
+    float sk[kSteps][kT], sq[kSteps][kT];
+#pragma unroll
+    for (int m = 0; m < kTiles; ++m) {
+        // two accumulators a group (k-steps e = 0 and 1): two chains of 16 dependent MMAs
+        float acc[kQuads][4], acc1[kQuads][4];
+#pragma unroll
+        for (int u = 0; u < kQuads; ++u)
+#pragma unroll
+            for (int n = 0; n < 4; ++n) acc[u][n] = acc1[u][n] = 0.f;
+#pragma unroll
+        for (int c = 0; c < kChunks; ++c)
+#pragma unroll
+            for (int e = 0; e < 2; ++e) {
+                const Split x0 = split(part(s[2 * m][c], 2 * e));
+                const Split x1 = split(part(s[2 * m + 1][c], 2 * e));
+                const Split x2 = split(part(s[2 * m][c], 2 * e + 1));
+                const Split x3 = split(part(s[2 * m + 1][c], 2 * e + 1));
+#pragma unroll
+                for (int u = 0; u < kQuads; ++u) {
+                    const unsigned b0 = bf16_bits(vec[u][c], 2 * e);
+                    const unsigned b1 = bf16_bits(vec[u][c], 2 * e + 1);
+                    float(&d)[4] = e ? acc1[u] : acc[u];
+                    mma_tf32(d, x0.lo, x1.lo, x2.lo, x3.lo, b0, b1);
+                    mma_tf32(d, x0.hi, x1.hi, x2.hi, x3.hi, b0, b1);
+                }
+            }
+#pragma unroll
+        for (int u = 0; u < kQuads; ++u)
+#pragma unroll
+            for (int n = 0; n < 4; ++n) acc[u][n] += acc1[u][n];
+#pragma unroll
+        for (int t = 0; t < kT; ++t) {
+            const int src = (lane & ~3) | (t % 4);
+            sk[2 * m][t] = __shfl_sync(gdn::kFull, acc[t / 4][0], src);
+            sq[2 * m][t] = __shfl_sync(gdn::kFull, acc[t / 4][1], src);
+            sk[2 * m + 1][t] = __shfl_sync(gdn::kFull, acc[t / 4][2], src);
+            sq[2 * m + 1][t] = __shfl_sync(gdn::kFull, acc[t / 4][3], src);
+        }
+    }
+
+    // Each row's deltas in turn and its outputs (lane t4 of the quad writes tokens t4 + 4 n);
+    // dk[r][t] = rk_t d_t on the raw k_t, scaled on to P(t+1, T-1) for the one update.
+    float dk[kSteps][kT], decay = 1.f;  // decay = P(0, T-1) after the loop
+#pragma unroll
+    for (int r = 0; r < kSteps; ++r) {
+        float e[kT], P = 1.f;  // e[i] = P(i+1, t) d_i as t goes on; P = P(0, t)
+#pragma unroll
+        for (int t = 0; t < kT; ++t) {
+            P *= gt[t];
+#pragma unroll
+            for (int n = 0; n < t; ++n) e[n] *= gt[t];
+            float x = P * (rk[t] * sk[r][t]);
+#pragma unroll
+            for (int n = 0; n < t; ++n) x = fmaf(e[n], ckk[n][t], x);
+            e[t] = beta[t] * (__bfloat162float(vt[r][t]) - x);
+            float o = P * (rq[t] * sq[r][t]);
+#pragma unroll
+            for (int n = 0; n <= t; ++n) o = fmaf(e[n], ckq[n][t], o);
+            if (t4 == t % 4)
+                output[((bt0 + t) * kVHeads + h) * kDim + p.row0 + r * kRowsPerStep] =
+                    __float2bfloat16(scale * o);
+            dk[r][t] = e[t] * rk[t];  // INTERMEDIATE: token t's own delta on k_t
+        }
+        decay = P;
+        if (!INTERMEDIATE) {
+#pragma unroll
+            for (int t = 0; t < kT; ++t) dk[r][t] = e[t] * rk[t];
+        }
+    }
+
+    // s += D @ K over the tokens `first` .. `last` of D's column (this lane's token 4 u + t4).
+    auto rank_update = [&](int first, int last) {
+#pragma unroll
+        for (int m = 0; m < kTiles; ++m)
+#pragma unroll
+            for (int u = 0; u < kQuads; ++u) {
+                if (4 * u + 3 < first || 4 * u > last) continue;
+                float d0 = 0.f, d1 = 0.f;  // this lane's token of D, rows g and g + 8
+#pragma unroll
+                for (int n = 0; n < 4; ++n)
+                    if (t4 == n && 4 * u + n >= first && 4 * u + n <= last) {
+                        d0 = dk[2 * m][4 * u + n];
+                        d1 = dk[2 * m + 1][4 * u + n];
+                    }
+                const Split a0 = split(d0), a1 = split(d1);
+#pragma unroll
+                for (int c = 0; c < kChunks; ++c)
+#pragma unroll
+                    for (int e = 0; e < 2; ++e) {
+                        const unsigned w = e ? kup[u][c].y : kup[u][c].x;
+                        const unsigned bk = g & 1 ? (w & 0xffff0000u) : (w << 16);
+                        float acc[4] = {part(s[2 * m][c], 2 * e), part(s[2 * m][c], 2 * e + 1),
+                                        part(s[2 * m + 1][c], 2 * e),
+                                        part(s[2 * m + 1][c], 2 * e + 1)};
+                        mma_tf32(acc, a0.hi, a1.hi, a0.lo, a1.lo, bk, bk);
+                        part(s[2 * m][c], 2 * e) = acc[0];
+                        part(s[2 * m][c], 2 * e + 1) = acc[1];
+                        part(s[2 * m + 1][c], 2 * e) = acc[2];
+                        part(s[2 * m + 1][c], 2 * e + 1) = acc[3];
+                    }
+            }
+    };
+    auto scale_state = [&](float x) {
+#pragma unroll
+        for (int r = 0; r < kSteps; ++r)
+#pragma unroll
+            for (int c = 0; c < kChunks; ++c) s[r][c] = gdn::scale4(s[r][c], x);
+    };
+
+    if (INTERMEDIATE) {  // every token's state in turn, stored; the last is the new state
+#pragma unroll
+        for (int t = 0; t < kT; ++t) {
+            scale_state(gt[t]);
+            rank_update(t, t);
+            store_rows(intermediate_states + intermediate_offset(t, p), s);
+        }
+        if (UPDATE) store_rows(new_state + off, s);
+    } else if (UPDATE) {  // s' = P(0, T-1) s + D @ K, one pass
+        scale_state(decay);
+        rank_update(0, kT - 1);
+        store_rows(new_state + off, s);
+    }
+}
+
+}  // namespace family
