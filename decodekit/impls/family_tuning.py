@@ -100,14 +100,15 @@ SOLVE_SHAPES = ((4, 2, 32), (8, 2, 32), (4, 1, 32), (4, 4, 32), (4, 4, 16), (2, 
                 (4, 8, 16), (2, 8, 16))  # fmt: skip
 # T > 1 only: SOLVE's row sums and update as tf32 MMAs (MMA 1, gdn_family_mma.cuh: the state
 # split hi + lo) on the fragment layout, 4 lanes a row and 16 rows a warp, 1, 2 and 4 warps
-# (165 registers: 64 state values a lane; 8 warps and the pipelined tiles were 15-20%
-# slower in the first H200 probe, data/experiments/2026-12-02_mma-probe/).
+# (167 registers: 64 state values a lane; 8 warps and the pipelined tiles were 15-20%
+# slower in the first H200 probe, data/experiments/2026-12-02_new-axes-probe/).
 MMA_TOKENS = {"REDUCE": 1, "SOLVE": 1, "MMA": 1}
 MMA_SHAPES = ((1, 16, 4), (2, 16, 4), (4, 16, 4))
 # T > 1 only: SOLVE and MMA with ITEMS items a block, the next one's state through per-lane
 # copies (PREFETCH 2) while this one computes, so a block's loads are all in flight at once:
 # (WARPS, ROWS_PER_WARP, LANES_PER_ROW, ITEMS, MIN_BLOCKS, MMA), SOLVE at 128 registers
-# (MIN_BLOCKS where ptxas would take 168), MMA at ptxas's 186.
+# (MIN_BLOCKS where ptxas would take 168), MMA at ptxas's 186 (none won a size on the H200:
+# the best of them 6-24% behind the winner at B >= 32, tuning 9c3aaf0e).
 PIPELINED_SOLVE = ((2, 8, 16, 2, 8, 0), (4, 8, 16, 2, 4, 0), (4, 4, 16, 2, 0, 0),
                    (2, 8, 16, 4, 8, 0), (2, 16, 4, 2, 0, 1))  # fmt: skip
 # T = 1 only: the large-batch shapes with the reduce-scatter and a 256-byte L2 prefetch size
