@@ -202,7 +202,7 @@ __device__ __forceinline__ void zero_output(bf16* __restrict__ output, const Pla
 
 // The kernels' minimum blocks an SM (__launch_bounds__): MIN_BLOCKS when set (ptxas then
 // keeps to 65536 / (MIN_BLOCKS * WARPS * 32) registers a thread: occupancy for registers),
-// else 1 with PREFETCH 1 (or ptxas caps registers to what the shared tiles would allow and
+// else 1 with PREFETCH 1 or 2 (or ptxas caps registers to what the shared tiles would allow and
 // spills, as in gdn_decode_bulk.cu), else 0: left to ptxas.
 inline constexpr int kMinBlocks = MIN_BLOCKS > 0 ? MIN_BLOCKS : (PREFETCH ? 1 : 0);
 
