@@ -297,3 +297,37 @@ def test_tune_definition_without_a_gpu_is_one_line(capsys):
     assert main(["tune", "--definition", POOL.name, "--quick"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "needs a CUDA GPU" in err
+
+
+def test_candidate_files_are_read_and_bad_ones_named(tmp_path):
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps([{"variant": "family", "defines": {"WARPS": 2, "MMA": 0}},
+                                {"defines": {"SOLVE": 1, "REDUCE": 1}}]))  # fmt: skip
+    assert ft.load_candidates(good) == [{"WARPS": 2, "MMA": 0}, {"SOLVE": 1, "REDUCE": 1}]
+    for text, match in (("{", "cannot read .* as JSON"), ("{}", ".*: expected a non-empty JSON list"),
+                        ('[{"variant": "subwarp", "defines": {}}]', "entry 0 of .*: expected"),
+                        ('[{"defines": {"NOPE": 1}}]', "entry 0 of .*: expected {knob: int}"),
+                        ('[{"defines": {"WARPS": 2}}, 3]', "entry 1 of")):  # fmt: skip
+        bad = tmp_path / "bad.json"
+        bad.write_text(text)
+        with pytest.raises(ValueError, match="argument '--configs': " + match):
+            ft.load_candidates(bad)
+
+
+def test_tune_definition_takes_a_candidate_file(tmp_path, monkeypatch, capsys):
+    from decodekit.measure import family_tune
+
+    seen = {}
+    monkeypatch.setattr(family_tune, "tune_member",
+                        lambda member, preset, sizes, space, **kw: seen.update(space=space) or {})  # fmt: skip
+    f = tmp_path / "c.json"
+    f.write_text(json.dumps([{"defines": {"WARPS": 2}}]))
+    main(["tune", "--definition", POOL.name, "--configs", str(f), "--batch-sizes", "1"])
+    assert seen["space"] == [{"WARPS": 2}]
+    main(["tune", "--definition", POOL.name, "--batch-sizes", "1"])
+    assert seen["space"] == "full"
+    main(["tune", "--definition", POOL.name, "--configs", "quick", "--batch-sizes", "1"])
+    assert seen["space"] == "quick"
+    assert main(["tune", "--definition", POOL.name, "--configs", str(f), "--quick"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "argument '--quick': expected no candidate file" in err

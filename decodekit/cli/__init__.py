@@ -137,9 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--preset", default="quick")
     c.add_argument(
         "--configs",
-        default="quick",
+        default=None,
         help="search space: quick, full, or a JSON file of candidates "
-        '([{"variant": ..., "defines": {...}}, ...])',
+        '([{"variant": ..., "defines": {...}}, ...]); default quick, with --definition full',
     )
     c.add_argument("--variants", nargs="+", default=None, help="only these variants' candidates")
     c.add_argument("--per-batch", type=int, default=1, help="contest workloads per batch size")
@@ -310,7 +310,7 @@ def _tune(a) -> int:
         [int(x) for x in a.batch_sizes.split(",")] if a.batch_sizes else list(BATCH_SIZES),
         a.preset,
         a.variants,
-        configs=a.configs,
+        configs=a.configs or "quick",
         per_batch=a.per_batch,
         fresh=a.fresh,
         margin=a.margin,
@@ -324,10 +324,10 @@ def _tune(a) -> int:
 def _tune_definition(a) -> int:
     from decodekit.views.commands import tune_family
 
-    given = {"--configs": a.configs if a.configs != "quick" else None, "--variants": a.variants,
-             "--per-batch": a.per_batch if a.per_batch != 1 else None, "--fresh": a.fresh or None,
-             "--devices": a.devices, "--ray": a.ray}  # fmt: skip
-    return tune_family(a.definition, a.preset, a.batch_sizes, a.quick, a.margin, a.out_dir, given)
+    given = {"--variants": a.variants, "--per-batch": a.per_batch if a.per_batch != 1 else None,
+             "--fresh": a.fresh or None, "--devices": a.devices, "--ray": a.ray}  # fmt: skip
+    return tune_family(a.definition, a.preset, a.batch_sizes, a.quick, a.margin, a.out_dir, given,
+                       configs=a.configs)  # fmt: skip
 
 
 def _overhead(a) -> int:

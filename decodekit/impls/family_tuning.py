@@ -159,6 +159,37 @@ def check_defines(defines, where: str) -> dict[str, int]:
     return dict(defines)
 
 
+def load_candidates(path: str | Path) -> list[dict]:
+    """The candidates of a JSON file for ``tune --definition NAME --configs FILE``: the
+    contest's format, ``[{"variant": "family", "defines": {knob: int}}, ...]`` (``variant``
+    may be left out), each entry's defines knobs of the family kernel (:data:`KNOBS`). Errors
+    are one line naming the argument, the file and the entry.
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as d:  # leaves nothing behind
+    ...     f = Path(d) / "c.json"
+    ...     _ = f.write_text(json.dumps([{"defines": {"WARPS": 2, "SOLVE": 1}}]))
+    ...     load_candidates(f)
+    [{'WARPS': 2, 'SOLVE': 1}]
+    """
+    path = Path(path)
+    try:
+        entries = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise ValueError(f"argument '--configs': cannot read {path} as JSON ({e})") from None
+    if not isinstance(entries, list) or not entries:
+        raise ValueError(f"argument '--configs': {path}: expected a non-empty JSON list of "
+                         f"candidates, got {type(entries).__name__}")  # fmt: skip
+    out = []
+    for i, e in enumerate(entries):
+        where = f"argument '--configs': entry {i} of {path}"
+        if not isinstance(e, dict) or e.get("variant", "family") != "family" or "defines" not in e:
+            raise ValueError(f'{where}: expected {{"variant": "family", "defines": {{knob: '
+                             f'int}}}}, got {e!r}')  # fmt: skip
+        out.append(check_defines(e["defines"], where))
+    return out
+
+
 def search_space(name: str = "full", member: Member | None = None,
                  capability: str | None = None) -> list[dict]:  # fmt: skip
     """Candidate defines: ``full`` (:data:`SHAPES` x :data:`HINTS`, 40; the shapes that

@@ -221,11 +221,14 @@ def tune(
 
 def tune_family(definition: str, preset: str = "quick", batch_sizes: str | None = None,
                 quick: bool = False, margin: float = MARGIN, out_dir=None,
-                given: dict | None = None) -> int:  # fmt: skip
+                given: dict | None = None, configs: str | None = None) -> int:  # fmt: skip
     """``decodekit tune --definition NAME``: the family kernel tuned for one member
     (:func:`decodekit.measure.family_tune.tune_member`), one case per batch size (default the
-    manifest's); ``given`` are the contest tune's flags, each an error here when set. 0 when
-    every size has a winner."""
+    manifest's), over ``configs``: ``full`` (the default), ``quick`` (also with ``quick``) or a JSON
+    file of candidates (:func:`~decodekit.impls.family_tuning.load_candidates`); ``given``
+    are the contest tune's flags, each an error here when set. 0 when every size has a
+    winner."""
+    from decodekit.impls.family_tuning import load_candidates
     from decodekit.measure.family_tune import tune_member
     from decodekit.problem import family
 
@@ -234,9 +237,16 @@ def tune_family(definition: str, preset: str = "quick", batch_sizes: str | None 
         if value is not None:
             raise ValueError(f"argument '{flag}': expected nothing with --definition (one "
                              f"kernel, one case per batch size, one GPU), got {value!r}")  # fmt: skip
+    if configs in (None, "full", "quick"):
+        space = "quick" if quick or configs == "quick" else "full"
+    elif quick:
+        raise ValueError(f"argument '--quick': expected no candidate file with it, got "
+                         f"--configs {configs!r}")  # fmt: skip
+    else:
+        space = load_candidates(configs)
     sizes = sorted({c.batch_size for c in family.load_cases(member)})
     if batch_sizes:
         sizes = family.parse_batch_sizes(batch_sizes, "--batch-sizes")
-    table = tune_member(member, preset, sizes, "quick" if quick else "full", margin=margin,
+    table = tune_member(member, preset, sizes, space, margin=margin,
                         out_dir=out_dir or records.AUTO)  # fmt: skip
     return 0 if all(b in table for b in sizes) else 1
