@@ -304,7 +304,7 @@ def test_candidate_files_are_read_and_bad_ones_named(tmp_path):
     good.write_text(json.dumps([{"variant": "family", "defines": {"WARPS": 2, "MMA": 0}},
                                 {"defines": {"SOLVE": 1, "REDUCE": 1}}]))  # fmt: skip
     assert ft.load_candidates(good) == [{"WARPS": 2, "MMA": 0}, {"SOLVE": 1, "REDUCE": 1}]
-    for text, match in (("{", "cannot read .* as JSON"), ("{}", ".*: expected a non-empty JSON list"),
+    for text, match in (("{", "cannot read .* as JSON"), ("{}", ".* must hold a non-empty JSON list"),
                         ('[{"variant": "subwarp", "defines": {}}]', "entry 0 of .*: expected"),
                         ('[{"defines": {"NOPE": 1}}]', "entry 0 of .*: expected {knob: int}"),
                         ('[{"defines": {"WARPS": 2}}, 3]', "entry 1 of")):  # fmt: skip

@@ -34,6 +34,7 @@ import torch
 from decodekit.base import paths
 from decodekit.build.compile import declared_defines
 from decodekit.build.family_launch import ENTRY, SOURCE, FamilyLauncher
+from decodekit.impls.tuning_space import json_list
 from decodekit.impls.tuning_tables import _label, _table_gpu, this_gpu
 from decodekit.problem.family import Member
 from decodekit.records.env import gpu_slug
@@ -173,15 +174,8 @@ def load_candidates(path: str | Path) -> list[dict]:
     [{'WARPS': 2, 'SOLVE': 1}]
     """
     path = Path(path)
-    try:
-        entries = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise ValueError(f"argument '--configs': cannot read {path} as JSON ({e})") from None
-    if not isinstance(entries, list) or not entries:
-        raise ValueError(f"argument '--configs': {path}: expected a non-empty JSON list of "
-                         f"candidates, got {type(entries).__name__}")  # fmt: skip
     out = []
-    for i, e in enumerate(entries):
+    for i, e in enumerate(json_list(path, "--configs")):
         where = f"argument '--configs': entry {i} of {path}"
         if not isinstance(e, dict) or e.get("variant", "family") != "family" or "defines" not in e:
             raise ValueError(f'{where}: expected {{"variant": "family", "defines": {{knob: '

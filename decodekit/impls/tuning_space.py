@@ -102,6 +102,18 @@ def canonical(variant: str, defines: dict) -> str:
     return f"{im.source}[{_label(full)}]"
 
 
+def json_list(path: Path, argument: str) -> list:
+    """The non-empty JSON list in ``path``; else a one-line error naming ``argument`` and the
+    file (a candidate file's first check, for the contest's variants and the family's)."""
+    try:
+        entries = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise ValueError(f"argument '{argument}': cannot read {path} as JSON ({e})") from None
+    if not isinstance(entries, list) or not entries:
+        raise ValueError(f"argument '{argument}': {path} must hold a non-empty JSON list")
+    return entries
+
+
 def load_configs(path: str | Path) -> list[tuple[str, dict]]:
     """A candidate list from a JSON file: ``[{"variant": "subwarp", "defines": {...}}, ...]``
     (defines: macro name -> int). Errors name the file and the entry: a malformed one, an
@@ -115,12 +127,7 @@ def load_configs(path: str | Path) -> list[tuple[str, dict]]:
     [('subwarp', {'WARPS': 4})]
     """
     path = Path(path)
-    try:
-        entries = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise ValueError(f"argument 'configs': cannot read {path} as JSON ({e})") from None
-    if not isinstance(entries, list) or not entries:
-        raise ValueError(f"argument 'configs': {path} must hold a non-empty JSON list")
+    entries = json_list(path, "configs")
     out = []
     for i, e in enumerate(entries):
         ok = isinstance(e, dict) and isinstance(e.get("variant"), str)
