@@ -63,6 +63,11 @@
 //   SOLVE 1          the T tokens in one pass over the state: the 2T row sums of the initial
 //                    state, the deltas by forward substitution over the tokens' Gram terms,
 //                    one update (gdn_family_solve.cuh, which states the math; REDUCE 1)
+//   for T = 1 only:
+//   HEAD_TOKENS 1    with CONSECUTIVE 1 and ITEMS dividing SPLIT (a block's items all rows of
+//                    one head): the token's k and q chunks, k . q, norms and gates come from
+//                    the block's first item, kept in registers; later items load only v
+//                    (FlashInfer's pretranspose kernel does them once a head)
 //   MMA 1            SOLVE's row sums and update as tf32 tensor-core MMAs with the state
 //                    split hi + lo (gdn_family_mma.cuh; SOLVE 1, LANES_PER_ROW 4,
 //                    ROWS_PER_WARP 16 or 32, sm_80+)
@@ -99,6 +104,9 @@
 #ifndef MMA
 #define MMA 0
 #endif
+#ifndef HEAD_TOKENS
+#define HEAD_TOKENS 0
+#endif
 
 namespace family {
 
@@ -121,6 +129,9 @@ static_assert(TOKENS_ONCE == 0 || (TOKENS_ONCE == 1 && kT > 1 && GATES_ONCE == 0
               "GATES_ONCE 0)");
 // LAZY_DECAY: below this the running decay is folded back into the state (no underflow)
 inline constexpr float kRenorm = 1e-20f;
+static_assert(HEAD_TOKENS == 0 || (HEAD_TOKENS == 1 && kT == 1 && CONSECUTIVE == 1 &&
+                                   kSplit % kItems == 0),
+              "HEAD_TOKENS 1 needs SEQ_LEN 1, CONSECUTIVE 1 and ITEMS dividing SPLIT");
 static_assert(REDUCE == 0 || kSteps <= kLanes,
               "REDUCE 1 needs ROWS_PER_WARP / (32 / LANES_PER_ROW) <= LANES_PER_ROW");
 
@@ -131,6 +142,21 @@ struct Token {
     bf16 v[kVLoads];               // v[b,t,h] of this lane's rows (REDUCE 1: of its sum row)
     bf16 a, b;                     // a[b,t,h], b[b,t,h]
 };
+
+// HEAD_TOKENS 1: what a block's items (rows of one head) share, from its first item.
+struct HeadTokens {
+    uint2 k[kChunks], q[kChunks];  // this lane's chunks of k and q
+    float kq, rk, rq;              // k . q (normalised) and the norms' rsqrt
+    gdn::Gates gt;
+};
+
+// v[b,t,h] of this lane's rows (REDUCE 1: of its sum row), rows row0 + r * kRowsPerStep.
+__device__ __forceinline__ void load_v(bf16 (&out)[kVLoads], const bf16* __restrict__ v,
+                                       size_t bt, int h, int row0) {
+    const size_t bth = bt * kVHeads + h;
+#pragma unroll
+    for (int r = 0; r < kVLoads; ++r) out[r] = v[bth * kDim + row0 + r * kRowsPerStep];
+}
 
 // Token bt = b * T + t of (value head h, q/k head j); rows row0 + r * kRowsPerStep.
 __device__ __forceinline__ Token load_token(const bf16* __restrict__ q,
@@ -239,16 +265,38 @@ __device__ __forceinline__ void decode_item(const Place& p, int i, Items& items,
                                             const bf16* __restrict__ b, float scale,
                                             bf16* __restrict__ output, STATE_T* new_state,
                                             const int* __restrict__ state_indices,
-                                            STATE_T* __restrict__ intermediate_states) {
+                                            STATE_T* __restrict__ intermediate_states,
+                                            HeadTokens& head) {
     const int h = p.h, col = p.col, row0 = p.row0;
     const int j = h / kVPerQK;
     const size_t bt0 = static_cast<size_t>(p.row_b) * kT;  // token 0 of this batch row
     // REDUCE 1: the step whose row sums this lane ends with, and that row's v
     const int mine = REDUCE ? col / kLanesPerSum : 0;
     const int vrow0 = row0 + mine * kRowsPerStep;
+    // HEAD_TOKENS 1: after the block's first item, the head's token comes from `head`
+    const bool kept = HEAD_TOKENS && i > 0;
 
     const int slot = slot_of(state_indices, p.row_b);
+#if HEAD_TOKENS
+    Token cur;
+    if (kept) {
+#pragma unroll
+        for (int c = 0; c < kChunks; ++c) {
+            cur.k[c] = head.k[c];
+            cur.q[c] = head.q[c];
+        }
+        load_v(cur.v, v, bt0, h, vrow0);
+    } else {
+        cur = load_token(q, k, v, a, b, bt0, h, j, vrow0, col);
+#pragma unroll
+        for (int c = 0; c < kChunks; ++c) {
+            head.k[c] = cur.k[c];
+            head.q[c] = cur.q[c];
+        }
+    }
+#else
     Token cur = load_token(q, k, v, a, b, bt0, h, j, vrow0, col);
+#endif
 #if POOL
     if (slot < 0) {  // a padding row: zero output, no state touched
         zero_output(output, p);
@@ -287,7 +335,7 @@ __device__ __forceinline__ void decode_item(const Place& p, int i, Items& items,
         for (int c = 0; c < kChunks; ++c) {
             kk[c] = gdn::bf16x4(cur.k[c]);
             qq[c] = gdn::bf16x4(cur.q[c]);
-            if (TOKENS_ONCE) continue;  // the block's table has k . q and the norms
+            if (TOKENS_ONCE || kept) continue;  // the block's table or `head` has them
             kq += gdn::dot4(kk[c], qq[c]);
             if (L2NORM) {
                 k2 += gdn::dot4(kk[c], kk[c]);
@@ -306,7 +354,8 @@ __device__ __forceinline__ void decode_item(const Place& p, int i, Items& items,
             gt.g = __shfl_sync(gdn::kFull, lane_gates.g, t);
             gt.beta = __shfl_sync(gdn::kFull, lane_gates.beta, t);
         } else {
-            gt = exact_gates(cur.a, cur.b, dtb, A);
+            gt = kept ? head.gt : exact_gates(cur.a, cur.b, dtb, A);
+            if (HEAD_TOKENS) head.gt = gt;
         }
 #endif
         // What multiplies the old state's sums: g, or with LAZY_DECAY the new G = G * g
@@ -325,11 +374,22 @@ __device__ __forceinline__ void decode_item(const Place& p, int i, Items& items,
         rk = ts.rk;
         rq = ts.rq;
 #else
-        kq = gdn::group_sum<kLanes>(kq);
-        if (L2NORM) {
-            rk = rsqrtf(gdn::group_sum<kLanes>(k2) + kL2Eps);
-            rq = rsqrtf(gdn::group_sum<kLanes>(q2) + kL2Eps);
-            kq *= rk * rq;
+        if (kept) {
+            kq = head.kq;
+            rk = head.rk;
+            rq = head.rq;
+        } else {
+            kq = gdn::group_sum<kLanes>(kq);
+            if (L2NORM) {
+                rk = rsqrtf(gdn::group_sum<kLanes>(k2) + kL2Eps);
+                rq = rsqrtf(gdn::group_sum<kLanes>(q2) + kL2Eps);
+                kq *= rk * rq;
+            }
+            if (HEAD_TOKENS) {
+                head.kq = kq;
+                head.rk = rk;
+                head.rq = rq;
+            }
         }
 #endif
         const size_t orow = ((bt0 + t) * kVHeads + h) * kDim + row0;
@@ -384,6 +444,7 @@ extern "C" __global__ void __launch_bounds__(family::kWarps * 32, family::kMinBl
                       const int* __restrict__ state_indices,
                       STATE_T* __restrict__ intermediate_states, int batch_size) {
     using namespace family;
+    HeadTokens head;  // HEAD_TOKENS 1: the head's token, from the block's first item
     for_each_item(state, state_indices, batch_size, [&](const Place& p, int i, Items& items) {
         if constexpr (MMA)
             mma_item(p, i, items, q, k, v, A_log, a, dt_bias, b, scale, output, new_state,
@@ -393,6 +454,6 @@ extern "C" __global__ void __launch_bounds__(family::kWarps * 32, family::kMinBl
                        state_indices, intermediate_states);
         else
             decode_item(p, i, items, q, k, v, A_log, a, dt_bias, b, scale, output, new_state,
-                        state_indices, intermediate_states);
+                        state_indices, intermediate_states, head);
     });
 }

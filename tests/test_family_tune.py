@@ -29,7 +29,7 @@ CPU = {"name": "cpu", "capability": None}
 
 def test_the_space_is_small_and_every_candidate_a_legal_shape():
     space = ft.search_space("full")
-    assert len(space) == 80 and len(ft.unique(space)) == 80
+    assert len(space) == 86 and len(ft.unique(space)) == 86
     assert ft.kernel_defaults() in space
     assert all(d in space for d in ft.search_space("quick"))
     for d in space:
@@ -41,11 +41,14 @@ def test_the_space_is_small_and_every_candidate_a_legal_shape():
             steps = r * n // 32
             hints = ft.REDUCE_HINTS + (ft.WIDE_HINTS if (w, r, n) in ft.WIDE_SHAPES else ())
             assert 1 < steps <= n and (d["LOAD_HINT"], d["STORE_HINT"]) in hints, d
-    assert sum(d["REDUCE"] for d in space) == 40
+    assert sum(d["REDUCE"] for d in space) == 46
     piped = [d for d in space if d["PREFETCH"]]
     strided = [d for d in piped if not d["CONSECUTIVE"] and d["PREFETCH"] == 1]
     assert len(strided) == 12 and {d["ITEMS"] for d in strided} == set(ft.PIPELINE_ITEMS)
-    assert sum(d["PREFETCH"] == 2 for d in space) == len(ft.ASYNC_SHAPES) == 5  # per-lane copies
+    assert sum(d["PREFETCH"] == 2 and not d["HEAD_TOKENS"] for d in space) == 5  # per-lane copies
+    head = [d for d in space if d["HEAD_TOKENS"]]  # a streamed head's token once: T = 1
+    assert len(head) == 6 and all(d["CONSECUTIVE"] and d["PREFETCH"] for d in head)
+    assert all(128 // (d["WARPS"] * d["ROWS_PER_WARP"]) % d["ITEMS"] == 0 for d in head)
     for d in (d for d in piped if d["CONSECUTIVE"]):  # one block streams a whole head
         assert d["ITEMS"] * d["WARPS"] * d["ROWS_PER_WARP"] == 128, d
     assert all(d["ITEMS"] == 1 for d in space if not d["PREFETCH"])
@@ -71,6 +74,7 @@ def test_the_space_is_small_and_every_candidate_a_legal_shape():
     # T = 1: no such knobs
     assert not any(d["GATES_ONCE"] or d["LAZY_DECAY"] or d["UNROLL_TOKENS"] or d["TOKENS_ONCE"]
                    or d["SOLVE"] or d["MMA"] for d in space)  # fmt: skip
+    assert not any(d["HEAD_TOKENS"] for d in t4)  # T > 1: no HEAD_TOKENS
 
 
 def _usage(member, defines):

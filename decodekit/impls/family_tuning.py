@@ -6,8 +6,9 @@ serving member on sm_90a (``tests/test_family_tune.py``), each with the state ca
 ``LOAD_HINT`` 1 or 3 and ``STORE_HINT`` 0 or 1, the reduce-scatter row sums, the pipelined
 state (``PREFETCH`` 1 with ``ITEMS`` work items a block) and, at T > 1, the token-loop
 knobs, the one-pass tokens (``SOLVE``) and their products on the tensor cores (``MMA``),
-at T = 1 the state loads with a 256-byte L2 prefetch size (``LOAD_HINT`` 4 and 5), and at
-every T the pipelined state through per-lane copies (``PREFETCH`` 2).
+at T = 1 the state loads with a 256-byte L2 prefetch size (``LOAD_HINT`` 4 and 5) and a
+streamed head's token done once (``HEAD_TOKENS``), and at every T the pipelined state
+through per-lane copies (``PREFETCH`` 2).
 A table is one GPU's and one member's,
 ``data/tuning/family/<gpu-slug>/<member name>.json`` (written by
 :func:`decodekit.measure.family_tune.tune_member`): tuned batch size -> ``{"defines"}``, with
@@ -16,7 +17,7 @@ batch size ``B`` takes the entry of the nearest tuned size at or below ``B``, el
 smallest; a GPU without a table runs the kernel's defaults and says so (``note``).
 
 >>> len(search_space("full")), len(search_space("quick"))
-(80, 9)
+(86, 9)
 >>> table = {4: {"defines": {"WARPS": 2}}, 16: {"defines": {"WARPS": 8}}}
 >>> [entry_for(table, B)["defines"]["WARPS"] for B in (1, 8, 16, 300)]
 [2, 2, 8, 8]
@@ -57,6 +58,7 @@ KNOBS = (
     "CONSECUTIVE",
     "SOLVE",
     "MMA",
+    "HEAD_TOKENS",
 )
 # (WARPS, ROWS_PER_WARP, LANES_PER_ROW): 128 / (WARPS * ROWS_PER_WARP) blocks share a head,
 # from 2 (few, large blocks for large B) to 32 (many small ones while B is short of SMs);
@@ -126,6 +128,10 @@ PIPELINE_ITEMS = (2, 4, 8)
 # LANES_PER_ROW, ITEMS), ITEMS = SPLIT: one block streams a head's whole state in tiles of
 # 8, 16 and 32 rows (FlashInfer's pretranspose kernel: 8-row tiles, one head a block).
 STREAM_SHAPES = ((4, 2, 32, 16), (4, 4, 32, 8), (4, 8, 16, 4))
+# T = 1 only: the streamed shapes (a head a block) with the head's token done once, by the
+# block's first item (HEAD_TOKENS 1: FlashInfer's pretranspose kernel), through the bulk
+# (PREFETCH 1) and the per-lane copies (2).
+HEAD_SHAPES = tuple((*shape, pf) for shape in STREAM_SHAPES for pf in (1, 2))
 # Every T: the pipelined state through per-lane cp.async (PREFETCH 2, FlashInfer's state
 # path): (WARPS, ROWS_PER_WARP, LANES_PER_ROW, ITEMS, CONSECUTIVE), the streamed shapes (a
 # head a block) and two strided ones.
@@ -194,7 +200,8 @@ def search_space(name: str = "full", member: Member | None = None,
     :data:`SHARED_TOKENS` on :data:`SHARED_SHAPES`, 6, and :data:`SOLVE_TOKENS` on
     :data:`SOLVE_SHAPES`, 8, :data:`MMA_TOKENS` on :data:`MMA_SHAPES`, 3, and both
     pipelined, :data:`PIPELINED_SOLVE`, 5; at T = 1
-    :data:`WIDE_SHAPES` x :data:`WIDE_HINTS`, 4; at every T the per-lane copies'
+    :data:`WIDE_SHAPES` x :data:`WIDE_HINTS`, 4, and ``HEAD_TOKENS`` on :data:`HEAD_SHAPES`,
+    6; at every T the per-lane copies'
     :data:`ASYNC_SHAPES`, 5) or ``quick`` (:data:`QUICK_SHAPES`
     with the default hints, each with ``REDUCE`` 0 and 1, one pipelined shape, and with
     ``member`` every entry of its recorded tables on GPUs of compute capability
@@ -232,6 +239,8 @@ def search_space(name: str = "full", member: Member | None = None,
     elif name == "full":
         out += [dict(WARPS=w, ROWS_PER_WARP=r, LANES_PER_ROW=n, LOAD_HINT=lh, STORE_HINT=sh,
                      REDUCE=1) for w, r, n in WIDE_SHAPES for lh, sh in WIDE_HINTS]  # fmt: skip
+        out += [dict(WARPS=w, ROWS_PER_WARP=r, LANES_PER_ROW=n, REDUCE=1, PREFETCH=pf, ITEMS=it,
+                     CONSECUTIVE=1, HEAD_TOKENS=1) for w, r, n, it, pf in HEAD_SHAPES]  # fmt: skip
     if name == "full":
         out += [dict(WARPS=w, ROWS_PER_WARP=r, LANES_PER_ROW=n, REDUCE=int(r * n > 32), PREFETCH=2,
                      ITEMS=it, CONSECUTIVE=c) for w, r, n, it, c in ASYNC_SHAPES]  # fmt: skip

@@ -68,6 +68,23 @@ def test_shapes_and_reduce_pass(member, defines, B):
     assert res.passed, res.summary()
 
 
+# T = 1: a streamed head's token done once by the block's first item (HEAD_TOKENS 1): a head
+# a block and 4 blocks a head, through no tiles, the bulk copies and the per-lane copies
+HEAD = [dict(WARPS=w, ROWS_PER_WARP=r, LANES_PER_ROW=lanes, REDUCE=1, PREFETCH=pf, ITEMS=n,
+             CONSECUTIVE=1, HEAD_TOKENS=1)
+        for (w, r, lanes, pf, n) in ((4, 2, 32, 2, 16), (4, 2, 32, 0, 4), (4, 8, 16, 1, 4),
+                                     (2, 8, 16, 2, 2))]  # fmt: skip
+
+
+@pytest.mark.parametrize("B", (1, 8, 64))
+@pytest.mark.parametrize("defines", HEAD, ids=lambda d: "-".join(map(str, d.values())))
+@pytest.mark.parametrize("member", [m for m in SERVING if m.seq_len == 1], ids=lambda m: m.name)
+def test_a_heads_token_once_passes(member, defines, B):
+    (case,) = cases(member, (B,))
+    res = family_check.check(kit_kernel(member, defines), case, "cuda")
+    assert res.passed, res.summary()
+
+
 @pytest.mark.parametrize(
     "defines",
     (
