@@ -103,7 +103,7 @@ SOLVE_SHAPES = ((4, 2, 32), (8, 2, 32), (4, 1, 32), (4, 4, 32), (4, 4, 16), (2, 
                 (4, 8, 16), (2, 8, 16))  # fmt: skip
 # T > 1 only: SOLVE's row sums and update as tf32 MMAs (MMA 1, gdn_family_mma.cuh: the state
 # split hi + lo) on the fragment layout, 4 lanes a row and 16 rows a warp, 1, 2 and 4 warps
-# (167 registers: 64 state values a lane; 8 warps and the pipelined tiles were 15-20%
+# (167 registers: 64 state values a lane; 8 warps and the bulk-copy tiles were 15-25%
 # slower in the first H200 probe, data/experiments/2026-12-02_new-axes-probe/).
 MMA_TOKENS = {"REDUCE": 1, "SOLVE": 1, "MMA": 1}
 MMA_SHAPES = ((1, 16, 4), (2, 16, 4), (4, 16, 4))
@@ -201,8 +201,7 @@ def search_space(name: str = "full", member: Member | None = None,
     :data:`SOLVE_SHAPES`, 8, :data:`MMA_TOKENS` on :data:`MMA_SHAPES`, 3, and both
     pipelined, :data:`PIPELINED_SOLVE`, 5; at T = 1
     :data:`WIDE_SHAPES` x :data:`WIDE_HINTS`, 4, and ``HEAD_TOKENS`` on :data:`HEAD_SHAPES`,
-    6; at every T the per-lane copies'
-    :data:`ASYNC_SHAPES`, 5) or ``quick`` (:data:`QUICK_SHAPES`
+    6; at every T the per-lane copies on :data:`ASYNC_SHAPES`, 5) or ``quick`` (:data:`QUICK_SHAPES`
     with the default hints, each with ``REDUCE`` 0 and 1, one pipelined shape, and with
     ``member`` every entry of its recorded tables on GPUs of compute capability
     ``capability``, all GPUs when None)."""
