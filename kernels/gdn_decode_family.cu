@@ -68,6 +68,9 @@
 //                    one head): the token's k and q chunks, k . q, norms and gates come from
 //                    the block's first item, kept in registers; later items load only v
 //                    (FlashInfer's pretranspose kernel does them once a head)
+//   ROW_STREAM 1     with PREFETCH 1 or 2 and REDUCE 0: an item's rows one at a time from
+//                    the warp's tile, one row's chunks live in registers, not all of them
+//                    (gdn_family_rows.cuh: 32 registers with MIN_BLOCKS, as FlashInfer's)
 //   MMA 1            SOLVE's row sums and update as tf32 tensor-core MMAs with the state
 //                    split hi + lo (gdn_family_mma.cuh; SOLVE 1, LANES_PER_ROW 4,
 //                    ROWS_PER_WARP 16 or 32, sm_80+)
@@ -106,6 +109,9 @@
 #endif
 #ifndef HEAD_TOKENS
 #define HEAD_TOKENS 0
+#endif
+#ifndef ROW_STREAM
+#define ROW_STREAM 0
 #endif
 
 namespace family {
@@ -251,6 +257,7 @@ typedef family::state_t STATE_T;
 
 #include "gdn_family_solve.cuh"  // SOLVE 1: a work item's T tokens in one pass (solve_item)
 #include "gdn_family_mma.cuh"    // MMA 1: SOLVE's products on the tensor cores (mma_item)
+#include "gdn_family_rows.cuh"   // ROW_STREAM 1: an item's rows one at a time (rows_item)
 
 namespace family {
 
@@ -449,6 +456,9 @@ extern "C" __global__ void __launch_bounds__(family::kWarps * 32, family::kMinBl
         if constexpr (MMA)
             mma_item(p, i, items, q, k, v, A_log, a, dt_bias, b, scale, output, new_state,
                      state_indices, intermediate_states);
+        else if constexpr (ROW_STREAM)
+            rows_item(p, i, items, q, k, v, A_log, a, dt_bias, b, scale, output, new_state,
+                      state_indices);
         else if constexpr (SOLVE)
             solve_item(p, i, items, q, k, v, A_log, a, dt_bias, b, scale, output, new_state,
                        state_indices, intermediate_states);

@@ -21,8 +21,8 @@
 //   ROWS_PER_WARP * 128 values, come through shared memory: lane 0 starts one bulk copy
 //   (cp.async.bulk, completing on the warp's mbarrier) of item i + 1's run into the warp's
 //   second tile before item i's math, so the next item's state is in flight while this one
-//   computes (two tiles a warp, static shared memory WARPS * 2 * ROWS_PER_WARP * 128 *
-//   sizeof(state)); LOAD_HINT then does nothing. PREFETCH 2 (sm_80+) fills the same tiles
+//   computes (two tiles a warp, one with ITEMS 1: static shared memory WARPS * 2 *
+//   ROWS_PER_WARP * 128 * sizeof(state), or half); LOAD_HINT then does nothing. PREFETCH 2 (sm_80+) fills the same tiles
 //   with per-lane copies instead: each lane starts cp.async of its own chunks of item
 //   i + 1 (16 bytes each, 8 at bf16; one commit group an item, empty when there is nothing
 //   to read) and waits for item i's group only (cp.async.wait_group 1), reading back just
@@ -206,14 +206,17 @@ __device__ __forceinline__ void zero_output(bf16* __restrict__ output, const Pla
 // spills, as in gdn_decode_bulk.cu), else 0: left to ptxas.
 inline constexpr int kMinBlocks = MIN_BLOCKS > 0 ? MIN_BLOCKS : (PREFETCH ? 1 : 0);
 
-// PREFETCH 1, 2: each warp's two tiles of its rows (items alternate) and their barriers (1).
+// PREFETCH 1, 2: each warp's two tiles of its rows (items alternate; one tile with ITEMS 1,
+// the item's rows landing in shared memory before it reads them) and their barriers (1).
+inline constexpr int kTilesPerWarp = kItems > 1 ? 2 : 1;
 struct Tiles {
-    state_t tile[kWarps][2][kRowsPerWarp * kDim];
+    state_t tile[kWarps][kTilesPerWarp][kRowsPerWarp * kDim];
     unsigned long long bar[kWarps][2];
 };
 inline constexpr unsigned kRunBytes = kRowsPerWarp * kDim * sizeof(state_t);
 static_assert(PREFETCH == 0 || sizeof(Tiles) <= 48 * 1024,
-              "PREFETCH 1, 2: WARPS * 2 * ROWS_PER_WARP * 128 state values must fit 48 KiB");
+              "PREFETCH 1, 2: WARPS * 2 (ITEMS 1: 1) * ROWS_PER_WARP * 128 state values must "
+              "fit 48 KiB");
 
 // The slot batch row b reads and writes: state_indices[b] (POOL; < 0 a padding row) or b.
 __device__ __forceinline__ int slot_of(const int* __restrict__ state_indices, int row_b) {
@@ -308,14 +311,7 @@ struct Items {
             return;
         }
 #if PREFETCH
-        const int t = i & 1, warp = threadIdx.x >> 5;
-        if constexpr (PREFETCH == 2) {
-            gdn::async_wait<1>();  // item i's group; i + 1's (started before this item) may fly
-        } else {
-            gdn::mbar_wait(&sh->bar[warp][t], (phase >> t) & 1u);
-            phase ^= 1u << t;
-        }
-        const state_t* mine = sh->tile[warp][t] + p.sub * kDim + p.col * 4;
+        const state_t* mine = landed(p, slot, i);
 #pragma unroll
         for (int r = 0; r < kSteps; ++r)
 #pragma unroll
@@ -326,6 +322,24 @@ struct Items {
 #pragma unroll
             for (int c = 0; c < kChunks; ++c)
                 s[r][c] = gdn::load_state4<LOAD_HINT>(state + off + chunk_offset(r, c));
+#endif
+    }
+
+    // PREFETCH 1, 2: item i's rows in the warp's tile once the copy started by start(i) has
+    // landed, as this lane's first chunk there; nullptr when the item reads nothing (zeros).
+    __device__ __forceinline__ const state_t* landed(const Place& p, int slot, int i) {
+        if (!reads(p, slot)) return nullptr;
+#if PREFETCH
+        const int t = i & 1, warp = threadIdx.x >> 5;
+        if constexpr (PREFETCH == 2) {
+            gdn::async_wait<1>();  // item i's group; i + 1's (started before this item) may fly
+        } else {
+            gdn::mbar_wait(&sh->bar[warp][t], (phase >> t) & 1u);
+            phase ^= 1u << t;
+        }
+        return sh->tile[warp][t] + p.sub * kDim + p.col * 4;
+#else
+        return nullptr;
 #endif
     }
 

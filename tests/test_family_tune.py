@@ -29,7 +29,7 @@ CPU = {"name": "cpu", "capability": None}
 
 def test_the_space_is_small_and_every_candidate_a_legal_shape():
     space = ft.search_space("full")
-    assert len(space) == 86 and len(ft.unique(space)) == 86
+    assert len(space) == 92 and len(ft.unique(space)) == 92
     assert ft.kernel_defaults() in space
     assert all(d in space for d in ft.search_space("quick"))
     for d in space:
@@ -45,15 +45,22 @@ def test_the_space_is_small_and_every_candidate_a_legal_shape():
     piped = [d for d in space if d["PREFETCH"]]
     strided = [d for d in piped if not d["CONSECUTIVE"] and d["PREFETCH"] == 1]
     assert len(strided) == 12 and {d["ITEMS"] for d in strided} == set(ft.PIPELINE_ITEMS)
-    assert sum(d["PREFETCH"] == 2 and not d["HEAD_TOKENS"] for d in space) == 5  # per-lane copies
+    rows = [d for d in space if d["ROW_STREAM"]]  # an item's rows one at a time from its tile
+    assert len(rows) == 4 and all(d["PREFETCH"] == 2 and d["ITEMS"] == 1 and not d["REDUCE"]
+                                  for d in rows)  # fmt: skip
+    full = [d for d in space if d["MIN_BLOCKS"]]  # every warp slot: 2048 threads an SM
+    assert len(full) == 6 and all(d["MIN_BLOCKS"] * d["WARPS"] * 32 == 2048 for d in full)
+    assert sum(d["PREFETCH"] == 2 and not d["HEAD_TOKENS"] and not d["ROW_STREAM"]
+               for d in space) == 5  # per-lane copies  # fmt: skip
     head = [d for d in space if d["HEAD_TOKENS"]]  # a streamed head's token once: T = 1
     assert len(head) == 6 and all(d["CONSECUTIVE"] and d["PREFETCH"] for d in head)
     assert all(128 // (d["WARPS"] * d["ROWS_PER_WARP"]) % d["ITEMS"] == 0 for d in head)
     for d in (d for d in piped if d["CONSECUTIVE"]):  # one block streams a whole head
         assert d["ITEMS"] * d["WARPS"] * d["ROWS_PER_WARP"] == 128, d
     assert all(d["ITEMS"] == 1 for d in space if not d["PREFETCH"])
-    for d in piped:  # two tiles a warp of fp32 state in 48 KiB of static shared memory
-        assert d["WARPS"] * 2 * d["ROWS_PER_WARP"] * 128 * 4 <= 48 * 1024, d
+    for d in piped:  # two tiles a warp (one with one item) of fp32 state in 48 KiB
+        tiles = 2 if d["ITEMS"] > 1 else 1
+        assert d["WARPS"] * tiles * d["ROWS_PER_WARP"] * 128 * 4 <= 48 * 1024, d
     with pytest.raises(ValueError, match="argument 'space': expected 'full', 'quick'"):
         ft.search_space("huge")
     t4 = ft.search_space("full", family.Member(4, 8, seq_len=4, layout="pool"))
@@ -74,7 +81,7 @@ def test_the_space_is_small_and_every_candidate_a_legal_shape():
     # T = 1: no such knobs
     assert not any(d["GATES_ONCE"] or d["LAZY_DECAY"] or d["UNROLL_TOKENS"] or d["TOKENS_ONCE"]
                    or d["SOLVE"] or d["MMA"] for d in space)  # fmt: skip
-    assert not any(d["HEAD_TOKENS"] for d in t4)  # T > 1: no HEAD_TOKENS
+    assert not any(d["HEAD_TOKENS"] or d["ROW_STREAM"] for d in t4)  # T > 1: neither
 
 
 def _usage(member, defines):

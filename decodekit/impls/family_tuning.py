@@ -59,6 +59,7 @@ KNOBS = (
     "SOLVE",
     "MMA",
     "HEAD_TOKENS",
+    "ROW_STREAM",
 )
 # (WARPS, ROWS_PER_WARP, LANES_PER_ROW): 128 / (WARPS * ROWS_PER_WARP) blocks share a head,
 # from 2 (few, large blocks for large B) to 32 (many small ones while B is short of SMs);
@@ -132,6 +133,13 @@ STREAM_SHAPES = ((4, 2, 32, 16), (4, 4, 32, 8), (4, 8, 16, 4))
 # block's first item (HEAD_TOKENS 1: FlashInfer's pretranspose kernel), through the bulk
 # (PREFETCH 1) and the per-lane copies (2).
 HEAD_SHAPES = tuple((*shape, pf) for shape in STREAM_SHAPES for pf in (1, 2))
+# T = 1 only: every warp slot of the SM in use (64: 32 registers a thread, MIN_BLOCKS =
+# 2048 / (32 WARPS)), FlashInfer's pretranspose kernel's budget: (WARPS, ROWS_PER_WARP,
+# LANES_PER_ROW, ROW_STREAM), an item's rows one at a time from its tile (ROW_STREAM 1,
+# PREFETCH 2, one item a block: 4 x 4 x 32 is FlashInfer's 16 rows a block), or 2 rows a warp
+# in registers (ROW_STREAM 0, no tiles); each builds at 32 registers without spills.
+FULL_SHAPES = ((4, 4, 32, 1), (8, 4, 32, 1), (4, 2, 32, 1), (8, 2, 32, 1), (4, 2, 32, 0),
+               (8, 2, 32, 0))  # fmt: skip
 # Every T: the pipelined state through per-lane cp.async (PREFETCH 2, FlashInfer's state
 # path): (WARPS, ROWS_PER_WARP, LANES_PER_ROW, ITEMS, CONSECUTIVE), the streamed shapes (a
 # head a block) and two strided ones.
@@ -200,8 +208,8 @@ def search_space(name: str = "full", member: Member | None = None,
     :data:`SHARED_TOKENS` on :data:`SHARED_SHAPES`, 6, and :data:`SOLVE_TOKENS` on
     :data:`SOLVE_SHAPES`, 8, :data:`MMA_TOKENS` on :data:`MMA_SHAPES`, 3, and both
     pipelined, :data:`PIPELINED_SOLVE`, 5; at T = 1
-    :data:`WIDE_SHAPES` x :data:`WIDE_HINTS`, 4, and ``HEAD_TOKENS`` on :data:`HEAD_SHAPES`,
-    6; at every T the per-lane copies on :data:`ASYNC_SHAPES`, 5) or ``quick`` (:data:`QUICK_SHAPES`
+    :data:`WIDE_SHAPES` x :data:`WIDE_HINTS`, 4, ``HEAD_TOKENS`` on :data:`HEAD_SHAPES`,
+    6, and the full-occupancy :data:`FULL_SHAPES`, 6; at every T the per-lane copies on :data:`ASYNC_SHAPES`, 5) or ``quick`` (:data:`QUICK_SHAPES`
     with the default hints, each with ``REDUCE`` 0 and 1, one pipelined shape, and with
     ``member`` every entry of its recorded tables on GPUs of compute capability
     ``capability``, all GPUs when None)."""
@@ -240,6 +248,8 @@ def search_space(name: str = "full", member: Member | None = None,
                      REDUCE=1) for w, r, n in WIDE_SHAPES for lh, sh in WIDE_HINTS]  # fmt: skip
         out += [dict(WARPS=w, ROWS_PER_WARP=r, LANES_PER_ROW=n, REDUCE=1, PREFETCH=pf, ITEMS=it,
                      CONSECUTIVE=1, HEAD_TOKENS=1) for w, r, n, it, pf in HEAD_SHAPES]  # fmt: skip
+        out += [dict(WARPS=w, ROWS_PER_WARP=r, LANES_PER_ROW=n, REDUCE=0, PREFETCH=2 * rs,
+                     MIN_BLOCKS=2048 // (32 * w), ROW_STREAM=rs) for w, r, n, rs in FULL_SHAPES]  # fmt: skip
     if name == "full":
         out += [dict(WARPS=w, ROWS_PER_WARP=r, LANES_PER_ROW=n, REDUCE=int(r * n > 32), PREFETCH=2,
                      ITEMS=it, CONSECUTIVE=c) for w, r, n, it, c in ASYNC_SHAPES]  # fmt: skip

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable
 import torch
 
 from decodekit import records
-from decodekit.impls.family_tuning import ASYNC_SHAPES, STREAM_SHAPES
+from decodekit.impls.family_tuning import ASYNC_SHAPES, FULL_SHAPES, STREAM_SHAPES
 from decodekit.measure import as_device, get_preset, measure
 from decodekit.measure.floors import copy
 from decodekit.measure.timing import DeviceTimer, Timer
@@ -46,7 +46,8 @@ def _build(w: int, r: int, lanes: int, **more) -> dict:
 # row-copy floor: the kit kernel's default grid and the ones its tuning space reaches for,
 # with its pipelined state (PREFETCH 1, ITEMS work items a block, and the tuning space's
 # STREAM_SHAPES: a head streamed by one block; and PREFETCH 2's per-lane copies on the
-# tuning space's ASYNC_SHAPES) too, so the floor stays the fastest copy of
+# tuning space's ASYNC_SHAPES, and with one item a block on its row-streamed FULL_SHAPES) too,
+# so the floor stays the fastest copy of
 # the member's bytes that the kit's own grid knows.
 ROW_COPY_CONFIGS = (
     *(_build(*shape, LOAD_HINT=h)
@@ -57,6 +58,7 @@ ROW_COPY_CONFIGS = (
       for w, r, lanes, items in STREAM_SHAPES),
     *(_build(w, r, lanes, PREFETCH=2, ITEMS=items, CONSECUTIVE=c)
       for w, r, lanes, items, c in ASYNC_SHAPES),
+    *(_build(w, r, lanes, PREFETCH=2, ITEMS=1) for w, r, lanes, rs in FULL_SHAPES if rs),
 )  # fmt: skip
 
 

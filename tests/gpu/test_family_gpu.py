@@ -85,6 +85,26 @@ def test_a_heads_token_once_passes(member, defines, B):
     assert res.passed, res.summary()
 
 
+# T = 1: an item's rows one at a time from its tile (ROW_STREAM 1): the tuning space's
+# full-occupancy builds (one item a block), through the bulk copies too, and pipelined items
+# (strided, and a head a block) whose tiles alternate
+ROWS = [dict(WARPS=w, ROWS_PER_WARP=r, LANES_PER_ROW=lanes, PREFETCH=pf, ITEMS=n,
+             CONSECUTIVE=c, MIN_BLOCKS=mb, ROW_STREAM=1)
+        for (w, r, lanes, pf, n, c, mb) in ((4, 4, 32, 2, 1, 0, 16), (8, 2, 32, 2, 1, 0, 8),
+                                            (4, 4, 32, 1, 1, 0, 0), (4, 8, 16, 2, 3, 0, 0),
+                                            (4, 4, 32, 2, 8, 1, 0))]  # fmt: skip
+
+
+@pytest.mark.parametrize("B", (1, 8, 64))
+@pytest.mark.parametrize("defines", ROWS, ids=lambda d: "-".join(map(str, d.values())))
+@pytest.mark.parametrize("member", [m for m in SERVING if m.seq_len == 1], ids=lambda m: m.name)
+def test_rows_streamed_from_the_tile_pass(member, defines, B):
+    for m in (member, replace(member, layout="dense")):  # a pool's padding rows; dense
+        (case,) = cases(m, (B,))
+        res = family_check.check(kit_kernel(m, defines), case, "cuda")
+        assert res.passed, res.summary()
+
+
 @pytest.mark.parametrize(
     "defines",
     (
@@ -93,8 +113,9 @@ def test_a_heads_token_once_passes(member, defines, B):
         dict(PREFETCH=1, ITEMS=3, CONSECUTIVE=1),
         dict(PREFETCH=2, ITEMS=3),
         dict(PREFETCH=2, ITEMS=3, CONSECUTIVE=1),
+        dict(WARPS=4, ROWS_PER_WARP=4, LANES_PER_ROW=32, PREFETCH=2, ITEMS=1),
     ),
-    ids=("grid", "pipelined", "consecutive", "per-lane", "per-lane-consecutive"),
+    ids=("grid", "pipelined", "consecutive", "per-lane", "per-lane-consecutive", "one-tile"),
 )
 def test_row_copy_copies_live_slots_and_zeroes_the_output(defines):
     from decodekit.impls.family_kernels import row_copy

@@ -1,0 +1,109 @@
+// ROW_STREAM 1 (T = 1, PREFETCH 1 or 2): a work item's rows one at a time from the warp's
+// tile, for gdn_decode_family.cu (included there, after its Token and exact_gates).
+//
+// Math: the kernel's T = 1 row pass, per state row s (128 k-values) of (b, h):
+//   delta = beta (v - g s . k^),  s' = g s + delta k^,  out = scale (g s . q^ + (k^ . q^) delta)
+// with k^ = rk k, q^ = rq q (L2NORM; rk = rq = 1 without). Row r of the lane's steps is read
+// from the warp's tile (shared memory, filled one item ahead by PREFETCH's copies), its two
+// sums finished over the row's L lanes, then it is updated, stored and its output written
+// before row r + 1 is read, so one row's chunks (kChunks float4s) are live in registers, not
+// all kSteps rows' as in decode_item. With MIN_BLOCKS = 2048 / (32 WARPS) that is 32
+// registers a thread and every warp slot of the SM (64) in use: FlashInfer's pretranspose
+// kernel's budget, which streams its rows from shared memory this way.
+// Launch and lanes: gdn_decode_family.cu's (REDUCE 0: every lane of a row ends with the
+// row's sums). Knobs: PREFETCH 1 or 2, REDUCE 0, HEAD_TOKENS 0; ITEMS, CONSECUTIVE,
+// MIN_BLOCKS and STORE_HINT as in the kernel (LOAD_HINT does nothing with the tiles).
+#pragma once
+
+namespace family {
+
+static_assert(ROW_STREAM == 0 || ROW_STREAM == 1, "ROW_STREAM must be 0 or 1");
+static_assert(ROW_STREAM == 0 || (kT == 1 && PREFETCH != 0 && REDUCE == 0 && HEAD_TOKENS == 0),
+              "ROW_STREAM 1 needs SEQ_LEN 1, PREFETCH 1 or 2, REDUCE 0 and HEAD_TOKENS 0");
+
+// Four state values from the warp's tile, as a volatile shared load: kept in program order
+// with the other volatile accesses, so the compiler does not hoist every row's reads to the
+// top (which would hold all rows in registers again).
+__device__ __forceinline__ float4 row4(const float* x) {
+    float4 r;
+    asm volatile("ld.shared.v4.f32 {%0, %1, %2, %3}, [%4];"
+                 : "=f"(r.x), "=f"(r.y), "=f"(r.z), "=f"(r.w)
+                 : "r"(static_cast<unsigned>(__cvta_generic_to_shared(x))));
+    return r;
+}
+__device__ __forceinline__ float4 row4(const bf16* x) {
+    uint2 r;
+    asm volatile("ld.shared.v2.u32 {%0, %1}, [%2];"
+                 : "=r"(r.x), "=r"(r.y)
+                 : "r"(static_cast<unsigned>(__cvta_generic_to_shared(x))));
+    return gdn::bf16x4(r);
+}
+
+// Work item i of the block (at p): its token, then its rows one at a time from the tile.
+__device__ __forceinline__ void rows_item(const Place& p, int i, Items& items,
+                                          const bf16* __restrict__ q, const bf16* __restrict__ k,
+                                          const bf16* __restrict__ v,
+                                          const float* __restrict__ A_log,
+                                          const bf16* __restrict__ a,
+                                          const float* __restrict__ dt_bias,
+                                          const bf16* __restrict__ b, float scale,
+                                          bf16* __restrict__ output, STATE_T* new_state,
+                                          const int* __restrict__ state_indices) {
+    const int h = p.h, col = p.col, row0 = p.row0;
+    const size_t bt = p.row_b;  // T = 1: the token of batch row b
+    const int slot = slot_of(state_indices, p.row_b);
+    const Token cur = load_token(q, k, v, a, b, bt, h, h / kVPerQK, row0, col);
+#if POOL
+    if (slot < 0) {  // a padding row: zero output, no state touched
+        zero_output(output, p);
+        return;
+    }
+#endif
+    const size_t off = state_offset(slot, p);
+    const STATE_T* tile = items.landed(p, slot, i);  // nullptr: zeros (dense, no state)
+
+    float4 kk[kChunks], qq[kChunks];
+    float kq = 0.f, k2 = 0.f, q2 = 0.f;
+#pragma unroll
+    for (int c = 0; c < kChunks; ++c) {
+        kk[c] = gdn::bf16x4(cur.k[c]);
+        qq[c] = gdn::bf16x4(cur.q[c]);
+        kq += gdn::dot4(kk[c], qq[c]);
+        if (L2NORM) {
+            k2 += gdn::dot4(kk[c], kk[c]);
+            q2 += gdn::dot4(qq[c], qq[c]);
+        }
+    }
+    const gdn::Gates gt = exact_gates(cur.a, cur.b, dt_bias[h], A_log[h]);
+    kq = gdn::group_sum<kLanes>(kq);
+    float rk = 1.f, rq = 1.f;
+    if (L2NORM) {
+        rk = rsqrtf(gdn::group_sum<kLanes>(k2) + kL2Eps);
+        rq = rsqrtf(gdn::group_sum<kLanes>(q2) + kL2Eps);
+        kq *= rk * rq;
+    }
+    const size_t orow = (bt * kVHeads + h) * kDim + row0;
+#pragma unroll
+    for (int r = 0; r < kSteps; ++r) {
+        float4 s[kChunks];
+        float sk[1] = {0.f}, sq[1] = {0.f};
+#pragma unroll
+        for (int c = 0; c < kChunks; ++c) {
+            s[c] = tile ? row4(tile + chunk_offset(r, c)) : make_float4(0.f, 0.f, 0.f, 0.f);
+            sk[0] += gdn::dot4(s[c], kk[c]);
+            sq[0] += gdn::dot4(s[c], qq[c]);
+        }
+        gdn::group_sums<kLanes>(sk, sq);
+        const float delta = gdn::row_delta(gt, __bfloat162float(cur.v[r]), rk * sk[0]);
+        const float dk = delta * rk;
+#pragma unroll
+        for (int c = 0; c < kChunks; ++c)
+            gdn::store_state4<STORE_HINT>(new_state + off + chunk_offset(r, c),
+                                          gdn::update4(s[c], gt.g, dk, kk[c]));
+        if (col == 0)
+            output[orow + r * kRowsPerStep] =
+                __float2bfloat16(gdn::row_output(gt, rq * sq[0], kq, delta, scale));
+    }
+}
+
+}  // namespace family
