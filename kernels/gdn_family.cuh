@@ -22,11 +22,12 @@
 //   (cp.async.bulk, completing on the warp's mbarrier) of item i + 1's run into the warp's
 //   second tile before item i's math, so the next item's state is in flight while this one
 //   computes (two tiles a warp, one with ITEMS 1: static shared memory WARPS * 2 *
-//   ROWS_PER_WARP * 128 * sizeof(state), or half); LOAD_HINT then does nothing. PREFETCH 2 (sm_80+) fills the same tiles
-//   with per-lane copies instead: each lane starts cp.async of its own chunks of item
-//   i + 1 (16 bytes each, 8 at bf16; one commit group an item, empty when there is nothing
-//   to read) and waits for item i's group only (cp.async.wait_group 1), reading back just
-//   what it copied, so no barrier: FlashInfer's pretranspose kernel's state path.
+//   ROWS_PER_WARP * 128 * sizeof(state), or half); LOAD_HINT then does nothing. PREFETCH 2
+//   (sm_80+) fills the same tiles with per-lane copies instead: each lane starts cp.async
+//   of its own chunks of item i + 1 (16 bytes each, 8 at bf16; one commit group an item,
+//   empty when there is nothing to read) and waits for item i's group only
+//   (cp.async.wait_group 1), reading back just what it copied, so no barrier: FlashInfer's
+//   pretranspose kernel's state path.
 // MIN_BLOCKS: the launch bounds' minimum blocks an SM (0: ptxas chooses the registers).
 #pragma once
 #include "gdn.cuh"

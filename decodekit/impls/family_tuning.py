@@ -209,10 +209,10 @@ def search_space(name: str = "full", member: Member | None = None,
     :data:`SOLVE_SHAPES`, 8, :data:`MMA_TOKENS` on :data:`MMA_SHAPES`, 3, and both
     pipelined, :data:`PIPELINED_SOLVE`, 5; at T = 1
     :data:`WIDE_SHAPES` x :data:`WIDE_HINTS`, 4, ``HEAD_TOKENS`` on :data:`HEAD_SHAPES`,
-    6, and the full-occupancy :data:`FULL_SHAPES`, 6; at every T the per-lane copies on :data:`ASYNC_SHAPES`, 5) or ``quick`` (:data:`QUICK_SHAPES`
-    with the default hints, each with ``REDUCE`` 0 and 1, one pipelined shape, and with
-    ``member`` every entry of its recorded tables on GPUs of compute capability
-    ``capability``, all GPUs when None)."""
+    6, and the full-occupancy :data:`FULL_SHAPES`, 6; at every T the per-lane copies on
+    :data:`ASYNC_SHAPES`, 5) or ``quick`` (:data:`QUICK_SHAPES` with the default hints, each
+    with ``REDUCE`` 0 and 1, one pipelined shape, and with ``member`` every entry of its
+    recorded tables on GPUs of compute capability ``capability``, all GPUs when None)."""
     if name not in ("full", "quick"):
         raise ValueError(f"argument 'space': expected 'full', 'quick' or a list of defines, "
                          f"got {name!r}")  # fmt: skip
@@ -249,7 +249,8 @@ def search_space(name: str = "full", member: Member | None = None,
         out += [dict(WARPS=w, ROWS_PER_WARP=r, LANES_PER_ROW=n, REDUCE=1, PREFETCH=pf, ITEMS=it,
                      CONSECUTIVE=1, HEAD_TOKENS=1) for w, r, n, it, pf in HEAD_SHAPES]  # fmt: skip
         out += [dict(WARPS=w, ROWS_PER_WARP=r, LANES_PER_ROW=n, REDUCE=0, PREFETCH=2 * rs,
-                     MIN_BLOCKS=2048 // (32 * w), ROW_STREAM=rs) for w, r, n, rs in FULL_SHAPES]  # fmt: skip
+                     MIN_BLOCKS=2048 // (32 * w), ROW_STREAM=rs)
+                for w, r, n, rs in FULL_SHAPES]  # fmt: skip
     if name == "full":
         out += [dict(WARPS=w, ROWS_PER_WARP=r, LANES_PER_ROW=n, REDUCE=int(r * n > 32), PREFETCH=2,
                      ITEMS=it, CONSECUTIVE=c) for w, r, n, it, c in ASYNC_SHAPES]  # fmt: skip

@@ -47,8 +47,7 @@ def _build(w: int, r: int, lanes: int, **more) -> dict:
 # with its pipelined state (PREFETCH 1, ITEMS work items a block, and the tuning space's
 # STREAM_SHAPES: a head streamed by one block; and PREFETCH 2's per-lane copies on the
 # tuning space's ASYNC_SHAPES, and with one item a block on its row-streamed FULL_SHAPES) too,
-# so the floor stays the fastest copy of
-# the member's bytes that the kit's own grid knows.
+# so the floor stays the fastest copy of the member's bytes that the kit's own grid knows.
 ROW_COPY_CONFIGS = (
     *(_build(*shape, LOAD_HINT=h)
       for shape in ((4, 8, 16), (4, 4, 16), (8, 4, 16), (4, 4, 32), (4, 8, 8)) for h in (1, 3)),

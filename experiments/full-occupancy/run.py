@@ -4,9 +4,10 @@ T = 1 serving member's H200 table, on a GPU: one tuning run a member over its ta
 entries and those candidates, so the incumbents and the new builds are timed side by side
 in one run, with the tuner's usual margin (an entry is replaced only by a build that beats
 it by more), tables and records written under DIR (the run recorded in
-data/experiments/2026-12-02_full-occupancy/ wrote them to data/tuning/family/ and was moved). FlashInfer's pretranspose kernel,
-1-3% ahead of the kit's best on the large pools (runs d25d6559, f8161149), runs 32 registers
-and 96% of the SM's warps (its `ncu` records beside them); the kit's winners 55-64 and 43-53%.
+data/experiments/2026-12-02_full-occupancy/ wrote them to data/tuning/family/ and was
+moved). FlashInfer's pretranspose kernel, 1-3% ahead of the kit's best on the large pools
+(runs d25d6559, f8161149), runs 32 registers and 96% of the SM's warps (its `ncu` records
+beside them); the kit's winners 55-64 and 43-53%.
 
 Run: python experiments/full-occupancy/run.py DIR  (on the GPU machine)
 """
