@@ -36,7 +36,8 @@ def test_knobs_are_declared_with_their_defaults():
     own = dict(QK_HEADS=4, V_HEADS=8, SEQ_LEN=1, POOL=0, L2NORM=0, STATE_BF16=0, INTERMEDIATE=0,
                UPDATE=1, WARPS=4, ROWS_PER_WARP=8, LANES_PER_ROW=16, LOAD_HINT=1, STORE_HINT=0,
                REDUCE=0, GATES_ONCE=0, LAZY_DECAY=0, ITEMS=1, PREFETCH=0, UNROLL_TOKENS=0,
-               CHAIN_SUMS=0, MIN_BLOCKS=0, TOKENS_ONCE=0, CONSECUTIVE=0, SOLVE=0, MMA=0, HEAD_TOKENS=0)  # fmt: skip
+               CHAIN_SUMS=0, MIN_BLOCKS=0, TOKENS_ONCE=0, CONSECUTIVE=0, SOLVE=0, MMA=0, HEAD_TOKENS=0,
+               ROW_STREAM=0)  # fmt: skip
     assert {n: knobs[n] for n in own} == own
     assert set(knobs) == {*own, "FAST_GATES"}  # gdn.cuh's, which must stay 0
 
@@ -71,8 +72,11 @@ def test_pipelined_builds_take_items_in_turn_through_shared_tiles():
     assert FamilyLauncher(m, {"ITEMS": 5}, arch="sm_90a").launch_shape(1) == ((7,), (128,))
     use = run.build.usage(ENTRY)  # two tiles a warp of 8 rows of fp32, and their barriers
     assert use.shared_bytes >= 4 * 2 * 8 * 128 * 4 and use.spills == 0
-    with pytest.raises(CompileError, match="48 KiB"):  # 8 x 8 rows: 64 KiB of tiles
-        compile_kernel(SOURCE, "sm_90a", {"PREFETCH": 1, "WARPS": 8, "ROWS_PER_WARP": 8})
+    with pytest.raises(CompileError, match="48 KiB"):  # 8 x 8 rows, 2 items: 64 KiB of tiles
+        compile_kernel(SOURCE, "sm_90a", {"PREFETCH": 1, "WARPS": 8, "ROWS_PER_WARP": 8,
+                                          "ITEMS": 2})  # fmt: skip
+    one = compile_kernel(SOURCE, "sm_90a", {"PREFETCH": 1, "WARPS": 8, "ROWS_PER_WARP": 8})
+    assert one.usage(ENTRY).shared_bytes < 48 * 1024  # one item a block: one tile a warp
     with pytest.raises(CompileError, match="sm_90 or later"):
         compile_kernel(SOURCE, "sm_80", {"PREFETCH": 1})
     with pytest.raises(CompileError, match="ITEMS must be 1..64"):

@@ -7,8 +7,9 @@ serving member on sm_90a (``tests/test_family_tune.py``), each with the state ca
 state (``PREFETCH`` 1 with ``ITEMS`` work items a block) and, at T > 1, the token-loop
 knobs, the one-pass tokens (``SOLVE``) and their products on the tensor cores (``MMA``),
 at T = 1 the state loads with a 256-byte L2 prefetch size (``LOAD_HINT`` 4 and 5) and a
-streamed head's token done once (``HEAD_TOKENS``), and at every T the pipelined state
-through per-lane copies (``PREFETCH`` 2).
+streamed head's token done once (``HEAD_TOKENS``) and full-occupancy builds at 32
+registers (``ROW_STREAM``: an item's rows one at a time from its tile), and at every T the
+pipelined state through per-lane copies (``PREFETCH`` 2).
 A table is one GPU's and one member's,
 ``data/tuning/family/<gpu-slug>/<member name>.json`` (written by
 :func:`decodekit.measure.family_tune.tune_member`): tuned batch size -> ``{"defines"}``, with
@@ -17,7 +18,7 @@ batch size ``B`` takes the entry of the nearest tuned size at or below ``B``, el
 smallest; a GPU without a table runs the kernel's defaults and says so (``note``).
 
 >>> len(search_space("full")), len(search_space("quick"))
-(86, 9)
+(92, 9)
 >>> table = {4: {"defines": {"WARPS": 2}}, 16: {"defines": {"WARPS": 8}}}
 >>> [entry_for(table, B)["defines"]["WARPS"] for B in (1, 8, 16, 300)]
 [2, 2, 8, 8]
