@@ -248,6 +248,8 @@ def test_tune_member_checks_times_records_and_writes_the_winners(tmp_path):
     assert ft.read_table(path, POOL) == table
     recs = records.load(tmp_path / "records")
     assert set(recs["run_id"]) == {doc["records"]} and len(recs) == 2 * 5  # defaults joined
+    (packed,) = (tmp_path / "records").iterdir()  # the finished sweep gzipped
+    assert packed.name.endswith(f"_{doc['records']}.jsonl.gz")
     status = dict(zip(recs["config"], recs["status"], strict=False))
     assert (
         status[ft.label(WRONG)] == "check-failed" and status[ft.label(BROKEN)] == "compile-failed"

@@ -1,6 +1,7 @@
 """Records round trip and the summaries (seed report, speedups, contest score, breakdown)
 on a synthetic DataFrame over the 54 contest workloads."""
 
+import gzip
 import json
 
 import numpy as np
@@ -380,3 +381,25 @@ def test_select_is_one_gpu_newest_ok_rows_of_one_method():
     assert d["latency_us"].tolist() == [5.0]
     d, _ = views.select(df, only_ok=False)
     assert sorted(d["status"]) == ["error", "ok"]
+
+
+def test_a_packed_run_reads_as_it_was_and_takes_no_more_rows(tmp_path):
+    rec = records.Recorder(tmp_path, env={"gpu": "G"}, run_id="p")
+    rec.append([required_row(), required_row(uuid="B2", batch_size=2)])
+    plain = records.load(tmp_path).drop(columns=["source_file"])
+    first = rec.pack()
+    assert first.name.endswith("_p.jsonl.gz") and not first.with_suffix("").exists()
+    assert records.read(first) == records.read(first) and len(records.read(first)) == 2
+    pd.testing.assert_frame_equal(records.load(tmp_path).drop(columns=["source_file"]), plain)
+    assert records.load(first)["source_file"].tolist() == [first.name] * 2
+    with pytest.raises(ValueError, match="argument 'rows': run p is packed"):
+        rec.append([required_row()])
+    again = records.Recorder(tmp_path / "again", env={"gpu": "G"}, run_id="p")
+    again.started = rec.started
+    again.path = tmp_path / "again" / first.name[: -len(".gz")]
+    again.path.parent.mkdir()
+    again.path.write_bytes(gzip.decompress(first.read_bytes()))
+    assert again.pack().read_bytes() == first.read_bytes()  # the same records, the same bytes
+    with pytest.raises(ValueError, match="argument 'path': expected a .jsonl file"):
+        records.pack(first)
+    assert records.Recorder(None).pack() is None

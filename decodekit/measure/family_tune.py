@@ -85,6 +85,7 @@ def tune_member(
                 shown = f"{r.latency_us:8.2f} us" if r.ok else f"{r.status.value}: {r.note}"
                 print(f"B={case.batch_size:<4} {name:<80} {shown[:200]}", flush=True)
         rows += rec.append(batch)  # each batch size's records land as it is done
+    rec.pack()  # the finished sweep gzipped (a tuning run is the store's largest file)
     incumbent = {c.batch_size: {"variant": VARIANT, "defines": ft.kernel_defaults()} for c in todo}
     table = {b: {k: v for k, v in c.items() if k != "variant"}
              for b, c in winners(pd.DataFrame(rows), incumbent, margin).items()}  # fmt: skip

@@ -326,6 +326,7 @@ def _record_candidates(df: pd.DataFrame, method: str, env: dict, folder: Path) -
              method=r.get("method") or method)
         for r in rows
     )  # fmt: skip
+    rec.pack()  # the finished sweep gzipped (a tuning run is the store's largest file)
     return rec.run_id
 
 

@@ -6,7 +6,9 @@ the environment a run captures (``env``) and Nsight Compute exports (``ncu_parse
 A run appends to ``data/results/<date>_<gpu-slug>_<run_id>.jsonl`` (``$DECODEKIT_DATA/results``
 when that is set); each batch of lines is written whole (one ``write``, after a newline if
 the file lacks its last one, truncated back on failure), so a crash never leaves half a record
-that swallows the next. Rows are validated on read (:func:`validate`). Every
+that swallows the next. A finished run's file may be packed (:func:`pack`: gzip beside it,
+``.jsonl.gz``, for the large tuning sweeps); every reader takes both. Rows are validated on
+read (:func:`validate`). Every
 record carries at least :data:`REQUIRED`. :func:`load` returns a pandas DataFrame with
 provenance columns (``recorded``, ``provenance``, ``source_file``), so a machine without a
 GPU shows where and when each figure was measured.
@@ -22,6 +24,7 @@ GPU shows where and when each figure was measured.
 
 from __future__ import annotations
 
+import gzip
 import json
 import math
 import os
@@ -157,6 +160,9 @@ class Recorder:
             why = validate(dict(r))
             if why is not None:
                 raise ValueError(f"argument 'rows': not a valid record ({why}): {r.get('impl')!r}")
+        if self.path is not None and self.path.suffix == PACKED:
+            raise ValueError(f"argument 'rows': run {self.run_id} is packed ({self.path.name}); "
+                             "start a new Recorder")  # fmt: skip
         self.rows.extend(stamped)
         if self.path is not None and stamped:
             lines = [] if self.path.exists() else [self.header()]
@@ -165,13 +171,50 @@ class Recorder:
             append(self.path, lines)
         return stamped
 
+    def pack(self) -> Path | None:
+        """The finished run's file packed (:func:`pack`); its path (None: nothing written)."""
+        if self.path is not None and self.path.exists() and self.path.suffix != PACKED:
+            self.path = pack(self.path)
+        return self.path if self.path is not None and self.path.exists() else None
+
+
+PACKED = ".gz"  # a packed run's suffix: <name>.jsonl.gz
+
+
+def _text(path: Path) -> str:
+    if path.suffix == PACKED:
+        return gzip.decompress(path.read_bytes()).decode()
+    return path.read_text()
+
+
+def pack(path: str | Path) -> Path:
+    """A finished run's file gzipped beside it (``<name>.jsonl.gz``, no timestamp in the
+    header, so the same records pack to the same bytes) and the plain file removed once the
+    packed one is in place and reads back the same rows; the packed path. Nothing is lost on
+    a failure: the plain file stays until then."""
+    path = Path(path)
+    if path.suffix != ".jsonl":
+        raise ValueError(f"argument 'path': expected a .jsonl file of records, got {str(path)!r}")
+    out = path.with_name(path.name + PACKED)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    try:
+        plain = path.read_bytes()
+        tmp.write_bytes(gzip.compress(plain, mtime=0))
+        if gzip.decompress(tmp.read_bytes()) != plain:
+            raise OSError(f"{tmp}: the packed records do not read back as {path.name}")
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    path.unlink()
+    return out
+
 
 def read(path: str | Path) -> list[dict]:
     """Valid rows of one file (:func:`validate`); a line that is not a JSON object or not a
     valid record is skipped with a ``file:line`` warning, never used and never a crash."""
     rows: list[dict] = []
     env: dict = {}
-    for i, line in enumerate(Path(path).read_text().splitlines()):
+    for i, line in enumerate(_text(Path(path)).splitlines()):
         if not line.strip():
             continue
         where = f"{path}:{i + 1}"
@@ -271,7 +314,7 @@ def load(paths: str | Path | Iterable | None = None, latest: bool = False) -> pd
     files: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            files.extend(sorted(p.glob("*.jsonl")))
+            files.extend(sorted([*p.glob("*.jsonl"), *p.glob("*.jsonl" + PACKED)]))
         elif p.exists():
             files.append(p)
     rows = []
