@@ -22,8 +22,9 @@ static_assert(ROW_STREAM == 0 || (kT == 1 && PREFETCH != 0 && REDUCE == 0 && HEA
               "ROW_STREAM 1 needs SEQ_LEN 1, PREFETCH 1 or 2, REDUCE 0 and HEAD_TOKENS 0");
 
 // Four state values from the warp's tile, as a volatile shared load: kept in program order
-// with the other volatile accesses, so the compiler does not hoist every row's reads to the
-// top (which would hold all rows in registers again).
+// with the other volatile accesses (the cp.async waits, the hinted stores). Meant to keep the
+// compiler from hoisting every row's reads to the top; on sm_90a the plain load
+// (Items::tile4) builds at the same registers, so what bounds them is MIN_BLOCKS.
 __device__ __forceinline__ float4 row4(const float* x) {
     float4 r;
     asm volatile("ld.shared.v4.f32 {%0, %1, %2, %3}, [%4];"
