@@ -51,6 +51,23 @@ __device__ __forceinline__ void copy_item(const Place& p, int i, Items& items, f
     store_rows(new_state + off, s);
 }
 
+// BLOCK_TILES R: the item through the block's stage tiles (stage_rows), each row stored as it
+// is read; output zeros.
+__device__ __forceinline__ void tiles_copy_item(const Place& p, Items& items,
+                                                bf16* __restrict__ output, COPY_STATE_T* new_state,
+                                                const int* __restrict__ state_indices) {
+#if BLOCK_TILES
+    const int slot = slot_of(state_indices, p.row_b);
+    const size_t orow = (static_cast<size_t>(p.row_b) * kVHeads + p.h) * kDim + item_row(p);
+    if (threadIdx.x < kRowsPerBlock) output[orow + threadIdx.x] = __float2bfloat16(0.f);
+    if (slot < 0) return;  // a padding row touches no state (block-uniform)
+    COPY_STATE_T* dst = new_state + stage_base(p, slot);
+    stage_rows(p, slot, items, [] {}, [&](int row, int, int, float4 x) {
+        gdn::store_state4<STORE_HINT>(dst + row * kDim, x);
+    });
+#endif
+}
+
 }  // namespace family
 
 extern "C" __global__ void __launch_bounds__(family::kWarps * 32, family::kMinBlocks)
@@ -63,6 +80,9 @@ extern "C" __global__ void __launch_bounds__(family::kWarps * 32, family::kMinBl
                     COPY_STATE_T* __restrict__ intermediate_states, int batch_size) {
     using namespace family;
     for_each_item(state, state_indices, batch_size, [&](const Place& p, int i, Items& items) {
-        copy_item(p, i, items, scale, output, new_state, state_indices, intermediate_states);
+        if constexpr (BLOCK_TILES != 0)
+            tiles_copy_item(p, items, output, new_state, state_indices);
+        else
+            copy_item(p, i, items, scale, output, new_state, state_indices, intermediate_states);
     });
 }

@@ -71,6 +71,10 @@
 //   ROW_STREAM 1     with PREFETCH 1 or 2 and REDUCE 0: an item's rows one at a time from
 //                    the warp's tile, one row's chunks live in registers, not all of them
 //                    (gdn_family_rows.cuh: 32 registers with MIN_BLOCKS, as FlashInfer's)
+//   BLOCK_TILES R    one item a block, LANES_PER_ROW 32, no PREFETCH: the item's rows through
+//                    two block-wide shared tiles of R rows in turn, cp.async by every thread,
+//                    a row read, updated and stored before the next (gdn_family_tiles.cuh,
+//                    gdn_family_rows.cuh: FlashInfer's pretranspose state path; 8 is its)
 //   MMA 1            SOLVE's row sums and update as tf32 tensor-core MMAs with the state
 //                    split hi + lo (gdn_family_mma.cuh; SOLVE 1, LANES_PER_ROW 4,
 //                    ROWS_PER_WARP 16 or 32, sm_80+)
@@ -456,6 +460,9 @@ extern "C" __global__ void __launch_bounds__(family::kWarps * 32, family::kMinBl
         if constexpr (MMA)
             mma_item(p, i, items, q, k, v, A_log, a, dt_bias, b, scale, output, new_state,
                      state_indices, intermediate_states);
+        else if constexpr (BLOCK_TILES != 0)
+            tiles_item(p, items, q, k, v, A_log, a, dt_bias, b, scale, output, new_state,
+                       state_indices);
         else if constexpr (ROW_STREAM)
             rows_item(p, i, items, q, k, v, A_log, a, dt_bias, b, scale, output, new_state,
                       state_indices);

@@ -29,6 +29,8 @@
 //   (cp.async.wait_group 1), reading back just what it copied, so no barrier: FlashInfer's
 //   pretranspose kernel's state path.
 // MIN_BLOCKS: the launch bounds' minimum blocks an SM (0: ptxas chooses the registers).
+// BLOCK_TILES R (T = 1, one item a block): the item's rows through two block-wide shared
+//   tiles of R rows in turn (gdn_family_tiles.cuh: FlashInfer's pretranspose state path).
 #pragma once
 #include "gdn.cuh"
 
@@ -374,3 +376,5 @@ __device__ __forceinline__ void for_each_item(const state_t* state,
 }
 
 }  // namespace family
+
+#include "gdn_family_tiles.cuh"  // BLOCK_TILES: an item's rows through block-wide tiles

@@ -1,5 +1,6 @@
 // ROW_STREAM 1 (T = 1, PREFETCH 1 or 2): a work item's rows one at a time from the warp's
-// tile, for gdn_decode_family.cu (included there, after its Token and exact_gates).
+// tile (rows_item), and BLOCK_TILES (tiles_item) the same from the block's stage tiles, for
+// gdn_decode_family.cu (included there, after its Token and exact_gates).
 //
 // Math: the kernel's T = 1 row pass, per state row s (128 k-values) of (b, h):
 //   delta = beta (v - g s . k^),  s' = g s + delta k^,  out = scale (g s . q^ + (k^ . q^) delta)
@@ -105,6 +106,70 @@ __device__ __forceinline__ void rows_item(const Place& p, int i, Items& items,
             output[orow + r * kRowsPerStep] =
                 __float2bfloat16(gdn::row_output(gt, rq * sq[0], kq, delta, scale));
     }
+}
+
+static_assert(BLOCK_TILES == 0 || (REDUCE == 0 && HEAD_TOKENS == 0 && ROW_STREAM == 0),
+              "BLOCK_TILES needs REDUCE 0, HEAD_TOKENS 0 and ROW_STREAM 0");
+
+// BLOCK_TILES R (T = 1): work item i of the block (at p) through the block's stage tiles
+// (gdn_family_tiles.cuh's stage_rows: FlashInfer's state path): the token while stage 0
+// lands, then each of this warp's rows as its stage lands, read, summed over the warp (32
+// lanes a row), updated, stored and its output written before the next.
+__device__ __forceinline__ void tiles_item(const Place& p, Items& items,
+                                           const bf16* __restrict__ q, const bf16* __restrict__ k,
+                                           const bf16* __restrict__ v,
+                                           const float* __restrict__ A_log,
+                                           const bf16* __restrict__ a,
+                                           const float* __restrict__ dt_bias,
+                                           const bf16* __restrict__ b, float scale,
+                                           bf16* __restrict__ output, STATE_T* new_state,
+                                           const int* __restrict__ state_indices) {
+#if BLOCK_TILES
+    const int h = p.h, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const size_t bt = p.row_b;  // T = 1: the token of batch row b
+    const size_t orow = (bt * kVHeads + h) * kDim + item_row(p);  // the item's first output
+    const int slot = slot_of(state_indices, p.row_b);
+#if POOL
+    if (slot < 0) {  // a padding row: zero output, no state touched (block-uniform)
+        if (threadIdx.x < kRowsPerBlock) output[orow + threadIdx.x] = __float2bfloat16(0.f);
+        return;
+    }
+#endif
+    Token cur;
+    float vr[kStages][kRowsPerWarpStage];  // v of this warp's rows, stage by stage
+    float4 kk, qq;
+    float kq, rk = 1.f, rq = 1.f;
+    gdn::Gates gt;
+    STATE_T* dst = new_state + stage_base(p, slot);
+    stage_rows(
+        p, slot, items,
+        [&] {  // while stage 0 lands: the token, its norms and gates
+            cur = load_token(q, k, v, a, b, bt, h, h / kVPerQK, item_row(p), lane);
+#pragma unroll
+            for (int s = 0; s < kStages; ++s)
+#pragma unroll
+                for (int m = 0; m < kRowsPerWarpStage; ++m)
+                    vr[s][m] = __bfloat162float(v[orow + s * kTileRows + m * kWarps + warp]);
+            kk = gdn::bf16x4(cur.k[0]);
+            qq = gdn::bf16x4(cur.q[0]);
+            gt = exact_gates(cur.a, cur.b, dt_bias[h], A_log[h]);
+            kq = gdn::group_sum<32>(gdn::dot4(kk, qq));
+            if (L2NORM) {
+                rk = rsqrtf(gdn::group_sum<32>(gdn::dot4(kk, kk)) + kL2Eps);
+                rq = rsqrtf(gdn::group_sum<32>(gdn::dot4(qq, qq)) + kL2Eps);
+                kq *= rk * rq;
+            }
+        },
+        [&](int row, int s, int m, float4 x) {
+            float sk[1] = {gdn::dot4(x, kk)}, sq[1] = {gdn::dot4(x, qq)};
+            gdn::group_sums<32>(sk, sq);
+            const float delta = gdn::row_delta(gt, vr[s][m], rk * sk[0]);
+            gdn::store_state4<STORE_HINT>(dst + row * kDim, gdn::update4(x, gt.g, delta * rk, kk));
+            if (lane == 0)
+                output[orow + row] =
+                    __float2bfloat16(gdn::row_output(gt, rq * sq[0], kq, delta, scale));
+        });
+#endif
 }
 
 }  // namespace family

@@ -29,7 +29,7 @@ CPU = {"name": "cpu", "capability": None}
 
 def test_the_space_is_small_and_every_candidate_a_legal_shape():
     space = ft.search_space("full")
-    assert len(space) == 92 and len(ft.unique(space)) == 92
+    assert len(space) == 102 and len(ft.unique(space)) == 102
     assert ft.kernel_defaults() in space
     assert all(d in space for d in ft.search_space("quick"))
     for d in space:
@@ -48,7 +48,10 @@ def test_the_space_is_small_and_every_candidate_a_legal_shape():
     rows = [d for d in space if d["ROW_STREAM"]]  # an item's rows one at a time from its tile
     assert len(rows) == 4 and all(d["PREFETCH"] == 2 and d["ITEMS"] == 1 and not d["REDUCE"]
                                   for d in rows)  # fmt: skip
-    full = [d for d in space if d["MIN_BLOCKS"]]  # every warp slot: 2048 threads an SM
+    tiles = [d for d in space if d["BLOCK_TILES"]]  # block-wide tiles, one item a block
+    assert len(tiles) == 10 and all(d["LANES_PER_ROW"] == 32 and d["ITEMS"] == 1 and
+                                    not (d["PREFETCH"] or d["REDUCE"]) for d in tiles)  # fmt: skip
+    full = [d for d in space if d["MIN_BLOCKS"] and not d["BLOCK_TILES"]]  # every warp slot
     assert len(full) == 6 and all(d["MIN_BLOCKS"] * d["WARPS"] * 32 == 2048 for d in full)
     assert sum(d["PREFETCH"] == 2 and not d["HEAD_TOKENS"] and not d["ROW_STREAM"]
                for d in space) == 5  # per-lane copies  # fmt: skip

@@ -8,7 +8,8 @@ state (``PREFETCH`` 1 with ``ITEMS`` work items a block) and, at T > 1, the toke
 knobs, the one-pass tokens (``SOLVE``) and their products on the tensor cores (``MMA``),
 at T = 1 the state loads with a 256-byte L2 prefetch size (``LOAD_HINT`` 4 and 5) and a
 streamed head's token done once (``HEAD_TOKENS``) and full-occupancy builds at 32
-registers (``ROW_STREAM``: an item's rows one at a time from its tile), and at every T the
+registers (``ROW_STREAM``: an item's rows one at a time from its tile) and an item's rows
+through block-wide tiles (``BLOCK_TILES``, FlashInfer's state path), and at every T the
 pipelined state through per-lane copies (``PREFETCH`` 2).
 A table is one GPU's and one member's,
 ``data/tuning/family/<gpu-slug>/<member name>.json`` (written by
@@ -18,7 +19,7 @@ batch size ``B`` takes the entry of the nearest tuned size at or below ``B``, el
 smallest; a GPU without a table runs the kernel's defaults and says so (``note``).
 
 >>> len(search_space("full")), len(search_space("quick"))
-(92, 9)
+(102, 9)
 >>> table = {4: {"defines": {"WARPS": 2}}, 16: {"defines": {"WARPS": 8}}}
 >>> [entry_for(table, B)["defines"]["WARPS"] for B in (1, 8, 16, 300)]
 [2, 2, 8, 8]
@@ -61,6 +62,7 @@ KNOBS = (
     "MMA",
     "HEAD_TOKENS",
     "ROW_STREAM",
+    "BLOCK_TILES",
 )
 # (WARPS, ROWS_PER_WARP, LANES_PER_ROW): 128 / (WARPS * ROWS_PER_WARP) blocks share a head,
 # from 2 (few, large blocks for large B) to 32 (many small ones while B is short of SMs);
@@ -141,6 +143,12 @@ HEAD_SHAPES = tuple((*shape, pf) for shape in STREAM_SHAPES for pf in (1, 2))
 # in registers (ROW_STREAM 0, no tiles); each builds at 32 registers without spills.
 FULL_SHAPES = ((4, 4, 32, 1), (8, 4, 32, 1), (4, 2, 32, 1), (8, 2, 32, 1), (4, 2, 32, 0),
                (8, 2, 32, 0))  # fmt: skip
+# T = 1 only: an item's rows through two block-wide shared tiles of BLOCK_TILES rows in turn
+# (gdn_family_tiles.cuh: FlashInfer's pretranspose state path, whose shape is 4 x 4 x 32
+# with 8-row tiles), one item a block: (WARPS, ROWS_PER_WARP, BLOCK_TILES, MIN_BLOCKS), 32
+# lanes a row; MIN_BLOCKS 2048 / (32 WARPS) is FlashInfer's 32 registers and every warp slot.
+TILE_SHAPES = ((4, 4, 8, 0), (4, 4, 8, 16), (4, 4, 16, 0), (4, 4, 4, 0), (8, 2, 8, 0),
+               (8, 2, 16, 0), (4, 8, 8, 0), (4, 8, 16, 0), (2, 8, 8, 0), (4, 2, 8, 0))  # fmt: skip
 # Every T: the pipelined state through per-lane cp.async (PREFETCH 2, FlashInfer's state
 # path): (WARPS, ROWS_PER_WARP, LANES_PER_ROW, ITEMS, CONSECUTIVE), the streamed shapes (a
 # head a block) and two strided ones.
@@ -210,7 +218,8 @@ def search_space(name: str = "full", member: Member | None = None,
     :data:`SOLVE_SHAPES`, 8, :data:`MMA_TOKENS` on :data:`MMA_SHAPES`, 3, and both
     pipelined, :data:`PIPELINED_SOLVE`, 5; at T = 1
     :data:`WIDE_SHAPES` x :data:`WIDE_HINTS`, 4, ``HEAD_TOKENS`` on :data:`HEAD_SHAPES`,
-    6, and the full-occupancy :data:`FULL_SHAPES`, 6; at every T the per-lane copies on
+    6, the full-occupancy :data:`FULL_SHAPES`, 6, and the block-wide tiles
+    :data:`TILE_SHAPES`, 10; at every T the per-lane copies on
     :data:`ASYNC_SHAPES`, 5) or ``quick`` (:data:`QUICK_SHAPES` with the default hints, each
     with ``REDUCE`` 0 and 1, one pipelined shape, and with ``member`` every entry of its
     recorded tables on GPUs of compute capability ``capability``, all GPUs when None)."""
@@ -252,6 +261,8 @@ def search_space(name: str = "full", member: Member | None = None,
         out += [dict(WARPS=w, ROWS_PER_WARP=r, LANES_PER_ROW=n, REDUCE=0, PREFETCH=2 * rs,
                      MIN_BLOCKS=2048 // (32 * w), ROW_STREAM=rs)
                 for w, r, n, rs in FULL_SHAPES]  # fmt: skip
+        out += [dict(WARPS=w, ROWS_PER_WARP=r, LANES_PER_ROW=32, REDUCE=0, BLOCK_TILES=t,
+                     MIN_BLOCKS=mb) for w, r, t, mb in TILE_SHAPES]  # fmt: skip
     if name == "full":
         out += [dict(WARPS=w, ROWS_PER_WARP=r, LANES_PER_ROW=n, REDUCE=int(r * n > 32), PREFETCH=2,
                      ITEMS=it, CONSECUTIVE=c) for w, r, n, it, c in ASYNC_SHAPES]  # fmt: skip

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable
 import torch
 
 from decodekit import records
-from decodekit.impls.family_tuning import ASYNC_SHAPES, FULL_SHAPES, STREAM_SHAPES
+from decodekit.impls.family_tuning import ASYNC_SHAPES, FULL_SHAPES, STREAM_SHAPES, TILE_SHAPES
 from decodekit.measure import as_device, get_preset, measure
 from decodekit.measure.floors import copy
 from decodekit.measure.timing import DeviceTimer, Timer
@@ -48,7 +48,8 @@ def _build(w: int, r: int, lanes: int, **more) -> dict:
 # they ran under the floor's 24 builds of runs 063898e9 and 221461a1),
 # with its pipelined state (PREFETCH 1, ITEMS work items a block, and the tuning space's
 # STREAM_SHAPES: a head streamed by one block; and PREFETCH 2's per-lane copies on the
-# tuning space's ASYNC_SHAPES, and with one item a block on its row-streamed FULL_SHAPES) too,
+# tuning space's ASYNC_SHAPES, and with one item a block on its row-streamed FULL_SHAPES; at
+# T = 1 through the block-wide tiles of its TILE_SHAPES, FlashInfer's state path) too,
 # so the floor stays the fastest copy of the member's bytes that the kit's own grid knows.
 ROW_COPY_CONFIGS = (
     *(_build(*shape, LOAD_HINT=h)
@@ -62,6 +63,15 @@ ROW_COPY_CONFIGS = (
       for w, r, lanes, items, c in ASYNC_SHAPES),
     *(_build(w, r, lanes, PREFETCH=2, ITEMS=1) for w, r, lanes, rs in FULL_SHAPES if rs),
 )  # fmt: skip
+# T = 1 only (BLOCK_TILES builds one item a block of one token): the tiled copies
+TILE_COPY_CONFIGS = tuple(_build(w, r, 32, BLOCK_TILES=t, MIN_BLOCKS=mb)
+                          for w, r, t, mb in TILE_SHAPES)  # fmt: skip
+
+
+def copy_configs(member: Member) -> tuple[dict, ...]:
+    """The row-copy builds of ``member``'s floor: :data:`ROW_COPY_CONFIGS`, and at T = 1
+    :data:`TILE_COPY_CONFIGS` too."""
+    return ROW_COPY_CONFIGS + (TILE_COPY_CONFIGS if member.seq_len == 1 else ())
 
 
 def floor_buffers(member: Member, batch_size: int, device="cpu") -> dict:
@@ -80,13 +90,13 @@ def live_bytes(case: Case) -> int:
 
 
 def row_copies(member: Member, device: torch.device) -> tuple[list, str | None]:
-    """The :data:`ROW_COPY_CONFIGS` builds of ``member``'s row copy, or none and why."""
+    """The :func:`copy_configs` builds of ``member``'s row copy, or none and why."""
     if device.type != "cuda":
         return [], f"the row-copy floor is a CUDA kernel; this run is on {device.type}"
     try:
         from decodekit.impls.family_kernels import row_copy
 
-        return [(d, row_copy(member, d)) for d in ROW_COPY_CONFIGS], None
+        return [(d, row_copy(member, d)) for d in copy_configs(member)], None
     except Exception as e:  # no cupy / NVRTC / GPU here: recorded, the run goes on
         return [], f"row-copy kernel unavailable: {type(e).__name__}: {e}"
 

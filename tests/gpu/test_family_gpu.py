@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from decodekit.impls.family_kernels import CHECKED, kit_kernel
+from decodekit.impls.family_tuning import TILE_SHAPES
 from decodekit.measure import family_check
 from decodekit.measure.family_check import _outputs
 from decodekit.problem.family import SERVING, VERIFY, Member, cases, make_inputs
@@ -103,6 +104,38 @@ def test_rows_streamed_from_the_tile_pass(member, defines, B):
         (case,) = cases(m, (B,))
         res = family_check.check(kit_kernel(m, defines), case, "cuda")
         assert res.passed, res.summary()
+
+
+# T = 1: an item's rows through block-wide tiles (BLOCK_TILES): every shape of the tuning
+# space (FlashInfer's 4 x 4 with 8-row tiles among them, one stage and four), kernel and copy
+TILES = [dict(WARPS=w, ROWS_PER_WARP=r, LANES_PER_ROW=32, BLOCK_TILES=t, MIN_BLOCKS=mb)
+         for w, r, t, mb in TILE_SHAPES]  # fmt: skip
+
+
+@pytest.mark.parametrize("B", (1, 8, 64))
+@pytest.mark.parametrize("defines", TILES, ids=lambda d: "-".join(map(str, d.values())))
+@pytest.mark.parametrize("member", [m for m in SERVING if m.seq_len == 1], ids=lambda m: m.name)
+def test_rows_through_block_tiles_pass(member, defines, B):
+    for m in (member, replace(member, layout="dense")):  # a pool's padding rows; dense
+        (case,) = cases(m, (B,))
+        res = family_check.check(kit_kernel(m, defines), case, "cuda")
+        assert res.passed, res.summary()
+
+
+@pytest.mark.parametrize("defines", TILES, ids=lambda d: "-".join(map(str, d.values())))
+def test_tiled_row_copy_copies_live_slots_and_zeroes_the_output(defines):
+    from decodekit.impls.family_kernels import row_copy
+
+    for member in (m for m in SERVING if m.seq_len == 1):
+        for m in (member, replace(member, layout="dense")):
+            (case,) = cases(m, (16,))
+            x = make_inputs(case, "cuda")
+            x.update(_outputs(case, x))  # NaN output; dense: a NaN new_state
+            before = x["state"].clone()
+            row_copy(m, defines)(**x)
+            torch.cuda.synchronize()
+            assert torch.equal(x["new_state"], before), m.name  # dense: copied; pool: as it was
+            assert (x["output"] == 0).all(), m.name  # padding rows included
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,116 @@
+// BLOCK_TILES R (T = 1): a work item's rows through block-wide shared tiles of R rows, two
+// in turn (stage_rows), for gdn_decode_family.cu (tiles_item) and family_row_copy.cu
+// (tiles_copy_item); included by gdn_family.cuh. FlashInfer's pretranspose state path
+// (gated_delta_rule_decode_pretranspose, 0.7.2: TILE_V 8 rows, 2 stages, 128 threads, 16 rows
+// a block), with the kit's exact gates and one-pass row math.
+//
+// Math: the kernel's T = 1 row pass, per state row s (128 k-values) of (b, h):
+//   delta = beta (v - g s . k^),  s' = g s + delta k^,  out = scale (g s . q^ + (k^ . q^) delta)
+// with k^ = rk k, q^ = rq q (L2NORM; rk = rq = 1 without); s . k and s . q of the old row in
+// one butterfly over the warp.
+// State path: the item's WARPS * ROWS_PER_WARP rows (the grid's, gdn_family.cuh) in stages of
+// R contiguous rows (R * 512 bytes at fp32). Every thread of the block starts cp.async.cg of
+// 16-byte pieces of stage 0 into tile 0 (the pieces of a warp contiguous), then loads its
+// token; before stage s it waits for its copies (cp.async.wait_group 0) and the block
+// (__syncthreads: every thread's pieces landed, the other tile's reads of stage s - 1 done),
+// starts stage s + 1's copy into the other tile, then works on stage s: warp w takes rows
+// w, w + WARPS, .. of the stage, 32 lanes a row, lane l its columns 4 l .. 4 l + 3; each row
+// is read from the tile, summed, updated and stored (its 512 bytes one warp store) and its
+// output written (lane 0) before the next. In place is safe: a row is stored only after its
+// stage landed, and stages read ahead only rows not yet stored.
+// Knobs: BLOCK_TILES R (rows a stage, a multiple of WARPS dividing WARPS * ROWS_PER_WARP;
+//   0: off), with SEQ_LEN 1, LANES_PER_ROW 32, ITEMS 1, PREFETCH 0 (and the kernel's REDUCE 0,
+//   HEAD_TOKENS 0, ROW_STREAM 0); STORE_HINT as in
+//   the kernel (LOAD_HINT does nothing: the copies are .cg). Shared memory: 2 (1 with one
+//   stage) * R * 128 state values.
+#pragma once
+
+#ifndef BLOCK_TILES
+#define BLOCK_TILES 0
+#endif
+
+namespace family {
+
+inline constexpr int kTileRows = BLOCK_TILES;
+
+static_assert(BLOCK_TILES == 0 ||
+                  (kT == 1 && kLanes == 32 && kItems == 1 && PREFETCH == 0 &&
+                   BLOCK_TILES % kWarps == 0 && kRowsPerBlock % BLOCK_TILES == 0),
+              "BLOCK_TILES R needs SEQ_LEN 1, LANES_PER_ROW 32, ITEMS 1, PREFETCH 0, and R a "
+              "multiple of WARPS dividing WARPS * ROWS_PER_WARP");
+
+#if BLOCK_TILES
+inline constexpr int kStages = kRowsPerBlock / kTileRows;
+inline constexpr int kRowsPerWarpStage = kTileRows / kWarps;
+inline constexpr int kStageBuffers = kStages > 1 ? 2 : 1;
+inline constexpr int kPieceValues = 16 / sizeof(state_t);  // state values a 16-byte copy
+inline constexpr int kStagePieces = kTileRows * kDim / kPieceValues;
+static_assert(kStageBuffers * kTileRows * kDim * sizeof(state_t) <= 48 * 1024,
+              "BLOCK_TILES: the tiles must fit 48 KiB");
+
+// The block's tiles, one per stage in flight.
+struct StageTiles {
+    state_t tile[kStageBuffers][kTileRows * kDim];
+};
+
+// Start the copy of stage s (rows s * R .. of the item at src) into its tile, one commit group.
+__device__ __forceinline__ void start_stage(StageTiles& sh, const state_t* src, int s) {
+    state_t* dst = sh.tile[s % kStageBuffers];
+    src += static_cast<size_t>(s) * kTileRows * kDim;
+#pragma unroll
+    for (int i = threadIdx.x; i < kStagePieces; i += kWarps * 32)
+        gdn::async_copy<16>(dst + i * kPieceValues, src + i * kPieceValues);
+    gdn::async_commit();
+}
+
+// The item's first row (of its kRowsPerBlock) in the head: the grid's row block.
+__device__ __forceinline__ int item_row(const Place& p) {
+    return p.row0 - (threadIdx.x >> 5) * kRowsPerWarp - p.sub;
+}
+
+// Four state values from a tile.
+__device__ __forceinline__ float4 tile_values(const float* x) {
+    return *reinterpret_cast<const float4*>(x);
+}
+__device__ __forceinline__ float4 tile_values(const bf16* x) {
+    return gdn::bf16x4(*reinterpret_cast<const uint2*>(x));
+}
+
+// The state path of one item (at p, slot `slot` >= 0): stage 0's copy started, then
+// prologue(), then for each stage and each of this warp's rows of it row(row, s, m, x), x
+// this lane's four values of the item's row `row` (s * R + m * WARPS + warp), zeros for a
+// dense call without a state. new_state + stage_base(p, slot) + row * 128 is where row
+// `row`'s four values of this lane go.
+__device__ __forceinline__ size_t stage_base(const Place& p, int slot) {
+    return ((static_cast<size_t>(slot) * kVHeads + p.h) * kDim + item_row(p)) * kDim +
+           (threadIdx.x & 31) * 4;
+}
+
+template <class Prologue, class Row>
+__device__ __forceinline__ void stage_rows(const Place& p, int slot, Items& items,
+                                           Prologue&& prologue, Row&& row) {
+    __shared__ __align__(128) StageTiles sh;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const bool reads = items.reads(p, slot);  // block-uniform (one item a block)
+    const state_t* src = reads ? items.state + stage_base(p, slot) - lane * 4 : nullptr;
+    if (reads) start_stage(sh, src, 0);
+    prologue();
+#pragma unroll
+    for (int s = 0; s < kStages; ++s) {
+        if (reads) {
+            gdn::async_wait<0>();
+            __syncthreads();  // stage s landed for every thread; stage s - 1's reads are done
+            if (s + 1 < kStages) start_stage(sh, src, s + 1);
+        }
+        const state_t* tile = sh.tile[s % kStageBuffers];
+#pragma unroll
+        for (int m = 0; m < kRowsPerWarpStage; ++m) {
+            const int r = m * kWarps + warp;  // the row in the stage
+            row(s * kTileRows + r, s, m,
+                reads ? tile_values(tile + r * kDim + lane * 4) : make_float4(0.f, 0.f, 0.f, 0.f));
+        }
+    }
+}
+#endif
+
+}  // namespace family
