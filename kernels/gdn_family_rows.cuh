@@ -114,7 +114,8 @@ static_assert(BLOCK_TILES == 0 || (REDUCE == 0 && HEAD_TOKENS == 0 && ROW_STREAM
 // BLOCK_TILES R (T = 1): work item i of the block (at p) through the block's stage tiles
 // (gdn_family_tiles.cuh's stage_rows: FlashInfer's state path): the token while stage 0
 // lands, then each of this warp's rows as its stage lands, read, summed over the warp (32
-// lanes a row), updated, stored and its output written before the next.
+// lanes a row), updated and stored before the next; v in and the outputs out through shared
+// memory, one coalesced access each.
 __device__ __forceinline__ void tiles_item(const Place& p, Items& items,
                                            const bf16* __restrict__ q, const bf16* __restrict__ k,
                                            const bf16* __restrict__ v,
@@ -125,7 +126,7 @@ __device__ __forceinline__ void tiles_item(const Place& p, Items& items,
                                            bf16* __restrict__ output, STATE_T* new_state,
                                            const int* __restrict__ state_indices) {
 #if BLOCK_TILES
-    const int h = p.h, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int h = p.h, lane = threadIdx.x & 31;
     const size_t bt = p.row_b;  // T = 1: the token of batch row b
     const size_t orow = (bt * kVHeads + h) * kDim + item_row(p);  // the item's first output
     const int slot = slot_of(state_indices, p.row_b);
@@ -135,21 +136,17 @@ __device__ __forceinline__ void tiles_item(const Place& p, Items& items,
         return;
     }
 #endif
+    __shared__ float vs[kRowsPerBlock];  // the item's v rows, then its outputs
     Token cur;
-    float vr[kStages][kRowsPerWarpStage];  // v of this warp's rows, stage by stage
     float4 kk, qq;
     float kq, rk = 1.f, rq = 1.f;
     gdn::Gates gt;
     STATE_T* dst = new_state + stage_base(p, slot);
     stage_rows(
         p, slot, items,
-        [&] {  // while stage 0 lands: the token, its norms and gates
+        [&] {  // while stage 0 lands: the token, its norms and gates, the item's v
             cur = load_token(q, k, v, a, b, bt, h, h / kVPerQK, item_row(p), lane);
-#pragma unroll
-            for (int s = 0; s < kStages; ++s)
-#pragma unroll
-                for (int m = 0; m < kRowsPerWarpStage; ++m)
-                    vr[s][m] = __bfloat162float(v[orow + s * kTileRows + m * kWarps + warp]);
+            if (threadIdx.x < kRowsPerBlock) vs[threadIdx.x] = __bfloat162float(v[orow + threadIdx.x]);
             kk = gdn::bf16x4(cur.k[0]);
             qq = gdn::bf16x4(cur.q[0]);
             gt = exact_gates(cur.a, cur.b, dt_bias[h], A_log[h]);
@@ -160,15 +157,16 @@ __device__ __forceinline__ void tiles_item(const Place& p, Items& items,
                 kq *= rk * rq;
             }
         },
-        [&](int row, int s, int m, float4 x) {
+        [&](int row, int, int, float4 x) {
             float sk[1] = {gdn::dot4(x, kk)}, sq[1] = {gdn::dot4(x, qq)};
             gdn::group_sums<32>(sk, sq);
-            const float delta = gdn::row_delta(gt, vr[s][m], rk * sk[0]);
+            const float delta = gdn::row_delta(gt, vs[row], rk * sk[0]);
             gdn::store_state4<STORE_HINT>(dst + row * kDim, gdn::update4(x, gt.g, delta * rk, kk));
-            if (lane == 0)
-                output[orow + row] =
-                    __float2bfloat16(gdn::row_output(gt, rq * sq[0], kq, delta, scale));
+            __syncwarp();  // every lane has read vs[row] before lane 0 overwrites it
+            if (lane == 0) vs[row] = gdn::row_output(gt, rq * sq[0], kq, delta, scale);
         });
+    __syncthreads();  // every row's output is in vs
+    if (threadIdx.x < kRowsPerBlock) output[orow + threadIdx.x] = __float2bfloat16(vs[threadIdx.x]);
 #endif
 }
 

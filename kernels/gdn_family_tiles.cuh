@@ -15,8 +15,9 @@
 // (__syncthreads: every thread's pieces landed, the other tile's reads of stage s - 1 done),
 // starts stage s + 1's copy into the other tile, then works on stage s: warp w takes rows
 // w, w + WARPS, .. of the stage, 32 lanes a row, lane l its columns 4 l .. 4 l + 3; each row
-// is read from the tile, summed, updated and stored (its 512 bytes one warp store) and its
-// output written (lane 0) before the next. In place is safe: a row is stored only after its
+// is read from the tile, summed, updated and stored (its 512 bytes one warp store) before the
+// next. The item's v rows come in one coalesced load to shared memory while stage 0 lands,
+// and its outputs leave from shared memory in one coalesced store after the last stage. In place is safe: a row is stored only after its
 // stage landed, and stages read ahead only rows not yet stored.
 // Knobs: BLOCK_TILES R (rows a stage, a multiple of WARPS dividing WARPS * ROWS_PER_WARP;
 //   0: off), with SEQ_LEN 1, LANES_PER_ROW 32, ITEMS 1, PREFETCH 0 (and the kernel's REDUCE 0,
@@ -77,7 +78,8 @@ __device__ __forceinline__ float4 tile_values(const bf16* x) {
 }
 
 // The state path of one item (at p, slot `slot` >= 0): stage 0's copy started, then
-// prologue(), then for each stage and each of this warp's rows of it row(row, s, m, x), x
+// prologue() (what it writes to shared memory is seen by every thread from stage 0 on: a
+// barrier opens each stage), then for each stage and each of this warp's rows of it row(row, s, m, x), x
 // this lane's four values of the item's row `row` (s * R + m * WARPS + warp), zeros for a
 // dense call without a state. new_state + stage_base(p, slot) + row * 128 is where row
 // `row`'s four values of this lane go.
@@ -97,11 +99,9 @@ __device__ __forceinline__ void stage_rows(const Place& p, int slot, Items& item
     prologue();
 #pragma unroll
     for (int s = 0; s < kStages; ++s) {
-        if (reads) {
-            gdn::async_wait<0>();
-            __syncthreads();  // stage s landed for every thread; stage s - 1's reads are done
-            if (s + 1 < kStages) start_stage(sh, src, s + 1);
-        }
+        if (reads) gdn::async_wait<0>();
+        __syncthreads();  // stage s landed for every thread; stage s - 1's reads are done
+        if (reads && s + 1 < kStages) start_stage(sh, src, s + 1);
         const state_t* tile = sh.tile[s % kStageBuffers];
 #pragma unroll
         for (int m = 0; m < kRowsPerWarpStage; ++m) {
