@@ -161,7 +161,7 @@ __device__ __forceinline__ void tiles_item(const Place& p, Items& items,
             float sk[1] = {gdn::dot4(x, kk)}, sq[1] = {gdn::dot4(x, qq)};
             gdn::group_sums<32>(sk, sq);
             const float delta = gdn::row_delta(gt, vs[row], rk * sk[0]);
-            gdn::store_state4<STORE_HINT>(dst + row * kDim, gdn::update4(x, gt.g, delta * rk, kk));
+            store_row4(dst + row * kDim, gdn::update4(x, gt.g, delta * rk, kk));
             __syncwarp();  // every lane has read vs[row] before lane 0 overwrites it
             if (lane == 0) vs[row] = gdn::row_output(gt, rq * sq[0], kq, delta, scale);
         });

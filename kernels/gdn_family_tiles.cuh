@@ -77,6 +77,29 @@ __device__ __forceinline__ float4 tile_values(const bf16* x) {
     return gdn::bf16x4(*reinterpret_cast<const uint2*>(x));
 }
 
+// A row's four new values to global memory as one vector store. In the row callbacks NVVM
+// splits the plain vector store (gdn::store_state4's STORE_HINT 0) into scalar ones: four
+// st.global.f32 (bf16: two st.global.u32) a row where the row copy has one st.global.v4.f32,
+// so STORE_HINT 0 is the vector store in PTX here; the other hints are store_state4's.
+__device__ __forceinline__ void store_row4(float* p, float4 x) {
+    if constexpr (STORE_HINT == 0)
+        asm volatile("st.global.v4.f32 [%0], {%1, %2, %3, %4};"
+                     :: "l"(p), "f"(x.x), "f"(x.y), "f"(x.z), "f"(x.w) : "memory");
+    else
+        gdn::store_state4<STORE_HINT>(p, x);
+}
+__device__ __forceinline__ void store_row4(bf16* p, float4 x) {
+    if constexpr (STORE_HINT == 0) {
+        const __nv_bfloat162 lo = __floats2bfloat162_rn(x.x, x.y);
+        const __nv_bfloat162 hi = __floats2bfloat162_rn(x.z, x.w);
+        asm volatile("st.global.v2.b32 [%0], {%1, %2};"
+                     :: "l"(p), "r"(*reinterpret_cast<const unsigned*>(&lo)),
+                        "r"(*reinterpret_cast<const unsigned*>(&hi)) : "memory");
+    } else {
+        gdn::store_state4<STORE_HINT>(p, x);
+    }
+}
+
 // The state path of one item (at p, slot `slot` >= 0): stage 0's copy started, then
 // prologue() (what it writes to shared memory is seen by every thread from stage 0 on: a
 // barrier opens each stage), then for each stage and each of this warp's rows of it row(row, s, m, x), x
