@@ -228,11 +228,12 @@ __device__ __forceinline__ TokenScalars token_scalars(const bf16* __restrict__ q
 
 // This lane's partial s . k and s . q of each step's row over its chunks (CHAIN_SUMS 1: one
 // FMA chain each); group sums over the row's L lanes finish them.
-__device__ __forceinline__ void row_sums(const float4 (&s)[kSteps][kChunks],
+template <int NS>  // rows a lane (kSteps, or BLOCK_TILES's a stage)
+__device__ __forceinline__ void row_sums(const float4 (&s)[NS][kChunks],
                                          const float4 (&kk)[kChunks], const float4 (&qq)[kChunks],
-                                         float (&sk)[kSteps], float (&sq)[kSteps]) {
+                                         float (&sk)[NS], float (&sq)[NS]) {
 #pragma unroll
-    for (int r = 0; r < kSteps; ++r) {
+    for (int r = 0; r < NS; ++r) {
         sk[r] = 0.f;
         sq[r] = 0.f;
 #pragma unroll
@@ -460,6 +461,9 @@ extern "C" __global__ void __launch_bounds__(family::kWarps * 32, family::kMinBl
         if constexpr (MMA)
             mma_item(p, i, items, q, k, v, A_log, a, dt_bias, b, scale, output, new_state,
                      state_indices, intermediate_states);
+        else if constexpr (BLOCK_TILES != 0 && kT > 1)
+            tiles_solve_item(p, items, q, k, v, A_log, a, dt_bias, b, scale, output, new_state,
+                             state_indices, intermediate_states);
         else if constexpr (BLOCK_TILES != 0)
             tiles_item(p, items, q, k, v, A_log, a, dt_bias, b, scale, output, new_state,
                        state_indices);

@@ -108,8 +108,8 @@ __device__ __forceinline__ void rows_item(const Place& p, int i, Items& items,
     }
 }
 
-static_assert(BLOCK_TILES == 0 || (REDUCE == 0 && HEAD_TOKENS == 0 && ROW_STREAM == 0),
-              "BLOCK_TILES needs REDUCE 0, HEAD_TOKENS 0 and ROW_STREAM 0");
+static_assert(BLOCK_TILES == 0 || kT > 1 || (REDUCE == 0 && HEAD_TOKENS == 0 && ROW_STREAM == 0),
+              "BLOCK_TILES at SEQ_LEN 1 needs REDUCE 0, HEAD_TOKENS 0 and ROW_STREAM 0");
 
 // BLOCK_TILES R (T = 1): work item i of the block (at p) through the block's stage tiles
 // (gdn_family_tiles.cuh's stage_rows: FlashInfer's state path): the token while stage 0

@@ -99,6 +99,185 @@ __device__ __forceinline__ float4 own_chunk(const uint2 (&x)[kChunks], int sub) 
     return gdn::bf16x4(r);
 }
 
+// What every row of an item needs of its T tokens beyond their k and q chunks: the gates
+// (lane t: token t's), the Gram terms and the norms' rsqrt.
+// solve_rows reads them through g(t), beta(t), rk(t), rq(t), kk(i, t) = rk_i rk_t k_i . k_t
+// and kq(i, t) = rk_i rq_t k_i . q_t: here by shuffles from the lanes holding them
+// (TileCoefs: from shared memory).
+struct SolveScalars {
+    gdn::Gates lane_gates;
+    Gram gram;
+    float rk_[kT], rq_[kT];
+
+    __device__ __forceinline__ float g(int t) const {
+        return __shfl_sync(gdn::kFull, lane_gates.g, t);
+    }
+    __device__ __forceinline__ float beta(int t) const {
+        return __shfl_sync(gdn::kFull, lane_gates.beta, t);
+    }
+    __device__ __forceinline__ float rk(int t) const { return rk_[t]; }
+    __device__ __forceinline__ float rq(int t) const { return rq_[t]; }
+    __device__ __forceinline__ float kk(int i, int t) const {
+        return rk_[i] * rk_[t] * gram.get(gram_kk(i, t));
+    }
+    __device__ __forceinline__ float kq(int i, int t) const {
+        return rk_[i] * rq_[t] * gram.get(gram_kq(i, t));
+    }
+};
+
+// BLOCK_TILES: an item's SolveScalars once a block in shared memory (warp 0's, written by its
+// lane 0 before the first stage's barrier), read by every warp at every stage without
+// shuffles.
+struct TileCoefs {
+    float g_[kT], beta_[kT], rk_[kT], rq_[kT], kk_[kGramKQ > 0 ? kGramKQ : 1],
+        kq_[kGramKQ + kT];
+
+    __device__ __forceinline__ void fill(const SolveScalars& x) {  // every lane of warp 0
+#pragma unroll
+        for (int t = 0; t < kT; ++t) {
+            const float g = x.g(t), beta = x.beta(t);
+            float kk[kT], kq[kT + 1];
+#pragma unroll
+            for (int i = 0; i <= t; ++i) {
+                if (i < t) kk[i] = x.kk(i, t);
+                kq[i] = x.kq(i, t);
+            }
+            if ((threadIdx.x & 31) == 0) {
+                g_[t] = g;
+                beta_[t] = beta;
+                rk_[t] = x.rk(t);
+                rq_[t] = x.rq(t);
+#pragma unroll
+                for (int i = 0; i <= t; ++i) {
+                    if (i < t) kk_[gram_kk(i, t)] = kk[i];
+                    kq_[gram_kq(i, t) - kGramKQ] = kq[i];
+                }
+            }
+        }
+    }
+    __device__ __forceinline__ float g(int t) const { return g_[t]; }
+    __device__ __forceinline__ float beta(int t) const { return beta_[t]; }
+    __device__ __forceinline__ float rk(int t) const { return rk_[t]; }
+    __device__ __forceinline__ float rq(int t) const { return rq_[t]; }
+    __device__ __forceinline__ float kk(int i, int t) const { return kk_[gram_kk(i, t)]; }
+    __device__ __forceinline__ float kq(int i, int t) const { return kq_[gram_kq(i, t) - kGramKQ]; }
+};
+
+// The item's SolveScalars (value head h, batch row bt0 / T): the gates (lane t, token t) and
+// the Gram terms from this lane's own chunk (`sub`) of each token's k and q.
+__device__ __forceinline__ SolveScalars solve_scalars(const Token (&tok)[kT],
+                                                      const float* __restrict__ A_log,
+                                                      const bf16* __restrict__ a,
+                                                      const float* __restrict__ dt_bias,
+                                                      const bf16* __restrict__ b, size_t bt0,
+                                                      int h, int sub) {
+    const int lane = threadIdx.x & 31;
+    SolveScalars x;
+    const float A = A_log[h], dtb = dt_bias[h];
+    x.lane_gates = gdn::Gates{1.f, 0.f};
+    if (lane < kT) {
+        const size_t bth = (bt0 + lane) * kVHeads + h;
+        x.lane_gates = exact_gates(a[bth], b[bth], dtb, A);
+    }
+    {
+        float4 kc[kT], qc[kT];
+#pragma unroll
+        for (int t = 0; t < kT; ++t) {
+            kc[t] = own_chunk(tok[t].k, sub);
+            qc[t] = own_chunk(tok[t].q, sub);
+        }
+        x.gram.sum(kc, qc);
+    }
+#pragma unroll
+    for (int t = 0; t < kT; ++t) {
+        x.rk_[t] = L2NORM ? rsqrtf(x.gram.get(kGramNorms + t) + kL2Eps) : 1.f;
+        x.rq_[t] = L2NORM ? rsqrtf(x.gram.get(kGramNorms + kT + t) + kL2Eps) : 1.f;
+    }
+    return x;
+}
+
+// The T tokens on NS steps of this lane's rows (s: their state, lane (sub, col) as in the
+// kernel's layout, NS rows a lane): the 2T row sums, reduce-scattered so that the lane ends
+// with row `mine` = col / (L / NS)'s; its deltas and outputs (out(t, o), by the lanes with
+// col % (L / NS) == 0; v_of(t): that row's v of token t); then the state, as the math above
+// says: with INTERMEDIATE each token's in turn, store(t, s) for t = 0 .. T-1 and, with
+// UPDATE, store(T, s) for the final; else with UPDATE the final in one pass, store(T, s).
+template <int NS, class Coefs, class VOf, class Out, class Store>
+__device__ __forceinline__ void solve_rows(float4 (&s)[NS][kChunks], const Token (&tok)[kT],
+                                           const Coefs& x, int col, VOf&& v_of,
+                                           Out&& out, Store&& store) {
+    constexpr int kPerSum = kLanes / NS;  // lanes holding one row's sums
+    // The 2T row sums of the initial state, each token's reduce-scattered at once (two a
+    // token stay live, not 2 NS): lane `mine`'s row ends in sk[t], sq[t].
+    float sk[kT], sq[kT];
+#pragma unroll
+    for (int t = 0; t < kT; ++t) {
+        float4 kk[kChunks], qq[kChunks];
+#pragma unroll
+        for (int c = 0; c < kChunks; ++c) {
+            kk[c] = gdn::bf16x4(tok[t].k[c]);
+            qq[c] = gdn::bf16x4(tok[t].q[c]);
+        }
+        float pk[NS], pq[NS];  // partial s . k_t and s . q_t of each step's row
+        row_sums(s, kk, qq, pk, pq);
+        gdn::group_sums_scatter<kLanes>(pk, pq);
+        sk[t] = pk[0];
+        sq[t] = pq[0];
+    }
+
+    // Row `mine`: the deltas in turn and the outputs; e[i] = P(i+1, t) d_i as t goes on.
+    float e[kT], dk[kT], decay = 1.f;  // decay = P(0, t)
+#pragma unroll
+    for (int t = 0; t < kT; ++t) {
+        const float g = x.g(t);
+        const float beta = x.beta(t);
+        decay *= g;
+#pragma unroll
+        for (int i = 0; i < t; ++i) e[i] *= g;
+        float u = decay * (x.rk(t) * sk[t]);
+#pragma unroll
+        for (int i = 0; i < t; ++i) u = fmaf(e[i], x.kk(i, t), u);
+        e[t] = beta * (v_of(t) - u);
+        dk[t] = e[t] * x.rk(t);  // INTERMEDIATE: token t's delta on the raw k_t
+        float o = decay * (x.rq(t) * sq[t]);
+#pragma unroll
+        for (int i = 0; i <= t; ++i) o = fmaf(e[i], x.kq(i, t), o);
+        if (col % kPerSum == 0) out(t, o);
+    }
+
+    if (INTERMEDIATE) {  // every token's state in turn, stored; the last is the new state
+#pragma unroll
+        for (int t = 0; t < kT; ++t) {
+            const float g = x.g(t);
+#pragma unroll
+            for (int r = 0; r < NS; ++r) {
+                const float d = __shfl_sync(gdn::kFull, dk[t], r * kPerSum, kLanes);
+#pragma unroll
+                for (int c = 0; c < kChunks; ++c)
+                    s[r][c] = gdn::update4(s[r][c], g, d, gdn::bf16x4(tok[t].k[c]));
+            }
+            store(t, s);
+        }
+        if (UPDATE) store(kT, s);
+    } else if (UPDATE) {  // s' = P(0, T-1) s + sum_i e_i rk_i k_i, one pass
+#pragma unroll
+        for (int r = 0; r < NS; ++r) {
+            float d[kT];
+#pragma unroll
+            for (int t = 0; t < kT; ++t)
+                d[t] = __shfl_sync(gdn::kFull, e[t] * x.rk(t), r * kPerSum, kLanes);
+#pragma unroll
+            for (int c = 0; c < kChunks; ++c) {
+                float4 y = gdn::scale4(s[r][c], decay);
+#pragma unroll
+                for (int t = 0; t < kT; ++t) y = gdn::axpy4(y, d[t], gdn::bf16x4(tok[t].k[c]));
+                s[r][c] = y;
+            }
+        }
+        store(kT, s);
+    }
+}
+
 // Work item i of the block (at p): its T tokens in one pass (the math above).
 __device__ __forceinline__ void solve_item(const Place& p, int i, Items& items,
                                            const bf16* __restrict__ q,
@@ -113,7 +292,6 @@ __device__ __forceinline__ void solve_item(const Place& p, int i, Items& items,
                                            STATE_T* __restrict__ intermediate_states) {
     const int h = p.h, col = p.col, row0 = p.row0;
     const int j = h / kVPerQK;
-    const int lane = threadIdx.x & 31;
     const size_t bt0 = static_cast<size_t>(p.row_b) * kT;
     const int mine = col / kLanesPerSum;  // the step whose row sums this lane ends with
     const int vrow0 = row0 + mine * kRowsPerStep;
@@ -133,99 +311,102 @@ __device__ __forceinline__ void solve_item(const Place& p, int i, Items& items,
     items.load(s, p, slot, off, i);
 
     // While the state is in flight: the gates (lane t, token t) and the Gram terms.
-    const float A = A_log[h], dtb = dt_bias[h];
-    gdn::Gates lane_gates{1.f, 0.f};
-    if (lane < kT) {
-        const size_t bth = (bt0 + lane) * kVHeads + h;
-        lane_gates = exact_gates(a[bth], b[bth], dtb, A);
-    }
-    Gram gram;
-    {
-        float4 kc[kT], qc[kT];
-#pragma unroll
-        for (int t = 0; t < kT; ++t) {
-            kc[t] = own_chunk(tok[t].k, p.sub);
-            qc[t] = own_chunk(tok[t].q, p.sub);
-        }
-        gram.sum(kc, qc);
-    }
-    float rk[kT], rq[kT];
-#pragma unroll
-    for (int t = 0; t < kT; ++t) {
-        rk[t] = L2NORM ? rsqrtf(gram.get(kGramNorms + t) + kL2Eps) : 1.f;
-        rq[t] = L2NORM ? rsqrtf(gram.get(kGramNorms + kT + t) + kL2Eps) : 1.f;
-    }
-
-    // The 2T row sums of the initial state, each token's reduce-scattered at once (two a
-    // token stay live, not 2 kSteps): lane `mine`'s row ends in sk[t], sq[t].
-    float sk[kT], sq[kT];
-#pragma unroll
-    for (int t = 0; t < kT; ++t) {
-        float4 kk[kChunks], qq[kChunks];
-#pragma unroll
-        for (int c = 0; c < kChunks; ++c) {
-            kk[c] = gdn::bf16x4(tok[t].k[c]);
-            qq[c] = gdn::bf16x4(tok[t].q[c]);
-        }
-        float pk[kSteps], pq[kSteps];  // partial s . k_t and s . q_t of each step's row
-        row_sums(s, kk, qq, pk, pq);
-        gdn::group_sums_scatter<kLanes>(pk, pq);
-        sk[t] = pk[0];
-        sq[t] = pq[0];
-    }
-
-    // Row `mine`: the deltas in turn and the outputs; e[i] = P(i+1, t) d_i as t goes on.
-    float e[kT], dk[kT], decay = 1.f;  // decay = P(0, t)
-#pragma unroll
-    for (int t = 0; t < kT; ++t) {
-        const float g = __shfl_sync(gdn::kFull, lane_gates.g, t);
-        const float beta = __shfl_sync(gdn::kFull, lane_gates.beta, t);
-        decay *= g;
-#pragma unroll
-        for (int i = 0; i < t; ++i) e[i] *= g;
-        float u = decay * (rk[t] * sk[t]);
-#pragma unroll
-        for (int i = 0; i < t; ++i) u = fmaf(e[i], rk[i] * rk[t] * gram.get(gram_kk(i, t)), u);
-        e[t] = beta * (__bfloat162float(tok[t].v[0]) - u);
-        dk[t] = e[t] * rk[t];  // INTERMEDIATE: token t's delta on the raw k_t
-        float o = decay * (rq[t] * sq[t]);
-#pragma unroll
-        for (int i = 0; i <= t; ++i) o = fmaf(e[i], rk[i] * rq[t] * gram.get(gram_kq(i, t)), o);
-        if (col % kLanesPerSum == 0)
+    const SolveScalars x = solve_scalars(tok, A_log, a, dt_bias, b, bt0, h, p.sub);
+    solve_rows(
+        s, tok, x, col, [&](int t) { return __bfloat162float(tok[t].v[0]); },
+        [&](int t, float o) {
             output[((bt0 + t) * kVHeads + h) * kDim + vrow0] = __float2bfloat16(scale * o);
-    }
+        },
+        [&](int t, const float4 (&st)[kSteps][kChunks]) {
+            if (t < kT)
+                store_rows(intermediate_states + intermediate_offset(t, p), st);
+            else
+                store_rows(new_state + off, st);
+        });
+}
 
-    if (INTERMEDIATE) {  // every token's state in turn, stored; the last is the new state
+static_assert(BLOCK_TILES == 0 || kT == 1 || (SOLVE == 1 && MMA == 0),
+              "BLOCK_TILES R with SEQ_LEN > 1 needs SOLVE 1 and MMA 0");
+
+// BLOCK_TILES R with SOLVE 1 (T > 1): the item (at p, one a block) through the block's stage
+// tiles (gdn_family_tiles.cuh's stage_loop, FlashInfer's state path): every token's k and q
+// chunks, the gates, the Gram terms and the item's v of every token (to shared memory, one
+// coalesced load) while stage 0 lands; then this warp's R / WARPS contiguous rows of each
+// stage, read from the tile and through solve_rows (kStageSteps steps a lane), each row's new
+// values stored as one vector store; the outputs through shared memory, one coalesced store
+// after the last stage. Registers hold one stage's rows, not the item's: the copies of the
+// next stage are in flight while this one computes.
+__device__ __forceinline__ void tiles_solve_item(const Place& p, Items& items,
+                                                 const bf16* __restrict__ q,
+                                                 const bf16* __restrict__ k,
+                                                 const bf16* __restrict__ v,
+                                                 const float* __restrict__ A_log,
+                                                 const bf16* __restrict__ a,
+                                                 const float* __restrict__ dt_bias,
+                                                 const bf16* __restrict__ b, float scale,
+                                                 bf16* __restrict__ output, STATE_T* new_state,
+                                                 const int* __restrict__ state_indices,
+                                                 STATE_T* __restrict__ intermediate_states) {
+#if BLOCK_TILES
+    const int h = p.h, col = p.col, warp = threadIdx.x >> 5;
+    const size_t bt0 = static_cast<size_t>(p.row_b) * kT;
+    const int irow = item_row(p);  // the item's first row in the head
+    const int slot = slot_of(state_indices, p.row_b);
+    // token t's row r of the item in output (and v) [B, T, V_HEADS, 128]
+    const auto at = [&](int t, int r) { return ((bt0 + t) * kVHeads + h) * kDim + irow + r; };
+#if POOL
+    if (slot < 0) {  // a padding row: zero output, no state touched (block-uniform)
+        for (int n = threadIdx.x; n < kT * kRowsPerBlock; n += kWarps * 32)
+            output[at(n / kRowsPerBlock, n % kRowsPerBlock)] = __float2bfloat16(0.f);
+        return;
+    }
+#endif
+    __shared__ float vs[kT][kRowsPerBlock];  // the item's v of every token
+    __shared__ bf16 os[kT][kRowsPerBlock];   // and its outputs
+    __shared__ TileCoefs cf;                 // the tokens' scalars, from warp 0
+    Token tok[kT];
+    const size_t rows = (static_cast<size_t>(slot) * kVHeads + h) * kDim + irow;  // in the slot
+    stage_loop(
+        p, slot, items,
+        [&] {  // while stage 0 lands
 #pragma unroll
-        for (int t = 0; t < kT; ++t) {
-            const float g = __shfl_sync(gdn::kFull, lane_gates.g, t);
+            for (int t = 0; t < kT; ++t)  // (the v it loads is unused: vs has every row's)
+                tok[t] = load_token(q, k, v, a, b, bt0 + t, h, h / kVPerQK, irow, col);
+            for (int n = threadIdx.x; n < kT * kRowsPerBlock; n += kWarps * 32)
+                vs[n / kRowsPerBlock][n % kRowsPerBlock] =
+                    __bfloat162float(v[at(n / kRowsPerBlock, n % kRowsPerBlock)]);
+            if (warp == 0) cf.fill(solve_scalars(tok, A_log, a, dt_bias, b, bt0, h, p.sub));
+        },
+        [&](int s, const state_t* tile, bool reads) {
+            const int r0 = s * kTileRows + warp * kRowsPerWarpStage + p.sub;  // step 0's row
+            const state_t* own = tile + (r0 - s * kTileRows) * kDim + col * 4;
+            float4 st[kStageSteps][kChunks];
 #pragma unroll
-            for (int r = 0; r < kSteps; ++r) {
-                const float d = __shfl_sync(gdn::kFull, dk[t], r * kLanesPerSum, kLanes);
+            for (int r = 0; r < kStageSteps; ++r)
 #pragma unroll
                 for (int c = 0; c < kChunks; ++c)
-                    s[r][c] = gdn::update4(s[r][c], g, d, gdn::bf16x4(tok[t].k[c]));
-            }
-            store_rows(intermediate_states + intermediate_offset(t, p), s);
-        }
-        if (UPDATE) store_rows(new_state + off, s);
-    } else if (UPDATE) {  // s' = P(0, T-1) s + sum_i e_i rk_i k_i, one pass
+                    st[r][c] = reads ? tile_values(own + chunk_offset(r, c))
+                                     : make_float4(0.f, 0.f, 0.f, 0.f);
+            const int sum_row = r0 + col / (kLanes / kStageSteps) * kRowsPerStep;  // `mine`'s
+            solve_rows(
+                st, tok, cf, col, [&](int t) { return vs[t][sum_row]; },
+                [&](int t, float o) { os[t][sum_row] = __float2bfloat16(scale * o); },
+                [&](int t, const float4 (&y)[kStageSteps][kChunks]) {
+                    STATE_T* base = (t < kT ? intermediate_states +
+                                                  (((bt0 + t) * kVHeads + h) * kDim + irow) * kDim
+                                            : new_state + rows * kDim) +
+                                    r0 * kDim + col * 4;
 #pragma unroll
-        for (int r = 0; r < kSteps; ++r) {
-            float d[kT];
+                    for (int r = 0; r < kStageSteps; ++r)
 #pragma unroll
-            for (int t = 0; t < kT; ++t)
-                d[t] = __shfl_sync(gdn::kFull, e[t] * rk[t], r * kLanesPerSum, kLanes);
-#pragma unroll
-            for (int c = 0; c < kChunks; ++c) {
-                float4 x = gdn::scale4(s[r][c], decay);
-#pragma unroll
-                for (int t = 0; t < kT; ++t) x = gdn::axpy4(x, d[t], gdn::bf16x4(tok[t].k[c]));
-                s[r][c] = x;
-            }
-        }
-        store_rows(new_state + off, s);
-    }
+                        for (int c = 0; c < kChunks; ++c)
+                            store_row4(base + chunk_offset(r, c), y[r][c]);
+                });
+        });
+    __syncthreads();  // every row's outputs are in os
+    for (int n = threadIdx.x; n < kT * kRowsPerBlock; n += kWarps * 32)
+        output[at(n / kRowsPerBlock, n % kRowsPerBlock)] = os[n / kRowsPerBlock][n % kRowsPerBlock];
+#endif
 }
 
 }  // namespace family

@@ -34,15 +34,24 @@ namespace family {
 
 inline constexpr int kTileRows = BLOCK_TILES;
 
+// T = 1: a row a warp at a time, 32 lanes a row. T > 1 (SOLVE 1, gdn_family_solve.cuh's
+// math): a warp takes R / WARPS contiguous rows of each stage, lane (sub, col) of the kernel's
+// layout rows sub + r * (32 / L) of them, so the stage's steps are kStageSteps and the row
+// sums a reduce-scatter of that many (a power of two, at most L).
 static_assert(BLOCK_TILES == 0 ||
-                  (kT == 1 && kLanes == 32 && kItems == 1 && PREFETCH == 0 &&
-                   BLOCK_TILES % kWarps == 0 && kRowsPerBlock % BLOCK_TILES == 0),
-              "BLOCK_TILES R needs SEQ_LEN 1, LANES_PER_ROW 32, ITEMS 1, PREFETCH 0, and R a "
-              "multiple of WARPS dividing WARPS * ROWS_PER_WARP");
+                  (kItems == 1 && PREFETCH == 0 && BLOCK_TILES % kWarps == 0 &&
+                   kRowsPerBlock % BLOCK_TILES == 0 && (kT > 1 || kLanes == 32)),
+              "BLOCK_TILES R needs ITEMS 1, PREFETCH 0, R a multiple of WARPS dividing WARPS * "
+              "ROWS_PER_WARP, and LANES_PER_ROW 32 (SEQ_LEN 1) or SOLVE 1 (SEQ_LEN > 1)");
 
 #if BLOCK_TILES
 inline constexpr int kStages = kRowsPerBlock / kTileRows;
 inline constexpr int kRowsPerWarpStage = kTileRows / kWarps;
+inline constexpr int kStageSteps = kRowsPerWarpStage / kRowsPerStep;  // T > 1: steps a stage
+static_assert(kT == 1 || (kRowsPerWarpStage % kRowsPerStep == 0 && kStageSteps <= kLanes &&
+                          (kStageSteps & (kStageSteps - 1)) == 0),
+              "BLOCK_TILES R with SOLVE: R / WARPS must be 32 / LANES_PER_ROW times a power of "
+              "two at most LANES_PER_ROW");
 inline constexpr int kStageBuffers = kStages > 1 ? 2 : 1;
 inline constexpr int kPieceValues = 16 / sizeof(state_t);  // state values a 16-byte copy
 inline constexpr int kStagePieces = kTileRows * kDim / kPieceValues;
@@ -111,11 +120,14 @@ __device__ __forceinline__ size_t stage_base(const Place& p, int slot) {
            (threadIdx.x & 31) * 4;
 }
 
-template <class Prologue, class Row>
-__device__ __forceinline__ void stage_rows(const Place& p, int slot, Items& items,
-                                           Prologue&& prologue, Row&& row) {
+// The stages in turn: stage 0's copy started, prologue(), then for each stage s
+// stage(s, tile, reads), tile the stage's R rows in shared memory (reads false: nothing was
+// read, the rows are zeros).
+template <class Prologue, class Stage>
+__device__ __forceinline__ void stage_loop(const Place& p, int slot, Items& items,
+                                           Prologue&& prologue, Stage&& stage) {
     __shared__ __align__(128) StageTiles sh;
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int lane = threadIdx.x & 31;
     const bool reads = items.reads(p, slot);  // block-uniform (one item a block)
     const state_t* src = reads ? items.state + stage_base(p, slot) - lane * 4 : nullptr;
     if (reads) start_stage(sh, src, 0);
@@ -125,14 +137,22 @@ __device__ __forceinline__ void stage_rows(const Place& p, int slot, Items& item
         if (reads) gdn::async_wait<0>();
         __syncthreads();  // stage s landed for every thread; stage s - 1's reads are done
         if (reads && s + 1 < kStages) start_stage(sh, src, s + 1);
-        const state_t* tile = sh.tile[s % kStageBuffers];
+        stage(s, static_cast<const state_t*>(sh.tile[s % kStageBuffers]), reads);
+    }
+}
+
+template <class Prologue, class Row>
+__device__ __forceinline__ void stage_rows(const Place& p, int slot, Items& items,
+                                           Prologue&& prologue, Row&& row) {
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    stage_loop(p, slot, items, prologue, [&](int s, const state_t* tile, bool reads) {
 #pragma unroll
         for (int m = 0; m < kRowsPerWarpStage; ++m) {
             const int r = m * kWarps + warp;  // the row in the stage
             row(s * kTileRows + r, s, m,
                 reads ? tile_values(tile + r * kDim + lane * 4) : make_float4(0.f, 0.f, 0.f, 0.f));
         }
-    }
+    });
 }
 #endif
 

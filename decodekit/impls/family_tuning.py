@@ -5,7 +5,8 @@ The space (:func:`search_space`) is launch shapes (``WARPS``, ``ROWS_PER_WARP``,
 serving member on sm_90a (``tests/test_family_tune.py``), each with the state cache hints
 ``LOAD_HINT`` 1 or 3 and ``STORE_HINT`` 0 or 1, the reduce-scatter row sums, the pipelined
 state (``PREFETCH`` 1 with ``ITEMS`` work items a block) and, at T > 1, the token-loop
-knobs, the one-pass tokens (``SOLVE``) and their products on the tensor cores (``MMA``),
+knobs, the one-pass tokens (``SOLVE``), their products on the tensor cores (``MMA``) and
+their rows through block-wide tiles (``BLOCK_TILES``),
 at T = 1 the state loads with a 256-byte L2 prefetch size (``LOAD_HINT`` 4 and 5) and a
 streamed head's token done once (``HEAD_TOKENS``) and full-occupancy builds at 32
 registers (``ROW_STREAM``: an item's rows one at a time from its tile) and an item's rows
@@ -111,6 +112,14 @@ SOLVE_SHAPES = ((4, 2, 32), (8, 2, 32), (4, 1, 32), (4, 4, 32), (4, 4, 16), (2, 
 # slower in the first H200 probe, data/experiments/2026-12-02_new-axes-probe/).
 MMA_TOKENS = {"REDUCE": 1, "SOLVE": 1, "MMA": 1}
 MMA_SHAPES = ((1, 16, 4), (2, 16, 4), (4, 16, 4))
+# T > 1 only: SOLVE through block-wide tiles (BLOCK_TILES R with SOLVE_TOKENS: an item's rows
+# in stages of R rows through two shared tiles, a warp R / WARPS contiguous rows a stage, the
+# tokens' scalars once a block in shared memory; gdn_family_solve.cuh's tiles_solve_item):
+# (WARPS, ROWS_PER_WARP, LANES_PER_ROW, BLOCK_TILES), one item a block, each building without
+# spills at 96 .. 128 registers on every verify member.
+SOLVE_TILE_SHAPES = ((2, 8, 16, 8), (2, 8, 16, 16), (4, 8, 16, 16), (4, 8, 16, 32),
+                     (4, 16, 16, 16), (4, 32, 16, 16), (8, 8, 16, 16), (8, 16, 16, 16),
+                     (8, 16, 16, 32))  # fmt: skip
 # T > 1 only: SOLVE and MMA with ITEMS items a block, the next one's state through per-lane
 # copies (PREFETCH 2) while this one computes, so a block's loads are all in flight at once:
 # (WARPS, ROWS_PER_WARP, LANES_PER_ROW, ITEMS, MIN_BLOCKS, MMA), SOLVE at 128 registers
@@ -216,7 +225,8 @@ def search_space(name: str = "full", member: Member | None = None,
     :data:`LEAN_TOKENS` on :data:`LEAN_SHAPES` with and without ``MIN_BLOCKS``, 6, and
     :data:`SHARED_TOKENS` on :data:`SHARED_SHAPES`, 6, and :data:`SOLVE_TOKENS` on
     :data:`SOLVE_SHAPES`, 8, :data:`MMA_TOKENS` on :data:`MMA_SHAPES`, 3, and both
-    pipelined, :data:`PIPELINED_SOLVE`, 5; at T = 1
+    pipelined, :data:`PIPELINED_SOLVE`, 5, and SOLVE through the block-wide tiles,
+    :data:`SOLVE_TILE_SHAPES`, 9; at T = 1
     :data:`WIDE_SHAPES` x :data:`WIDE_HINTS`, 4, ``HEAD_TOKENS`` on :data:`HEAD_SHAPES`,
     6, the full-occupancy :data:`FULL_SHAPES`, 6, and the block-wide tiles
     :data:`TILE_SHAPES`, 10; at every T the per-lane copies on
@@ -253,6 +263,8 @@ def search_space(name: str = "full", member: Member | None = None,
             out += [dict(WARPS=w, ROWS_PER_WARP=r, LANES_PER_ROW=n, PREFETCH=2, ITEMS=it,
                          MIN_BLOCKS=mb, **(MMA_TOKENS if mma else SOLVE_TOKENS))
                     for w, r, n, it, mb, mma in PIPELINED_SOLVE]  # fmt: skip
+            out += [dict(WARPS=w, ROWS_PER_WARP=r, LANES_PER_ROW=n, BLOCK_TILES=t, **SOLVE_TOKENS)
+                    for w, r, n, t in SOLVE_TILE_SHAPES]  # fmt: skip
     elif name == "full":
         out += [dict(WARPS=w, ROWS_PER_WARP=r, LANES_PER_ROW=n, LOAD_HINT=lh, STORE_HINT=sh,
                      REDUCE=1) for w, r, n in WIDE_SHAPES for lh, sh in WIDE_HINTS]  # fmt: skip

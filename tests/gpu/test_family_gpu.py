@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from decodekit.impls.family_kernels import CHECKED, kit_kernel
-from decodekit.impls.family_tuning import TILE_SHAPES
+from decodekit.impls.family_tuning import SOLVE_TILE_SHAPES, SOLVE_TOKENS, TILE_SHAPES
 from decodekit.measure import family_check
 from decodekit.measure.family_check import _outputs
 from decodekit.problem.family import SERVING, VERIFY, Member, cases, make_inputs
@@ -120,6 +120,27 @@ def test_rows_through_block_tiles_pass(member, defines, B):
         (case,) = cases(m, (B,))
         res = family_check.check(kit_kernel(m, defines), case, "cuda")
         assert res.passed, res.summary()
+
+
+# T > 1: SOLVE through the block-wide tiles (BLOCK_TILES with SOLVE 1) on every shape of the
+# tuning space (one stage and up to eight), the T = 4 pool and every verify call (every token's
+# state, no update, both), pool (padding rows) and dense, and the pool at bf16 state.
+SOLVE_TILES = [dict(WARPS=w, ROWS_PER_WARP=r, LANES_PER_ROW=n, BLOCK_TILES=t, **SOLVE_TOKENS)
+               for w, r, n, t in SOLVE_TILE_SHAPES]  # fmt: skip
+MULTI_TOKEN = [m for m in (*SERVING, *VERIFY) if m.seq_len > 1]
+
+
+@pytest.mark.parametrize("B", (1, 8, 64))
+@pytest.mark.parametrize("defines", SOLVE_TILES, ids=lambda d: "-".join(map(str, d.values())))
+@pytest.mark.parametrize("member", MULTI_TOKEN, ids=lambda m: m.name)
+def test_tokens_solved_through_block_tiles_pass(member, defines, B):
+    ms = [member, replace(member, layout="dense")]
+    if member in SERVING:
+        ms.append(replace(member, state_dtype="bfloat16"))
+    for m in ms:
+        (case,) = cases(m, (B,))
+        res = family_check.check(kit_kernel(m, defines), case, "cuda")
+        assert res.passed, (m.name, res.summary())
 
 
 @pytest.mark.parametrize("defines", TILES, ids=lambda d: "-".join(map(str, d.values())))
