@@ -223,7 +223,7 @@ def test_row_copy_floor_keeps_the_fastest_build(monkeypatch):
     rc = [r for r in rows if r.get("floor") == "row-copy-floor"]
     assert len(rc) == 1 and rc[0]["impl"] == "row-copy" and rc[0]["batch_size"] == 2
     assert rc[0]["status"] == "ok" and rc[0]["configs_tried"] == len(floors.ROW_COPY_CONFIGS)
-    assert rc[0]["defines"] in floors.ROW_COPY_CONFIGS
+    assert rc[0]["defines"] in floors.ROW_COPY_CONFIGS and rc[0]["selected_us"] == 20.0
     impl = next(r for r in rows if r["impl_kind"] == "adhoc")
     assert impl["pct_row_copy"] == pytest.approx(100.0)
 

@@ -5,7 +5,9 @@
 * ``row-copy-floor`` (impl ``row-copy``): ``kernels/row_copy.cu``, the kit kernels' grid and
   state loads and stores with none of their math, per batch size and method: the fastest of
   :data:`ROW_COPY_CONFIGS` (launch shape and cache hints), the build recorded in ``defines``.
-  What a kit kernel would take if its math, gate loads and reductions were free.
+  What a kit kernel would take if its math, gate loads and reductions were free. The chosen
+  build is timed again and that is the floor (the minimum of many noisy timings is biased
+  low); its first timing is kept as ``selected_us``.
 * ``copy-peak`` (impl ``torch-copy``): a 1 GiB copy (read + write), once per run, timed with
   ``events-cold`` when available: the large-copy bandwidth peak of the device.
 * ``empty-kernel`` (impl ``empty-kernel``): an empty kernel launched through the kit's launch
@@ -151,8 +153,8 @@ class Floors:
         counts = (preset.n_warmup, preset.n_iter, preset.n_trials)
         args = {**make_inputs(B, self.device), **empty_outputs(B, self.device, poison=False)}
         nbytes = 2 * args["state"].numel() * args["state"].element_size()
-        tried = [
-            self._time(
+        def timed(d, fn):
+            return self._time(
                 "row-copy",
                 method,
                 fn,
@@ -164,10 +166,15 @@ class Floors:
                 bytes=nbytes,
                 defines=d,
             )
-            for d, fn in self._row_copies
-        ]
-        ok = [r for r in tried if r.get("status") == "ok"]
-        best = min(ok, key=lambda r: r["latency_us"]) if ok else tried[0]
+
+        tried = [timed(d, fn) for d, fn in self._row_copies]
+        ok = [i for i, r in enumerate(tried) if r.get("status") == "ok"]
+        best = tried[0]
+        if ok:  # the chosen build timed again: the minimum of many draws is biased low
+            i = min(ok, key=lambda i: tried[i]["latency_us"])
+            again = timed(*self._row_copies[i])
+            best = again if again.get("status") == "ok" else tried[i]
+            best["selected_us"] = tried[i]["latency_us"]
         best["configs_tried"] = len(tried)
         self.row_copy_us[(B, method)] = best.get("latency_us")
         return [best]
