@@ -114,6 +114,7 @@ def row_copy_floor(case: Case, preset, builds: list, why: str | None, *, timer, 
     if not builds:
         return Record(**floor, method=get_preset(preset).method, status=Status.UNAVAILABLE,
                       note=why, uuid=case.uuid, batch_size=case.batch_size, fields=tag)  # fmt: skip
+
     def timed(d, fn):
         return measure(fn, case, preset, timer=timer, device=device, check=False,
                        fields=dict(tag, defines=d)).replace(**floor)  # fmt: skip

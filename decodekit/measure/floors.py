@@ -153,6 +153,7 @@ class Floors:
         counts = (preset.n_warmup, preset.n_iter, preset.n_trials)
         args = {**make_inputs(B, self.device), **empty_outputs(B, self.device, poison=False)}
         nbytes = 2 * args["state"].numel() * args["state"].element_size()
+
         def timed(d, fn):
             return self._time(
                 "row-copy",
