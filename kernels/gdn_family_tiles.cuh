@@ -1,33 +1,40 @@
-// BLOCK_TILES R (T = 1): a work item's rows through block-wide shared tiles of R rows, two
-// in turn (stage_rows), for gdn_decode_family.cu (tiles_item) and family_row_copy.cu
-// (tiles_copy_item); included by gdn_family.cuh. FlashInfer's pretranspose state path
+// BLOCK_TILES R: a work item's rows through block-wide shared tiles of R rows in turn
+// (stage_loop), for gdn_decode_family.cu (T = 1: tiles_item via stage_rows; T > 1 with SOLVE:
+// tiles_solve_item in gdn_family_solve.cuh) and family_row_copy.cu (tiles_copy_item);
+// included by gdn_family.cuh. FlashInfer's pretranspose state path
 // (gated_delta_rule_decode_pretranspose, 0.7.2: TILE_V 8 rows, 2 stages, 128 threads, 16 rows
 // a block), with the kit's exact gates and one-pass row math.
 //
-// Math: the kernel's T = 1 row pass, per state row s (128 k-values) of (b, h):
+// Math (T = 1, stage_rows' callers): the kernel's row pass, per state row s (128 k-values):
 //   delta = beta (v - g s . k^),  s' = g s + delta k^,  out = scale (g s . q^ + (k^ . q^) delta)
 // with k^ = rk k, q^ = rq q (L2NORM; rk = rq = 1 without); s . k and s . q of the old row in
-// one butterfly over the warp.
+// one butterfly over the warp. T > 1: gdn_family_solve.cuh's.
 // State path: the item's WARPS * ROWS_PER_WARP rows (the grid's, gdn_family.cuh) in stages of
 // R contiguous rows (R * 512 bytes at fp32). Every thread of the block starts cp.async.cg of
-// 16-byte pieces of stage 0 into tile 0 (the pieces of a warp contiguous), then loads its
-// token; before stage s it waits for its copies (cp.async.wait_group 0) and the block
-// (__syncthreads: every thread's pieces landed, the other tile's reads of stage s - 1 done),
-// starts stage s + 1's copy into the other tile, then works on stage s: warp w takes rows
-// w, w + WARPS, .. of the stage, 32 lanes a row, lane l its columns 4 l .. 4 l + 3; each row
-// is read from the tile, summed, updated and stored (its 512 bytes one warp store) before the
-// next. The item's v rows come in one coalesced load to shared memory while stage 0 lands,
-// and its outputs leave from shared memory in one coalesced store after the last stage. In place is safe: a row is stored only after its
-// stage landed, and stages read ahead only rows not yet stored.
+// 16-byte pieces of the first stages (TILE_BUFFERS - 1 of them, one commit group each) into
+// their tiles (the pieces of a warp contiguous), then loads its token; before stage s it waits
+// for its copies of stage s (cp.async.wait_group TILE_BUFFERS - 2) and the block
+// (__syncthreads: every thread's pieces landed, stage s - 1's reads of its tile done), starts
+// stage s + TILE_BUFFERS - 1's copy into that tile, then works on stage s. T = 1: warp w
+// takes rows w, w + WARPS, .. of the stage, 32 lanes a row, lane l its columns 4 l .. 4 l + 3;
+// each row is read from the tile, summed, updated and stored (its 512 bytes one warp store)
+// before the next. The item's v rows come in one coalesced load to shared memory while stage
+// 0 lands, and its outputs leave from shared memory in one coalesced store after the last
+// stage. In place is safe: a row is stored only after its stage landed, and stages read
+// ahead only rows not yet stored.
 // Knobs: BLOCK_TILES R (rows a stage, a multiple of WARPS dividing WARPS * ROWS_PER_WARP;
-//   0: off), with SEQ_LEN 1, LANES_PER_ROW 32, ITEMS 1, PREFETCH 0 (and the kernel's REDUCE 0,
-//   HEAD_TOKENS 0, ROW_STREAM 0); STORE_HINT as in
-//   the kernel (LOAD_HINT does nothing: the copies are .cg). Shared memory: 2 (1 with one
-//   stage) * R * 128 state values.
+//   0: off), with ITEMS 1, PREFETCH 0 and at T = 1 LANES_PER_ROW 32 (and the kernel's REDUCE
+//   0, HEAD_TOKENS 0, ROW_STREAM 0), at T > 1 SOLVE 1; TILE_BUFFERS N (2..8, default 2:
+//   FlashInfer's two tiles, one stage in flight ahead; N: N - 1 ahead); STORE_HINT as in the
+//   kernel (LOAD_HINT does nothing: the copies are .cg). Shared memory: min(N, stages) * R *
+//   128 state values.
 #pragma once
 
 #ifndef BLOCK_TILES
 #define BLOCK_TILES 0
+#endif
+#ifndef TILE_BUFFERS
+#define TILE_BUFFERS 2
 #endif
 
 namespace family {
@@ -52,7 +59,11 @@ static_assert(kT == 1 || (kRowsPerWarpStage % kRowsPerStep == 0 && kStageSteps <
                           (kStageSteps & (kStageSteps - 1)) == 0),
               "BLOCK_TILES R with SOLVE: R / WARPS must be 32 / LANES_PER_ROW times a power of "
               "two at most LANES_PER_ROW");
-inline constexpr int kStageBuffers = kStages > 1 ? 2 : 1;
+static_assert(TILE_BUFFERS >= 2 && TILE_BUFFERS <= 8, "TILE_BUFFERS must be 2..8");
+// Tiles in turn (TILE_BUFFERS, at most one a stage) and stages in flight ahead of the one
+// being worked on: 1 with two tiles (FlashInfer's), TILE_BUFFERS - 1 with more.
+inline constexpr int kStageBuffers = kStages < TILE_BUFFERS ? kStages : TILE_BUFFERS;
+inline constexpr int kAhead = kStageBuffers > 1 ? kStageBuffers - 1 : 1;
 inline constexpr int kPieceValues = 16 / sizeof(state_t);  // state values a 16-byte copy
 inline constexpr int kStagePieces = kTileRows * kDim / kPieceValues;
 static_assert(kStageBuffers * kTileRows * kDim * sizeof(state_t) <= 48 * 1024,
@@ -130,13 +141,28 @@ __device__ __forceinline__ void stage_loop(const Place& p, int slot, Items& item
     const int lane = threadIdx.x & 31;
     const bool reads = items.reads(p, slot);  // block-uniform (one item a block)
     const state_t* src = reads ? items.state + stage_base(p, slot) - lane * 4 : nullptr;
-    if (reads) start_stage(sh, src, 0);
+    // one commit group a stage; with more than one ahead, empty ones past the last stage, so
+    // that waiting for all but the newest kAhead - 1 is always waiting for stage s
+    if (reads) {
+#pragma unroll
+        for (int j = 0; j < kAhead; ++j) {
+            if (j < kStages)
+                start_stage(sh, src, j);
+            else if constexpr (kAhead > 1)
+                gdn::async_commit();
+        }
+    }
     prologue();
 #pragma unroll
     for (int s = 0; s < kStages; ++s) {
-        if (reads) gdn::async_wait<0>();
+        if (reads) gdn::async_wait<kAhead - 1>();
         __syncthreads();  // stage s landed for every thread; stage s - 1's reads are done
-        if (reads && s + 1 < kStages) start_stage(sh, src, s + 1);
+        if (reads) {  // into stage s - 1's tile
+            if (s + kAhead < kStages)
+                start_stage(sh, src, s + kAhead);
+            else if constexpr (kAhead > 1)
+                gdn::async_commit();
+        }
         stage(s, static_cast<const state_t*>(sh.tile[s % kStageBuffers]), reads);
     }
 }

@@ -64,6 +64,7 @@ KNOBS = (
     "HEAD_TOKENS",
     "ROW_STREAM",
     "BLOCK_TILES",
+    "TILE_BUFFERS",
 )
 # (WARPS, ROWS_PER_WARP, LANES_PER_ROW): 128 / (WARPS * ROWS_PER_WARP) blocks share a head,
 # from 2 (few, large blocks for large B) to 32 (many small ones while B is short of SMs);
@@ -113,13 +114,18 @@ SOLVE_SHAPES = ((4, 2, 32), (8, 2, 32), (4, 1, 32), (4, 4, 32), (4, 4, 16), (2, 
 MMA_TOKENS = {"REDUCE": 1, "SOLVE": 1, "MMA": 1}
 MMA_SHAPES = ((1, 16, 4), (2, 16, 4), (4, 16, 4))
 # T > 1 only: SOLVE through block-wide tiles (BLOCK_TILES R with SOLVE_TOKENS: an item's rows
-# in stages of R rows through two shared tiles, a warp R / WARPS contiguous rows a stage, the
+# in stages of R rows through shared tiles, a warp R / WARPS contiguous rows a stage, the
 # tokens' scalars once a block in shared memory; gdn_family_solve.cuh's tiles_solve_item):
-# (WARPS, ROWS_PER_WARP, LANES_PER_ROW, BLOCK_TILES), one item a block, each building without
-# spills at 96 .. 128 registers on every verify member.
-SOLVE_TILE_SHAPES = ((2, 8, 16, 8), (2, 8, 16, 16), (4, 8, 16, 16), (4, 8, 16, 32),
-                     (4, 16, 16, 16), (4, 32, 16, 16), (8, 8, 16, 16), (8, 16, 16, 16),
-                     (8, 16, 16, 32))  # fmt: skip
+# (WARPS, ROWS_PER_WARP, LANES_PER_ROW, BLOCK_TILES, TILE_BUFFERS), one item a block, each
+# building without spills at 96 .. 128 registers on every verify member. Two tiles (one stage
+# ahead) won no size on the H200 (tuning 737a3da8: 1.08 of the winner at best, its copy of the
+# next stage only one stage deep while a stage computes); the shapes of 4 and 8 stages also
+# with 3 and 4 tiles (2 and 3 stages ahead).
+SOLVE_TILE_SHAPES = ((2, 8, 16, 8, 2), (2, 8, 16, 16, 2), (4, 8, 16, 16, 2), (4, 8, 16, 32, 2),
+                     (4, 16, 16, 16, 2), (4, 32, 16, 16, 2), (8, 8, 16, 16, 2),
+                     (8, 16, 16, 16, 2), (8, 16, 16, 32, 2), (4, 16, 16, 16, 3),
+                     (4, 16, 16, 16, 4), (4, 32, 16, 16, 3), (4, 32, 16, 16, 4),
+                     (8, 16, 16, 16, 3), (8, 16, 16, 16, 4))  # fmt: skip
 # T > 1 only: SOLVE and MMA with ITEMS items a block, the next one's state through per-lane
 # copies (PREFETCH 2) while this one computes, so a block's loads are all in flight at once:
 # (WARPS, ROWS_PER_WARP, LANES_PER_ROW, ITEMS, MIN_BLOCKS, MMA), SOLVE at 128 registers
@@ -226,7 +232,7 @@ def search_space(name: str = "full", member: Member | None = None,
     :data:`SHARED_TOKENS` on :data:`SHARED_SHAPES`, 6, and :data:`SOLVE_TOKENS` on
     :data:`SOLVE_SHAPES`, 8, :data:`MMA_TOKENS` on :data:`MMA_SHAPES`, 3, and both
     pipelined, :data:`PIPELINED_SOLVE`, 5, and SOLVE through the block-wide tiles,
-    :data:`SOLVE_TILE_SHAPES`, 9; at T = 1
+    :data:`SOLVE_TILE_SHAPES`, 15; at T = 1
     :data:`WIDE_SHAPES` x :data:`WIDE_HINTS`, 4, ``HEAD_TOKENS`` on :data:`HEAD_SHAPES`,
     6, the full-occupancy :data:`FULL_SHAPES`, 6, and the block-wide tiles
     :data:`TILE_SHAPES`, 10; at every T the per-lane copies on
@@ -263,8 +269,9 @@ def search_space(name: str = "full", member: Member | None = None,
             out += [dict(WARPS=w, ROWS_PER_WARP=r, LANES_PER_ROW=n, PREFETCH=2, ITEMS=it,
                          MIN_BLOCKS=mb, **(MMA_TOKENS if mma else SOLVE_TOKENS))
                     for w, r, n, it, mb, mma in PIPELINED_SOLVE]  # fmt: skip
-            out += [dict(WARPS=w, ROWS_PER_WARP=r, LANES_PER_ROW=n, BLOCK_TILES=t, **SOLVE_TOKENS)
-                    for w, r, n, t in SOLVE_TILE_SHAPES]  # fmt: skip
+            out += [dict(WARPS=w, ROWS_PER_WARP=r, LANES_PER_ROW=n, BLOCK_TILES=t,
+                         TILE_BUFFERS=nb, **SOLVE_TOKENS)
+                    for w, r, n, t, nb in SOLVE_TILE_SHAPES]  # fmt: skip
     elif name == "full":
         out += [dict(WARPS=w, ROWS_PER_WARP=r, LANES_PER_ROW=n, LOAD_HINT=lh, STORE_HINT=sh,
                      REDUCE=1) for w, r, n in WIDE_SHAPES for lh, sh in WIDE_HINTS]  # fmt: skip

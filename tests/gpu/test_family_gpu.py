@@ -123,10 +123,10 @@ def test_rows_through_block_tiles_pass(member, defines, B):
 
 
 # T > 1: SOLVE through the block-wide tiles (BLOCK_TILES with SOLVE 1) on every shape of the
-# tuning space (one stage and up to eight), the T = 4 pool and every verify call (every token's
+# tuning space (one stage and up to eight; two, three and four tiles in turn), the T = 4 pool and every verify call (every token's
 # state, no update, both), pool (padding rows) and dense, and the pool at bf16 state.
-SOLVE_TILES = [dict(WARPS=w, ROWS_PER_WARP=r, LANES_PER_ROW=n, BLOCK_TILES=t, **SOLVE_TOKENS)
-               for w, r, n, t in SOLVE_TILE_SHAPES]  # fmt: skip
+SOLVE_TILES = [dict(WARPS=w, ROWS_PER_WARP=r, LANES_PER_ROW=n, BLOCK_TILES=t, TILE_BUFFERS=nb,
+                    **SOLVE_TOKENS) for w, r, n, t, nb in SOLVE_TILE_SHAPES]  # fmt: skip
 MULTI_TOKEN = [m for m in (*SERVING, *VERIFY) if m.seq_len > 1]
 
 
