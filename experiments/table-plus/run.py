@@ -1,0 +1,40 @@
+"""A member's H200 table against new candidates, on a GPU: one tuning run a member over its
+table's entries and the candidates of a JSON file (``[{knob: int}, ...]``), so the
+incumbents and the new builds are timed side by side in one run, with the tuner's usual
+margin (an entry is replaced only by a build that beats it by more), the table and records
+written to the family's tuning folder (as ``decodekit tune --definition NAME --configs
+FILE`` does, with the table's entries added).
+
+Run: python experiments/table-plus/run.py NAME CANDIDATES.json [NAME CANDIDATES.json ...]
+(on the GPU machine). The candidate files of the 2026-12-03 probe: bf16_rows.json (the
+bf16-state pool: twice the rows a lane, for the bytes in flight of an fp32 state) and
+t4_occupancy.json (the T = 4 pool: MMA at 128 registers, SOLVE's tiles 3 and 4 deep).
+"""
+
+import json
+import sys
+from pathlib import Path
+
+from decodekit.impls import family_tuning as ft
+from decodekit.measure.family_tune import tune_member
+from decodekit.problem.family import parse
+
+
+def main(args: list[str]) -> None:
+    if not args or len(args) % 2:
+        raise SystemExit("usage: run.py NAME CANDIDATES.json [NAME CANDIDATES.json ...]")
+    for name, path in zip(args[::2], args[1::2]):
+        m = parse(name)
+        table = ft.read_table(ft.own_table(m, "NVIDIA H200"), m)
+        extra = [ft.check_defines(d, f"{path} entry {i}")
+                 for i, d in enumerate(json.loads(Path(path).read_text()))]  # fmt: skip
+        space = ft.unique([e["defines"] for e in table.values()] + extra)
+        print(m.name, len(space), "candidates", flush=True)
+        out = tune_member(m, "contest", None, space, verbose=False)
+        for b, e in sorted(out.items()):
+            d = {k: v for k, v in e["defines"].items() if v and k not in ("REDUCE",)}
+            print(f"  B={b:4d} {e['latency_us']:8.2f} us  {d}", flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
