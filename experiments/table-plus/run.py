@@ -23,7 +23,7 @@ from decodekit.problem.family import parse
 def main(args: list[str]) -> None:
     if not args or len(args) % 2:
         raise SystemExit("usage: run.py NAME CANDIDATES.json [NAME CANDIDATES.json ...]")
-    for name, path in zip(args[::2], args[1::2]):
+    for name, path in zip(args[::2], args[1::2], strict=True):
         m = parse(name)
         table = ft.read_table(ft.own_table(m, "NVIDIA H200"), m)
         extra = [ft.check_defines(d, f"{path} entry {i}")
