@@ -77,7 +77,9 @@
 //                    gdn_family_rows.cuh: FlashInfer's pretranspose state path; 8 is its)
 //   MMA 1            SOLVE's row sums and update as tf32 tensor-core MMAs with the state
 //                    split hi + lo (gdn_family_mma.cuh; SOLVE 1, LANES_PER_ROW 4,
-//                    ROWS_PER_WARP 16 or 32, sm_80+)
+//                    ROWS_PER_WARP 16 or 32, sm_80+); MMA 2: the item's k and q and the
+//                    tokens' scalars once a block in shared memory (warp 0's), not in
+//                    every lane's registers (128 registers at 16 rows a warp, not 168)
 //   Gates: exact (FAST_GATES must stay 0).
 // Run: decodekit.impls.family_kernels.kit_kernel(member)(q, k, v, state, A_log, a, dt_bias,
 //   b, scale, output, new_state, state_indices, intermediate_states)

@@ -36,7 +36,7 @@
 
 namespace family {
 
-static_assert(MMA == 0 || MMA == 1, "MMA must be 0 or 1");
+static_assert(MMA >= 0 && MMA <= 2, "MMA must be 0, 1 or 2");
 static_assert(MMA == 0 || (SOLVE == 1 && kLanes == 4 && kRowsPerWarp % 16 == 0),
               "MMA 1 needs SOLVE 1, LANES_PER_ROW 4 and ROWS_PER_WARP a multiple of 16");
 
@@ -78,96 +78,49 @@ __device__ __forceinline__ uint2 load4_or_zero(const bf16* p, bool live) {
     return live ? __ldg(reinterpret_cast<const uint2*>(p)) : make_uint2(0u, 0u);
 }
 
-// Work item i of the block (at p): its T tokens in one pass, the products on tensor cores.
-__device__ __forceinline__ void mma_item(const Place& p, int i, Items& items,
-                                         const bf16* __restrict__ q, const bf16* __restrict__ k,
-                                         const bf16* __restrict__ v,
-                                         const float* __restrict__ A_log,
-                                         const bf16* __restrict__ a,
-                                         const float* __restrict__ dt_bias,
-                                         const bf16* __restrict__ b, float scale,
-                                         bf16* __restrict__ output, STATE_T* new_state,
-                                         const int* __restrict__ state_indices,
-                                         STATE_T* __restrict__ intermediate_states) {
-    const int h = p.h, g = p.sub, t4 = p.col;  // lane (g, t4) of the MMA fragments
-    const int hq = h / kVPerQK;
-    const int lane = threadIdx.x & 31;
-    const size_t bt0 = static_cast<size_t>(p.row_b) * kT;
-    auto qk_at = [&](const bf16* x, int t, int c0) {  // token t's q or k from column c0
-        return x + ((bt0 + t) * kQKHeads + hq) * kDim + c0;
-    };
+// The B operands, from registers (MMA 1: each lane's own, loaded once an item) or from the
+// block's tokens in shared memory (MMA 2). vec(u, c): R's vector g of n-block u (token
+// 4 u + g / 2, its k for g even, q for g odd) at columns 16 c + 4 t4 .. + 3; kup(u, c): the
+// update's token 4 u + t4's k at columns 16 c + 4 (g / 2) .. + 3; zeros for tokens past T.
+struct HeldB {
+    uint2 vec_[kQuads][kChunks], kup_[kQuads][kChunks];
+    __device__ __forceinline__ uint2 vec(int u, int c) const { return vec_[u][c]; }
+    __device__ __forceinline__ uint2 kup(int u, int c) const { return kup_[u][c]; }
+};
+// MMA 2: the item's k and q of every token (rows past T zeros), rows padded to 144 values so
+// that a warp's 8-byte reads of 8 rows at one column fall on distinct banks.
+inline constexpr int kTokRow = kDim + 16;
+struct SharedTokens {
+    __align__(16) bf16 k[4 * kQuads][kTokRow];
+    __align__(16) bf16 q[4 * kQuads][kTokRow];
+};
+struct SharedB {
+    const bf16* r;   // R's vector g of n-block 0 at column 4 t4
+    const bf16* up;  // token t4's k at column 4 (g / 2)
+    __device__ __forceinline__ uint2 vec(int u, int c) const {
+        return *reinterpret_cast<const uint2*>(r + 4 * u * kTokRow + 16 * c);
+    }
+    __device__ __forceinline__ uint2 kup(int u, int c) const {
+        return *reinterpret_cast<const uint2*>(up + 4 * u * kTokRow + 16 * c);
+    }
+};
 
-    const int slot = slot_of(state_indices, p.row_b);
-    // The token inputs this lane needs: R's B (vector g of each n-block at its columns),
-    // the update's B (token 4 u + t4's k), its Gram chunks and its rows' v of every token.
-    uint2 vec[kQuads][kChunks], kup[kQuads][kChunks];
-#pragma unroll
-    for (int u = 0; u < kQuads; ++u) {
-        const int tv = 4 * u + g / 2, tu = 4 * u + t4;
-#pragma unroll
-        for (int c = 0; c < kChunks; ++c) {
-            vec[u][c] = load4_or_zero(qk_at(g & 1 ? q : k, tv, 16 * c + 4 * t4), tv < kT);
-            kup[u][c] = load4_or_zero(qk_at(k, tu, 16 * c + 4 * (g / 2)), tu < kT);
-        }
-    }
-    uint2 kraw[kT], qraw[kT];
-    bf16 vt[kSteps][kT];
-#pragma unroll
-    for (int t = 0; t < kT; ++t) {
-        kraw[t] = __ldg(reinterpret_cast<const uint2*>(qk_at(k, t, 16 * g + 4 * t4)));
-        qraw[t] = __ldg(reinterpret_cast<const uint2*>(qk_at(q, t, 16 * g + 4 * t4)));
-#pragma unroll
-        for (int r = 0; r < kSteps; ++r)
-            vt[r][t] = v[((bt0 + t) * kVHeads + h) * kDim + p.row0 + r * kRowsPerStep];
-    }
-#if POOL
-    if (slot < 0) {  // a padding row: zero output, no state touched
-        zero_output(output, p);
-        return;
-    }
-#endif
-    const size_t off = state_offset(slot, p);
-    float4 s[kSteps][kChunks];
-    items.load(s, p, slot, off, i);
-
-    // While the state is in flight: gates (lane t, token t), Gram terms, the coefficients.
-    const float A = A_log[h], dtb = dt_bias[h];
-    gdn::Gates lane_gates{1.f, 0.f};
-    if (lane < kT) {
-        const size_t bth = (bt0 + lane) * kVHeads + h;
-        lane_gates = exact_gates(a[bth], b[bth], dtb, A);
-    }
-    Gram gram;
-    {
-        float4 kc[kT], qc[kT];
-#pragma unroll
-        for (int t = 0; t < kT; ++t) {
-            kc[t] = gdn::bf16x4(kraw[t]);
-            qc[t] = gdn::bf16x4(qraw[t]);
-        }
-        gram.sum(kc, qc);
-    }
-    float rk[kT], rq[kT], gt[kT], beta[kT];
-#pragma unroll
-    for (int t = 0; t < kT; ++t) {
-        rk[t] = L2NORM ? rsqrtf(gram.get(kGramNorms + t) + kL2Eps) : 1.f;
-        rq[t] = L2NORM ? rsqrtf(gram.get(kGramNorms + kT + t) + kL2Eps) : 1.f;
-        gt[t] = __shfl_sync(gdn::kFull, lane_gates.g, t);
-        beta[t] = __shfl_sync(gdn::kFull, lane_gates.beta, t);
-    }
-    float ckk[kT][kT], ckq[kT][kT];  // rk_i rk_t (k_i . k_t) for i < t, rk_i rq_t (k_i . q_t), i <= t
-#pragma unroll
-    for (int t = 0; t < kT; ++t)
-#pragma unroll
-        for (int i = 0; i <= t; ++i) {
-            if (i < t) ckk[i][t] = rk[i] * rk[t] * gram.get(gram_kk(i, t));
-            ckq[i][t] = rk[i] * rq[t] * gram.get(gram_kq(i, t));
-        }
-
+// The T tokens on NS steps (NS / 2 tiles of 16 rows) of this lane's rows (s: their state,
+// lane (g, t4) of the fragment layout), as the math above says: R, each row's deltas and
+// outputs (out(r, t, o) for step r's row, by lane t4 == t % 4; v_of(r, t): that row's v of
+// token t), then the state: with INTERMEDIATE each token's in turn, store(t, s) for t = 0 ..
+// T-1 and, with UPDATE, store(T, s); else with UPDATE the final in one pass, store(T, s).
+// bs: the B operands (HeldB, SharedB); x: the tokens' scalars (TokenCoefs).
+template <int NS, class BS, class Coefs, class VOf, class Out, class Store>
+__device__ __forceinline__ void mma_rows(float4 (&s)[NS][kChunks], const BS& bs, const Coefs& x,
+                                         int t4, VOf&& v_of, Out&& out, Store&& store) {
+    static_assert(NS % 2 == 0, "MMA: 16-row tiles, two steps each");
+    constexpr int kNTiles = NS / 2;
+    const int lane = threadIdx.x & 31, g = lane / 4;
     // R = S @ [k_0 q_0 ...] per tile, then every token's sums of this lane's rows (quad).
-    float sk[kSteps][kT], sq[kSteps][kT];
+    float sk[NS][kT], sq[NS][kT];
 #pragma unroll
-    for (int m = 0; m < kTiles; ++m) {
+    for (int m = 0; m < kNTiles; ++m) {
         // two accumulators a group (k-steps e = 0 and 1): two chains of 16 dependent MMAs
         float acc[kQuads][4], acc1[kQuads][4];
 #pragma unroll
@@ -184,8 +137,9 @@ __device__ __forceinline__ void mma_item(const Place& p, int i, Items& items,
                 const Split x3 = split(part(s[2 * m + 1][c], 2 * e + 1));
 #pragma unroll
                 for (int u = 0; u < kQuads; ++u) {
-                    const unsigned b0 = bf16_bits(vec[u][c], 2 * e);
-                    const unsigned b1 = bf16_bits(vec[u][c], 2 * e + 1);
+                    const uint2 w = bs.vec(u, c);
+                    const unsigned b0 = bf16_bits(w, 2 * e);
+                    const unsigned b1 = bf16_bits(w, 2 * e + 1);
                     float(&d)[4] = e ? acc1[u] : acc[u];
                     mma_tf32(d, x0.lo, x1.lo, x2.lo, x3.lo, b0, b1);
                     mma_tf32(d, x0.hi, x1.hi, x2.hi, x3.hi, b0, b1);
@@ -207,38 +161,37 @@ __device__ __forceinline__ void mma_item(const Place& p, int i, Items& items,
 
     // Each row's deltas in turn and its outputs (lane t4 of the quad writes tokens t4 + 4 n);
     // dk[r][t] = rk_t d_t on the raw k_t, scaled on to P(t+1, T-1) for the one update.
-    float dk[kSteps][kT], decay = 1.f;  // decay = P(0, T-1) after the loop
+    float dk[NS][kT], decay = 1.f;  // decay = P(0, T-1) after the loop
 #pragma unroll
-    for (int r = 0; r < kSteps; ++r) {
+    for (int r = 0; r < NS; ++r) {
         float e[kT], P = 1.f;  // e[i] = P(i+1, t) d_i as t goes on; P = P(0, t)
 #pragma unroll
         for (int t = 0; t < kT; ++t) {
-            P *= gt[t];
+            const float gt = x.g(t);
+            P *= gt;
 #pragma unroll
-            for (int n = 0; n < t; ++n) e[n] *= gt[t];
-            float x = P * (rk[t] * sk[r][t]);
+            for (int n = 0; n < t; ++n) e[n] *= gt;
+            float y = P * (x.rk(t) * sk[r][t]);
 #pragma unroll
-            for (int n = 0; n < t; ++n) x = fmaf(e[n], ckk[n][t], x);
-            e[t] = beta[t] * (__bfloat162float(vt[r][t]) - x);
-            float o = P * (rq[t] * sq[r][t]);
+            for (int n = 0; n < t; ++n) y = fmaf(e[n], x.kk(n, t), y);
+            e[t] = x.beta(t) * (v_of(r, t) - y);
+            float o = P * (x.rq(t) * sq[r][t]);
 #pragma unroll
-            for (int n = 0; n <= t; ++n) o = fmaf(e[n], ckq[n][t], o);
-            if (t4 == t % 4)
-                output[((bt0 + t) * kVHeads + h) * kDim + p.row0 + r * kRowsPerStep] =
-                    __float2bfloat16(scale * o);
-            dk[r][t] = e[t] * rk[t];  // INTERMEDIATE: token t's own delta on k_t
+            for (int n = 0; n <= t; ++n) o = fmaf(e[n], x.kq(n, t), o);
+            if (t4 == t % 4) out(r, t, o);
+            dk[r][t] = e[t] * x.rk(t);  // INTERMEDIATE: token t's own delta on k_t
         }
         decay = P;
         if (!INTERMEDIATE) {
 #pragma unroll
-            for (int t = 0; t < kT; ++t) dk[r][t] = e[t] * rk[t];
+            for (int t = 0; t < kT; ++t) dk[r][t] = e[t] * x.rk(t);
         }
     }
 
     // s += D @ K over the tokens `first` .. `last` of D's column (this lane's token 4 u + t4).
     auto rank_update = [&](int first, int last) {
 #pragma unroll
-        for (int m = 0; m < kTiles; ++m)
+        for (int m = 0; m < kNTiles; ++m)
 #pragma unroll
             for (int u = 0; u < kQuads; ++u) {
                 if (4 * u + 3 < first || 4 * u > last) continue;
@@ -251,10 +204,11 @@ __device__ __forceinline__ void mma_item(const Place& p, int i, Items& items,
                     }
                 const Split a0 = split(d0), a1 = split(d1);
 #pragma unroll
-                for (int c = 0; c < kChunks; ++c)
+                for (int c = 0; c < kChunks; ++c) {
+                    const uint2 kw = bs.kup(u, c);
 #pragma unroll
                     for (int e = 0; e < 2; ++e) {
-                        const unsigned w = e ? kup[u][c].y : kup[u][c].x;
+                        const unsigned w = e ? kw.y : kw.x;
                         const unsigned bk = g & 1 ? (w & 0xffff0000u) : (w << 16);
                         float acc[4] = {part(s[2 * m][c], 2 * e), part(s[2 * m][c], 2 * e + 1),
                                         part(s[2 * m + 1][c], 2 * e),
@@ -265,28 +219,130 @@ __device__ __forceinline__ void mma_item(const Place& p, int i, Items& items,
                         part(s[2 * m + 1][c], 2 * e) = acc[2];
                         part(s[2 * m + 1][c], 2 * e + 1) = acc[3];
                     }
+                }
             }
     };
-    auto scale_state = [&](float x) {
+    auto scale_state = [&](float y) {
 #pragma unroll
-        for (int r = 0; r < kSteps; ++r)
+        for (int r = 0; r < NS; ++r)
 #pragma unroll
-            for (int c = 0; c < kChunks; ++c) s[r][c] = gdn::scale4(s[r][c], x);
+            for (int c = 0; c < kChunks; ++c) s[r][c] = gdn::scale4(s[r][c], y);
     };
 
     if (INTERMEDIATE) {  // every token's state in turn, stored; the last is the new state
 #pragma unroll
         for (int t = 0; t < kT; ++t) {
-            scale_state(gt[t]);
+            scale_state(x.g(t));
             rank_update(t, t);
-            store_rows(intermediate_states + intermediate_offset(t, p), s);
+            store(t, s);
         }
-        if (UPDATE) store_rows(new_state + off, s);
+        if (UPDATE) store(kT, s);
     } else if (UPDATE) {  // s' = P(0, T-1) s + D @ K, one pass
         scale_state(decay);
         rank_update(0, kT - 1);
-        store_rows(new_state + off, s);
+        store(kT, s);
     }
+}
+
+// Work item i of the block (at p): its T tokens in one pass, the products on tensor cores.
+// MMA 1: every warp loads its B operands and computes the tokens' scalars. MMA 2: the block
+// puts its item's k and q in shared memory (one coalesced load) and warp 0 the scalars, read
+// by every warp after a barrier: 64 fewer registers a thread (one item a block: the block's
+// warps share it).
+__device__ __forceinline__ void mma_item(const Place& p, int i, Items& items,
+                                         const bf16* __restrict__ q, const bf16* __restrict__ k,
+                                         const bf16* __restrict__ v,
+                                         const float* __restrict__ A_log,
+                                         const bf16* __restrict__ a,
+                                         const float* __restrict__ dt_bias,
+                                         const bf16* __restrict__ b, float scale,
+                                         bf16* __restrict__ output, STATE_T* new_state,
+                                         const int* __restrict__ state_indices,
+                                         STATE_T* __restrict__ intermediate_states) {
+    const int h = p.h, g = p.sub, t4 = p.col;  // lane (g, t4) of the MMA fragments
+    const int hq = h / kVPerQK;
+    const size_t bt0 = static_cast<size_t>(p.row_b) * kT;
+    auto qk_at = [&](const bf16* x, int t, int c0) {  // token t's q or k from column c0
+        return x + ((bt0 + t) * kQKHeads + hq) * kDim + c0;
+    };
+
+    const int slot = slot_of(state_indices, p.row_b);
+#if MMA == 2
+    __shared__ SharedTokens tk;
+    __shared__ TokenCoefs cf;
+    if (kItems > 1) __syncthreads();  // the block's last item is done with tk and cf
+    // every token's k and q (16-byte pieces, 16 a row), the rows past T zeros
+    for (int n = threadIdx.x; n < 2 * 4 * kQuads * 16; n += kWarps * 32) {
+        const int t = n / 32 % (4 * kQuads), col = 8 * (n % 16);
+        const bool isq = n / 16 % 2;
+        const uint4 w = t < kT ? __ldg(reinterpret_cast<const uint4*>(qk_at(isq ? q : k, t, col)))
+                               : make_uint4(0u, 0u, 0u, 0u);
+        *reinterpret_cast<uint4*>(&(isq ? tk.q : tk.k)[t][col]) = w;
+    }
+#else
+    // The token inputs this lane needs: R's B (vector g of each n-block at its columns) and
+    // the update's B (token 4 u + t4's k).
+    HeldB bs;
+#pragma unroll
+    for (int u = 0; u < kQuads; ++u) {
+        const int tv = 4 * u + g / 2, tu = 4 * u + t4;
+#pragma unroll
+        for (int c = 0; c < kChunks; ++c) {
+            bs.vec_[u][c] = load4_or_zero(qk_at(g & 1 ? q : k, tv, 16 * c + 4 * t4), tv < kT);
+            bs.kup_[u][c] = load4_or_zero(qk_at(k, tu, 16 * c + 4 * (g / 2)), tu < kT);
+        }
+    }
+#endif
+    // its rows' v of every token
+    bf16 vt[kSteps][kT];
+#pragma unroll
+    for (int t = 0; t < kT; ++t)
+#pragma unroll
+        for (int r = 0; r < kSteps; ++r)
+            vt[r][t] = v[((bt0 + t) * kVHeads + h) * kDim + p.row0 + r * kRowsPerStep];
+    // the gates (lane t, token t) and the Gram terms from this lane's chunks of each token's
+    // k and q (columns 16 g + 4 t4 .. + 3: every column once over the warp)
+    auto scalars = [&] {
+        float4 kc[kT], qc[kT];
+#pragma unroll
+        for (int t = 0; t < kT; ++t) {
+            kc[t] = gdn::bf16x4(__ldg(reinterpret_cast<const uint2*>(qk_at(k, t, 16 * g + 4 * t4))));
+            qc[t] = gdn::bf16x4(__ldg(reinterpret_cast<const uint2*>(qk_at(q, t, 16 * g + 4 * t4))));
+        }
+        return chunk_scalars(kc, qc, A_log, a, dt_bias, b, bt0, h);
+    };
+#if POOL
+    if (slot < 0) {  // a padding row: zero output, no state touched (block-uniform)
+        zero_output(output, p);
+        return;
+    }
+#endif
+    const size_t off = state_offset(slot, p);
+    float4 s[kSteps][kChunks];
+    items.load(s, p, slot, off, i);
+
+    // While the state is in flight: the tokens' scalars.
+#if MMA == 2
+    if ((threadIdx.x >> 5) == 0) cf.fill(scalars());  // warp 0's
+    __syncthreads();  // tk and cf written
+    const int lane = threadIdx.x & 31;
+    const SharedB bs{(lane / 4 & 1 ? tk.q : tk.k)[lane / 8] + 4 * t4, tk.k[t4] + 4 * (lane / 8)};
+#else
+    TokenCoefs cf;
+    cf.fill<true>(scalars());  // every lane's copy
+#endif
+    mma_rows(
+        s, bs, cf, t4, [&](int r, int t) { return __bfloat162float(vt[r][t]); },
+        [&](int r, int t, float o) {
+            output[((bt0 + t) * kVHeads + h) * kDim + p.row0 + r * kRowsPerStep] =
+                __float2bfloat16(scale * o);
+        },
+        [&](int t, const float4 (&st)[kSteps][kChunks]) {
+            if (t < kT)
+                store_rows(intermediate_states + intermediate_offset(t, p), st);
+            else
+                store_rows(new_state + off, st);
+        });
 }
 
 }  // namespace family

@@ -103,7 +103,7 @@ __device__ __forceinline__ float4 own_chunk(const uint2 (&x)[kChunks], int sub) 
 // (lane t: token t's), the Gram terms and the norms' rsqrt.
 // solve_rows reads them through g(t), beta(t), rk(t), rq(t), kk(i, t) = rk_i rk_t k_i . k_t
 // and kq(i, t) = rk_i rq_t k_i . q_t: here by shuffles from the lanes holding them
-// (TileCoefs: from shared memory).
+// (TokenCoefs: held once, in shared memory or registers).
 struct SolveScalars {
     gdn::Gates lane_gates;
     Gram gram;
@@ -125,14 +125,16 @@ struct SolveScalars {
     }
 };
 
-// BLOCK_TILES: an item's SolveScalars once a block in shared memory (warp 0's, written by its
-// lane 0 before the first stage's barrier), read by every warp at every stage without
-// shuffles.
-struct TileCoefs {
+// An item's SolveScalars held once, without shuffles at each use: in shared memory once a
+// block (BLOCK_TILES, MMA 2: warp 0's, written by its lane 0 before a barrier), read by every
+// warp, or in registers (MMA 1: every lane's own copy).
+struct TokenCoefs {
     float g_[kT], beta_[kT], rk_[kT], rq_[kT], kk_[kGramKQ > 0 ? kGramKQ : 1],
         kq_[kGramKQ + kT];
 
-    __device__ __forceinline__ void fill(const SolveScalars& x) {  // every lane of warp 0
+    // Every lane of a warp computes; lane 0 writes (kEveryLane: every lane, a register copy).
+    template <bool kEveryLane = false>
+    __device__ __forceinline__ void fill(const SolveScalars& x) {
 #pragma unroll
         for (int t = 0; t < kT; ++t) {
             const float g = x.g(t), beta = x.beta(t);
@@ -142,7 +144,7 @@ struct TileCoefs {
                 if (i < t) kk[i] = x.kk(i, t);
                 kq[i] = x.kq(i, t);
             }
-            if ((threadIdx.x & 31) == 0) {
+            if (kEveryLane || (threadIdx.x & 31) == 0) {
                 g_[t] = g;
                 beta_[t] = beta;
                 rk_[t] = x.rk(t);
@@ -164,13 +166,15 @@ struct TileCoefs {
 };
 
 // The item's SolveScalars (value head h, batch row bt0 / T): the gates (lane t, token t) and
-// the Gram terms from this lane's own chunk (`sub`) of each token's k and q.
-__device__ __forceinline__ SolveScalars solve_scalars(const Token (&tok)[kT],
+// the Gram terms from this lane's own chunk of each token's k and q (kc, qc: every column
+// once over the warp).
+__device__ __forceinline__ SolveScalars chunk_scalars(const float4 (&kc)[kT],
+                                                      const float4 (&qc)[kT],
                                                       const float* __restrict__ A_log,
                                                       const bf16* __restrict__ a,
                                                       const float* __restrict__ dt_bias,
                                                       const bf16* __restrict__ b, size_t bt0,
-                                                      int h, int sub) {
+                                                      int h) {
     const int lane = threadIdx.x & 31;
     SolveScalars x;
     const float A = A_log[h], dtb = dt_bias[h];
@@ -179,21 +183,29 @@ __device__ __forceinline__ SolveScalars solve_scalars(const Token (&tok)[kT],
         const size_t bth = (bt0 + lane) * kVHeads + h;
         x.lane_gates = exact_gates(a[bth], b[bth], dtb, A);
     }
-    {
-        float4 kc[kT], qc[kT];
-#pragma unroll
-        for (int t = 0; t < kT; ++t) {
-            kc[t] = own_chunk(tok[t].k, sub);
-            qc[t] = own_chunk(tok[t].q, sub);
-        }
-        x.gram.sum(kc, qc);
-    }
+    x.gram.sum(kc, qc);
 #pragma unroll
     for (int t = 0; t < kT; ++t) {
         x.rk_[t] = L2NORM ? rsqrtf(x.gram.get(kGramNorms + t) + kL2Eps) : 1.f;
         x.rq_[t] = L2NORM ? rsqrtf(x.gram.get(kGramNorms + kT + t) + kL2Eps) : 1.f;
     }
     return x;
+}
+
+// The same from the tokens of the row layout: this lane's chunk `sub` of each.
+__device__ __forceinline__ SolveScalars solve_scalars(const Token (&tok)[kT],
+                                                      const float* __restrict__ A_log,
+                                                      const bf16* __restrict__ a,
+                                                      const float* __restrict__ dt_bias,
+                                                      const bf16* __restrict__ b, size_t bt0,
+                                                      int h, int sub) {
+    float4 kc[kT], qc[kT];
+#pragma unroll
+    for (int t = 0; t < kT; ++t) {
+        kc[t] = own_chunk(tok[t].k, sub);
+        qc[t] = own_chunk(tok[t].q, sub);
+    }
+    return chunk_scalars(kc, qc, A_log, a, dt_bias, b, bt0, h);
 }
 
 // The T tokens on NS steps of this lane's rows (s: their state, lane (sub, col) as in the
@@ -363,7 +375,7 @@ __device__ __forceinline__ void tiles_solve_item(const Place& p, Items& items,
 #endif
     __shared__ float vs[kT][kRowsPerBlock];  // the item's v of every token
     __shared__ bf16 os[kT][kRowsPerBlock];   // and its outputs
-    __shared__ TileCoefs cf;                 // the tokens' scalars, from warp 0
+    __shared__ TokenCoefs cf;                // the tokens' scalars, from warp 0
     Token tok[kT];
     const size_t rows = (static_cast<size_t>(slot) * kVHeads + h) * kDim + irow;  // in the slot
     stage_loop(

@@ -44,9 +44,13 @@ SOLVE = [dict(REDUCE=1, SOLVE=1, CHAIN_SUMS=c, WARPS=w, ROWS_PER_WARP=r, LANES_P
                                  (4, 4, 16, 1, dict(PREFETCH=1, ITEMS=3)))]  # fmt: skip
 KNOBS += SOLVE
 # SOLVE's products on the tensor cores (MMA): 4 and 1 warps of 16 rows at 4 lanes a row, and
-# items in turn through the pipelined tiles
-MMA = [dict(REDUCE=1, SOLVE=1, MMA=1, WARPS=w, ROWS_PER_WARP=16, LANES_PER_ROW=4, **x)
-       for w, x in ((4, {}), (1, {}), (2, dict(PREFETCH=1, ITEMS=3)))]  # fmt: skip
+# items in turn through the pipelined tiles; MMA 2 (the tokens and their scalars once a
+# block in shared memory) at 128 registers, 4 warps, and items in turn (the barrier before
+# the next item's tokens)
+MMA = [dict(REDUCE=1, SOLVE=1, MMA=mma, WARPS=w, ROWS_PER_WARP=16, LANES_PER_ROW=4, **x)
+       for mma, w, x in ((1, 4, {}), (1, 1, {}), (1, 2, dict(PREFETCH=1, ITEMS=3)),
+                         (2, 2, dict(MIN_BLOCKS=8)), (2, 4, {}),
+                         (2, 2, dict(PREFETCH=2, ITEMS=3)))]  # fmt: skip
 KNOBS += MMA
 # MMA at other token counts: part of a group of 4 tokens (2, 3) and two groups (8)
 TOKENS = [replace(m, seq_len=t) for t in (2, 3, 8) for m in (T4, MEMBERS[1])]
