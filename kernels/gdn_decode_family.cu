@@ -460,7 +460,10 @@ extern "C" __global__ void __launch_bounds__(family::kWarps * 32, family::kMinBl
     using namespace family;
     HeadTokens head;  // HEAD_TOKENS 1: the head's token, from the block's first item
     for_each_item(state, state_indices, batch_size, [&](const Place& p, int i, Items& items) {
-        if constexpr (MMA)
+        if constexpr (MMA != 0 && BLOCK_TILES != 0)
+            tiles_mma_item(p, items, q, k, v, A_log, a, dt_bias, b, scale, output, new_state,
+                           state_indices, intermediate_states);
+        else if constexpr (MMA)
             mma_item(p, i, items, q, k, v, A_log, a, dt_bias, b, scale, output, new_state,
                      state_indices, intermediate_states);
         else if constexpr (BLOCK_TILES != 0 && kT > 1)

@@ -114,7 +114,7 @@ struct SharedB {
 template <int NS, class BS, class Coefs, class VOf, class Out, class Store>
 __device__ __forceinline__ void mma_rows(float4 (&s)[NS][kChunks], const BS& bs, const Coefs& x,
                                          int t4, VOf&& v_of, Out&& out, Store&& store) {
-    static_assert(NS % 2 == 0, "MMA: 16-row tiles, two steps each");
+    static_assert(MMA == 0 || NS % 2 == 0, "MMA: 16-row tiles, two steps each");
     constexpr int kNTiles = NS / 2;
     const int lane = threadIdx.x & 31, g = lane / 4;
     // R = S @ [k_0 q_0 ...] per tile, then every token's sums of this lane's rows (quad).
@@ -244,6 +244,50 @@ __device__ __forceinline__ void mma_rows(float4 (&s)[NS][kChunks], const BS& bs,
     }
 }
 
+// Token t's q or k of value head h's q/k head from column c0 (batch row bt0 / T).
+__device__ __forceinline__ const bf16* qk_at(const bf16* x, size_t bt0, int h, int t, int c0) {
+    return x + ((bt0 + t) * kQKHeads + h / kVPerQK) * kDim + c0;
+}
+
+// MMA 2: the item's k and q of every token into tk (16-byte pieces by the whole block, one
+// coalesced load; the rows past T zeros).
+__device__ __forceinline__ void fill_tokens(SharedTokens& tk, const bf16* __restrict__ q,
+                                            const bf16* __restrict__ k, size_t bt0, int h) {
+    for (int n = threadIdx.x; n < 2 * 4 * kQuads * 16; n += kWarps * 32) {
+        const int t = n / 32, col = 8 * (n % 16);
+        const bool isq = n / 16 % 2;
+        const uint4 w = t < kT ? __ldg(reinterpret_cast<const uint4*>(qk_at(isq ? q : k, bt0, h, t, col)))
+                               : make_uint4(0u, 0u, 0u, 0u);
+        *reinterpret_cast<uint4*>(&(isq ? tk.q : tk.k)[t][col]) = w;
+    }
+}
+
+// This lane's B operands in tk (lane (g, t4) = (lane / 4, lane % 4)).
+__device__ __forceinline__ SharedB shared_b(const SharedTokens& tk) {
+    const int lane = threadIdx.x & 31, g = lane / 4, t4 = lane % 4;
+    return SharedB{(g & 1 ? tk.q : tk.k)[g / 2] + 4 * t4, tk.k[t4] + 4 * (g / 2)};
+}
+
+// The tokens' scalars (gdn_family_solve.cuh's chunk_scalars) from this lane's chunk of each
+// token's k and q: columns 16 g + 4 t4 .. + 3, every column once over the warp.
+__device__ __forceinline__ SolveScalars mma_scalars(const bf16* __restrict__ q,
+                                                    const bf16* __restrict__ k,
+                                                    const float* __restrict__ A_log,
+                                                    const bf16* __restrict__ a,
+                                                    const float* __restrict__ dt_bias,
+                                                    const bf16* __restrict__ b, size_t bt0,
+                                                    int h) {
+    const int lane = threadIdx.x & 31, c0 = 16 * (lane / 4) + 4 * (lane % 4);
+    const auto chunks = [&](float4 (&kc)[kT], float4 (&qc)[kT]) {
+#pragma unroll
+        for (int t = 0; t < kT; ++t) {
+            kc[t] = gdn::bf16x4(__ldg(reinterpret_cast<const uint2*>(qk_at(k, bt0, h, t, c0))));
+            qc[t] = gdn::bf16x4(__ldg(reinterpret_cast<const uint2*>(qk_at(q, bt0, h, t, c0))));
+        }
+    };
+    return chunk_scalars(chunks, A_log, a, dt_bias, b, bt0, h);
+}
+
 // Work item i of the block (at p): its T tokens in one pass, the products on tensor cores.
 // MMA 1: every warp loads its B operands and computes the tokens' scalars. MMA 2: the block
 // puts its item's k and q in shared memory (one coalesced load) and warp 0 the scalars, read
@@ -260,25 +304,14 @@ __device__ __forceinline__ void mma_item(const Place& p, int i, Items& items,
                                          const int* __restrict__ state_indices,
                                          STATE_T* __restrict__ intermediate_states) {
     const int h = p.h, g = p.sub, t4 = p.col;  // lane (g, t4) of the MMA fragments
-    const int hq = h / kVPerQK;
     const size_t bt0 = static_cast<size_t>(p.row_b) * kT;
-    auto qk_at = [&](const bf16* x, int t, int c0) {  // token t's q or k from column c0
-        return x + ((bt0 + t) * kQKHeads + hq) * kDim + c0;
-    };
 
     const int slot = slot_of(state_indices, p.row_b);
 #if MMA == 2
     __shared__ SharedTokens tk;
     __shared__ TokenCoefs cf;
     if (kItems > 1) __syncthreads();  // the block's last item is done with tk and cf
-    // every token's k and q (16-byte pieces, 16 a row), the rows past T zeros
-    for (int n = threadIdx.x; n < 2 * 4 * kQuads * 16; n += kWarps * 32) {
-        const int t = n / 32 % (4 * kQuads), col = 8 * (n % 16);
-        const bool isq = n / 16 % 2;
-        const uint4 w = t < kT ? __ldg(reinterpret_cast<const uint4*>(qk_at(isq ? q : k, t, col)))
-                               : make_uint4(0u, 0u, 0u, 0u);
-        *reinterpret_cast<uint4*>(&(isq ? tk.q : tk.k)[t][col]) = w;
-    }
+    fill_tokens(tk, q, k, bt0, h);
 #else
     // The token inputs this lane needs: R's B (vector g of each n-block at its columns) and
     // the update's B (token 4 u + t4's k).
@@ -288,8 +321,8 @@ __device__ __forceinline__ void mma_item(const Place& p, int i, Items& items,
         const int tv = 4 * u + g / 2, tu = 4 * u + t4;
 #pragma unroll
         for (int c = 0; c < kChunks; ++c) {
-            bs.vec_[u][c] = load4_or_zero(qk_at(g & 1 ? q : k, tv, 16 * c + 4 * t4), tv < kT);
-            bs.kup_[u][c] = load4_or_zero(qk_at(k, tu, 16 * c + 4 * (g / 2)), tu < kT);
+            bs.vec_[u][c] = load4_or_zero(qk_at(g & 1 ? q : k, bt0, h, tv, 16 * c + 4 * t4), tv < kT);
+            bs.kup_[u][c] = load4_or_zero(qk_at(k, bt0, h, tu, 16 * c + 4 * (g / 2)), tu < kT);
         }
     }
 #endif
@@ -300,17 +333,6 @@ __device__ __forceinline__ void mma_item(const Place& p, int i, Items& items,
 #pragma unroll
         for (int r = 0; r < kSteps; ++r)
             vt[r][t] = v[((bt0 + t) * kVHeads + h) * kDim + p.row0 + r * kRowsPerStep];
-    // the gates (lane t, token t) and the Gram terms from this lane's chunks of each token's
-    // k and q (columns 16 g + 4 t4 .. + 3: every column once over the warp)
-    auto scalars = [&] {
-        float4 kc[kT], qc[kT];
-#pragma unroll
-        for (int t = 0; t < kT; ++t) {
-            kc[t] = gdn::bf16x4(__ldg(reinterpret_cast<const uint2*>(qk_at(k, t, 16 * g + 4 * t4))));
-            qc[t] = gdn::bf16x4(__ldg(reinterpret_cast<const uint2*>(qk_at(q, t, 16 * g + 4 * t4))));
-        }
-        return chunk_scalars(kc, qc, A_log, a, dt_bias, b, bt0, h);
-    };
 #if POOL
     if (slot < 0) {  // a padding row: zero output, no state touched (block-uniform)
         zero_output(output, p);
@@ -323,13 +345,12 @@ __device__ __forceinline__ void mma_item(const Place& p, int i, Items& items,
 
     // While the state is in flight: the tokens' scalars.
 #if MMA == 2
-    if ((threadIdx.x >> 5) == 0) cf.fill(scalars());  // warp 0's
+    if ((threadIdx.x >> 5) == 0) cf.fill(mma_scalars(q, k, A_log, a, dt_bias, b, bt0, h));  // warp 0's
     __syncthreads();  // tk and cf written
-    const int lane = threadIdx.x & 31;
-    const SharedB bs{(lane / 4 & 1 ? tk.q : tk.k)[lane / 8] + 4 * t4, tk.k[t4] + 4 * (lane / 8)};
+    const SharedB bs = shared_b(tk);
 #else
     TokenCoefs cf;
-    cf.fill<true>(scalars());  // every lane's copy
+    cf.fill<true>(mma_scalars(q, k, A_log, a, dt_bias, b, bt0, h));  // every lane's copy
 #endif
     mma_rows(
         s, bs, cf, t4, [&](int r, int t) { return __bfloat162float(vt[r][t]); },
@@ -343,6 +364,88 @@ __device__ __forceinline__ void mma_item(const Place& p, int i, Items& items,
             else
                 store_rows(new_state + off, st);
         });
+}
+
+
+// BLOCK_TILES R with MMA 2: the item (at p, one a block) through the block's stage tiles
+// (gdn_family_tiles.cuh's stage_loop, as tiles_solve_item): the item's k and q, its v of
+// every token and the tokens' scalars (warp 0's) to shared memory while stage 0 lands; then
+// this warp's R / WARPS contiguous rows of each stage (16-row tiles), read from the tile and
+// through mma_rows, each row's new values stored as vector stores; the outputs through
+// shared memory, one coalesced store after the last stage. Registers hold one stage's rows;
+// the copies of the next stages are in flight while this one computes.
+__device__ __forceinline__ void tiles_mma_item(const Place& p, Items& items,
+                                               const bf16* __restrict__ q,
+                                               const bf16* __restrict__ k,
+                                               const bf16* __restrict__ v,
+                                               const float* __restrict__ A_log,
+                                               const bf16* __restrict__ a,
+                                               const float* __restrict__ dt_bias,
+                                               const bf16* __restrict__ b, float scale,
+                                               bf16* __restrict__ output, STATE_T* new_state,
+                                               const int* __restrict__ state_indices,
+                                               STATE_T* __restrict__ intermediate_states) {
+#if BLOCK_TILES && MMA == 2
+    static_assert(kRowsPerWarpStage % 16 == 0, "BLOCK_TILES R with MMA: R / WARPS a multiple of 16");
+    const int h = p.h, t4 = p.col, warp = threadIdx.x >> 5;
+    const size_t bt0 = static_cast<size_t>(p.row_b) * kT;
+    const int irow = item_row(p);  // the item's first row in the head
+    const int slot = slot_of(state_indices, p.row_b);
+    // token t's row r of the item in output (and v) [B, T, V_HEADS, 128]
+    const auto at = [&](int t, int r) { return ((bt0 + t) * kVHeads + h) * kDim + irow + r; };
+#if POOL
+    if (slot < 0) {  // a padding row: zero output, no state touched (block-uniform)
+        for (int n = threadIdx.x; n < kT * kRowsPerBlock; n += kWarps * 32)
+            output[at(n / kRowsPerBlock, n % kRowsPerBlock)] = __float2bfloat16(0.f);
+        return;
+    }
+#endif
+    __shared__ SharedTokens tk;
+    __shared__ TokenCoefs cf;
+    __shared__ float vs[kT][kRowsPerBlock];  // the item's v of every token
+    __shared__ bf16 os[kT][kRowsPerBlock];   // and its outputs
+    const size_t rows = (static_cast<size_t>(slot) * kVHeads + h) * kDim + irow;  // in the slot
+    stage_loop(
+        p, slot, items,
+        [&] {  // while stage 0 lands
+            fill_tokens(tk, q, k, bt0, h);
+            for (int n = threadIdx.x; n < kT * kRowsPerBlock; n += kWarps * 32)
+                vs[n / kRowsPerBlock][n % kRowsPerBlock] =
+                    __bfloat162float(v[at(n / kRowsPerBlock, n % kRowsPerBlock)]);
+            if (warp == 0) cf.fill(mma_scalars(q, k, A_log, a, dt_bias, b, bt0, h));
+        },
+        [&](int s, const state_t* tile, bool reads) {
+            const int r0 = s * kTileRows + warp * kRowsPerWarpStage + p.sub;  // step 0's row
+            const state_t* own = tile + (r0 - s * kTileRows) * kDim + t4 * 4;
+            float4 st[kStageSteps][kChunks];
+#pragma unroll
+            for (int r = 0; r < kStageSteps; ++r)
+#pragma unroll
+                for (int c = 0; c < kChunks; ++c)
+                    st[r][c] = reads ? tile_values(own + chunk_offset(r, c))
+                                     : make_float4(0.f, 0.f, 0.f, 0.f);
+            mma_rows(
+                st, shared_b(tk), cf, t4,
+                [&](int r, int t) { return vs[t][r0 + r * kRowsPerStep]; },
+                [&](int r, int t, float o) {
+                    os[t][r0 + r * kRowsPerStep] = __float2bfloat16(scale * o);
+                },
+                [&](int t, const float4 (&y)[kStageSteps][kChunks]) {
+                    STATE_T* base = (t < kT ? intermediate_states +
+                                                  (((bt0 + t) * kVHeads + h) * kDim + irow) * kDim
+                                            : new_state + rows * kDim) +
+                                    r0 * kDim + t4 * 4;
+#pragma unroll
+                    for (int r = 0; r < kStageSteps; ++r)
+#pragma unroll
+                        for (int c = 0; c < kChunks; ++c)
+                            store_row4(base + chunk_offset(r, c), y[r][c]);
+                });
+        });
+    __syncthreads();  // every row's outputs are in os
+    for (int n = threadIdx.x; n < kT * kRowsPerBlock; n += kWarps * 32)
+        output[at(n / kRowsPerBlock, n % kRowsPerBlock)] = os[n / kRowsPerBlock][n % kRowsPerBlock];
+#endif
 }
 
 }  // namespace family

@@ -166,10 +166,10 @@ struct TokenCoefs {
 };
 
 // The item's SolveScalars (value head h, batch row bt0 / T): the gates (lane t, token t) and
-// the Gram terms from this lane's own chunk of each token's k and q (kc, qc: every column
-// once over the warp).
-__device__ __forceinline__ SolveScalars chunk_scalars(const float4 (&kc)[kT],
-                                                      const float4 (&qc)[kT],
+// the Gram terms from this lane's own chunk of each token's k and q, chunks(kc, qc) (float4
+// kc[T], qc[T]: every column once over the warp).
+template <class Chunks>
+__device__ __forceinline__ SolveScalars chunk_scalars(Chunks&& chunks,
                                                       const float* __restrict__ A_log,
                                                       const bf16* __restrict__ a,
                                                       const float* __restrict__ dt_bias,
@@ -183,7 +183,11 @@ __device__ __forceinline__ SolveScalars chunk_scalars(const float4 (&kc)[kT],
         const size_t bth = (bt0 + lane) * kVHeads + h;
         x.lane_gates = exact_gates(a[bth], b[bth], dtb, A);
     }
-    x.gram.sum(kc, qc);
+    {
+        float4 kc[kT], qc[kT];
+        chunks(kc, qc);
+        x.gram.sum(kc, qc);
+    }
 #pragma unroll
     for (int t = 0; t < kT; ++t) {
         x.rk_[t] = L2NORM ? rsqrtf(x.gram.get(kGramNorms + t) + kL2Eps) : 1.f;
@@ -199,13 +203,14 @@ __device__ __forceinline__ SolveScalars solve_scalars(const Token (&tok)[kT],
                                                       const float* __restrict__ dt_bias,
                                                       const bf16* __restrict__ b, size_t bt0,
                                                       int h, int sub) {
-    float4 kc[kT], qc[kT];
+    const auto chunks = [&](float4 (&kc)[kT], float4 (&qc)[kT]) {
 #pragma unroll
-    for (int t = 0; t < kT; ++t) {
-        kc[t] = own_chunk(tok[t].k, sub);
-        qc[t] = own_chunk(tok[t].q, sub);
-    }
-    return chunk_scalars(kc, qc, A_log, a, dt_bias, b, bt0, h);
+        for (int t = 0; t < kT; ++t) {
+            kc[t] = own_chunk(tok[t].k, sub);
+            qc[t] = own_chunk(tok[t].q, sub);
+        }
+    };
+    return chunk_scalars(chunks, A_log, a, dt_bias, b, bt0, h);
 }
 
 // The T tokens on NS steps of this lane's rows (s: their state, lane (sub, col) as in the
@@ -337,8 +342,8 @@ __device__ __forceinline__ void solve_item(const Place& p, int i, Items& items,
         });
 }
 
-static_assert(BLOCK_TILES == 0 || kT == 1 || (SOLVE == 1 && MMA == 0),
-              "BLOCK_TILES R with SEQ_LEN > 1 needs SOLVE 1 and MMA 0");
+static_assert(BLOCK_TILES == 0 || kT == 1 || (SOLVE == 1 && MMA != 1),
+              "BLOCK_TILES R with SEQ_LEN > 1 needs SOLVE 1 and MMA 0 or 2");
 
 // BLOCK_TILES R with SOLVE 1 (T > 1): the item (at p, one a block) through the block's stage
 // tiles (gdn_family_tiles.cuh's stage_loop, FlashInfer's state path): every token's k and q

@@ -68,7 +68,7 @@ def test_the_space_is_small_and_every_candidate_a_legal_shape():
         ft.search_space("huge")
     t4 = ft.search_space("full", family.Member(4, 8, seq_len=4, layout="pool"))
     multi = [d for d in t4 if d["GATES_ONCE"]]
-    assert len(t4) == 181 and len(multi) == 68 and all(d["REDUCE"] for d in multi)
+    assert len(t4) == 186 and len(multi) == 68 and all(d["REDUCE"] for d in multi)
     lean = [d for d in t4 if d["UNROLL_TOKENS"]]
     assert len(lean) == 12 and all(d["CHAIN_SUMS"] and d["LAZY_DECAY"] for d in lean)
     assert {d["MIN_BLOCKS"] * d["WARPS"] for d in lean} == {0, 32}  # 64 registers or ptxas's
@@ -76,13 +76,17 @@ def test_the_space_is_small_and_every_candidate_a_legal_shape():
     assert len(shared) == 6 and not any(d["GATES_ONCE"] for d in shared)
     solve = [d for d in t4 if d["SOLVE"]]  # the kernel's static_assert: REDUCE 1, no loop knobs
     mma = [d for d in solve if d["MMA"]]  # on the fragment layout: 4 lanes a row, 16 rows a warp
-    assert len(solve) == 31 and all(d["REDUCE"] for d in solve)
+    assert len(solve) == 36 and all(d["REDUCE"] for d in solve)
     tiled = [d for d in solve if d["BLOCK_TILES"]]  # block-wide tiles: one item, no PREFETCH
-    assert len(tiled) == 15 and all(d["ITEMS"] == 1 and not (d["PREFETCH"] or d["MMA"])
+    assert len(tiled) == 17 and all(d["ITEMS"] == 1 and not d["PREFETCH"] and d["MMA"] != 1
                                    for d in tiled)  # fmt: skip
     assert all(d["WARPS"] * d["ROWS_PER_WARP"] % d["BLOCK_TILES"] == 0 for d in tiled)
     assert all(d["CHAIN_SUMS"] for d in solve if not d["MMA"])
-    assert len(mma) == 4 and all((d["LANES_PER_ROW"], d["ROWS_PER_WARP"]) == (4, 16) for d in mma)
+    assert len(mma) == 9 and all(d["LANES_PER_ROW"] == 4 for d in mma)
+    assert all(d["ROWS_PER_WARP"] == (32 if d["BLOCK_TILES"] else 16) for d in mma)
+    assert all(
+        d["MIN_BLOCKS"] * d["WARPS"] == 16 for d in mma if d["MMA"] == 2 and not d["BLOCK_TILES"]
+    )
     assert not any(d["GATES_ONCE"] or d["LAZY_DECAY"] or d["UNROLL_TOKENS"] or d["TOKENS_ONCE"]
                    for d in solve)  # fmt: skip
     # T = 1: no such knobs

@@ -113,6 +113,15 @@ SOLVE_SHAPES = ((4, 2, 32), (8, 2, 32), (4, 1, 32), (4, 4, 32), (4, 4, 16), (2, 
 # slower in the first H200 probe, data/experiments/2026-12-02_new-axes-probe/).
 MMA_TOKENS = {"REDUCE": 1, "SOLVE": 1, "MMA": 1}
 MMA_SHAPES = ((1, 16, 4), (2, 16, 4), (4, 16, 4))
+# T > 1 only: MMA 2, the item's k and q and the tokens' scalars once a block in shared memory
+# (warp 0's) in place of every lane's registers: (WARPS, ROWS_PER_WARP, LANES_PER_ROW,
+# MIN_BLOCKS), at 128 registers without spills (MIN_BLOCKS 16 / WARPS: 16 warps an SM, where
+# MMA 1's 168 allow 12); and through the block-wide tiles (BLOCK_TILES with MMA 2,
+# tiles_mma_item: two stages of 16 rows a warp), (WARPS, ROWS_PER_WARP, LANES_PER_ROW,
+# BLOCK_TILES).
+MMA2_TOKENS = {"REDUCE": 1, "SOLVE": 1, "MMA": 2}
+MMA2_SHAPES = ((1, 16, 4, 16), (2, 16, 4, 8), (4, 16, 4, 4))
+MMA_TILE_SHAPES = ((1, 32, 4, 16), (2, 32, 4, 32))
 # T > 1 only: SOLVE through block-wide tiles (BLOCK_TILES R with SOLVE_TOKENS: an item's rows
 # in stages of R rows through shared tiles, a warp R / WARPS contiguous rows a stage, the
 # tokens' scalars once a block in shared memory; gdn_family_solve.cuh's tiles_solve_item):
@@ -230,7 +239,9 @@ def search_space(name: str = "full", member: Member | None = None,
     a member of T > 1 each ``REDUCE`` 1 one again with :data:`MULTI_TOKEN`, 2 x 31 more,
     :data:`LEAN_TOKENS` on :data:`LEAN_SHAPES` with and without ``MIN_BLOCKS``, 6, and
     :data:`SHARED_TOKENS` on :data:`SHARED_SHAPES`, 6, and :data:`SOLVE_TOKENS` on
-    :data:`SOLVE_SHAPES`, 8, :data:`MMA_TOKENS` on :data:`MMA_SHAPES`, 3, and both
+    :data:`SOLVE_SHAPES`, 8, :data:`MMA_TOKENS` on :data:`MMA_SHAPES`, 3,
+    :data:`MMA2_TOKENS` on :data:`MMA2_SHAPES`, 3, and through the tiles on
+    :data:`MMA_TILE_SHAPES`, 2, and both
     pipelined, :data:`PIPELINED_SOLVE`, 5, and SOLVE through the block-wide tiles,
     :data:`SOLVE_TILE_SHAPES`, 15; at T = 1
     :data:`WIDE_SHAPES` x :data:`WIDE_HINTS`, 4, ``HEAD_TOKENS`` on :data:`HEAD_SHAPES`,
@@ -266,6 +277,10 @@ def search_space(name: str = "full", member: Member | None = None,
         if name == "full":
             out += [dict(WARPS=w, ROWS_PER_WARP=r, LANES_PER_ROW=n, **MMA_TOKENS)
                     for w, r, n in MMA_SHAPES]  # fmt: skip
+            out += [dict(WARPS=w, ROWS_PER_WARP=r, LANES_PER_ROW=n, MIN_BLOCKS=mb, **MMA2_TOKENS)
+                    for w, r, n, mb in MMA2_SHAPES]  # fmt: skip
+            out += [dict(WARPS=w, ROWS_PER_WARP=r, LANES_PER_ROW=n, BLOCK_TILES=t, **MMA2_TOKENS)
+                    for w, r, n, t in MMA_TILE_SHAPES]  # fmt: skip
             out += [dict(WARPS=w, ROWS_PER_WARP=r, LANES_PER_ROW=n, PREFETCH=2, ITEMS=it,
                          MIN_BLOCKS=mb, **(MMA_TOKENS if mma else SOLVE_TOKENS))
                     for w, r, n, it, mb, mma in PIPELINED_SOLVE]  # fmt: skip

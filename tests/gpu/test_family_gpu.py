@@ -12,7 +12,13 @@ import pytest
 import torch
 
 from decodekit.impls.family_kernels import CHECKED, kit_kernel
-from decodekit.impls.family_tuning import SOLVE_TILE_SHAPES, SOLVE_TOKENS, TILE_SHAPES
+from decodekit.impls.family_tuning import (
+    MMA2_TOKENS,
+    MMA_TILE_SHAPES,
+    SOLVE_TILE_SHAPES,
+    SOLVE_TOKENS,
+    TILE_SHAPES,
+)
 from decodekit.measure import family_check
 from decodekit.measure.family_check import _outputs
 from decodekit.problem.family import SERVING, VERIFY, Member, cases, make_inputs
@@ -127,6 +133,9 @@ def test_rows_through_block_tiles_pass(member, defines, B):
 # state, no update, both), pool (padding rows) and dense, and the pool at bf16 state.
 SOLVE_TILES = [dict(WARPS=w, ROWS_PER_WARP=r, LANES_PER_ROW=n, BLOCK_TILES=t, TILE_BUFFERS=nb,
                     **SOLVE_TOKENS) for w, r, n, t, nb in SOLVE_TILE_SHAPES]  # fmt: skip
+# and MMA 2 through the tiles (tiles_mma_item) on its shapes
+SOLVE_TILES += [dict(WARPS=w, ROWS_PER_WARP=r, LANES_PER_ROW=n, BLOCK_TILES=t, **MMA2_TOKENS)
+                for w, r, n, t in MMA_TILE_SHAPES]  # fmt: skip
 MULTI_TOKEN = [m for m in (*SERVING, *VERIFY) if m.seq_len > 1]
 
 
