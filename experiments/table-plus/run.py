@@ -8,7 +8,8 @@ FILE`` does, with the table's entries added).
 Run: python experiments/table-plus/run.py NAME CANDIDATES.json [NAME CANDIDATES.json ...]
 (on the GPU machine). The candidate files of the 2026-12-03 probe: bf16_rows.json (the
 bf16-state pool: twice the rows a lane, for the bytes in flight of an fp32 state) and
-t4_occupancy.json (the T = 4 pool: MMA at 128 registers, SOLVE's tiles 3 and 4 deep).
+t4_occupancy.json (the T = 4 pool: MMA at 128 registers, SOLVE's tiles 3 and 4 deep) and
+t4_mma2.json (MMA 2 in the space: at 128 registers and through the tiles).
 """
 
 import json
