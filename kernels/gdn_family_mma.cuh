@@ -278,11 +278,17 @@ __device__ __forceinline__ SolveScalars mma_scalars(const bf16* __restrict__ q,
                                                     const bf16* __restrict__ b, size_t bt0,
                                                     int h) {
     const int lane = threadIdx.x & 31, c0 = 16 * (lane / 4) + 4 * (lane % 4);
-    const auto chunks = [&](float4 (&kc)[kT], float4 (&qc)[kT]) {
+    float4 kc[kT], qc[kT];  // loaded before the gates (after them, MMA 2 spills at 128)
+#pragma unroll
+    for (int t = 0; t < kT; ++t) {
+        kc[t] = gdn::bf16x4(__ldg(reinterpret_cast<const uint2*>(qk_at(k, bt0, h, t, c0))));
+        qc[t] = gdn::bf16x4(__ldg(reinterpret_cast<const uint2*>(qk_at(q, bt0, h, t, c0))));
+    }
+    const auto chunks = [&](float4 (&kc_)[kT], float4 (&qc_)[kT]) {
 #pragma unroll
         for (int t = 0; t < kT; ++t) {
-            kc[t] = gdn::bf16x4(__ldg(reinterpret_cast<const uint2*>(qk_at(k, bt0, h, t, c0))));
-            qc[t] = gdn::bf16x4(__ldg(reinterpret_cast<const uint2*>(qk_at(q, bt0, h, t, c0))));
+            kc_[t] = kc[t];
+            qc_[t] = qc[t];
         }
     };
     return chunk_scalars(chunks, A_log, a, dt_bias, b, bt0, h);

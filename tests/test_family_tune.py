@@ -106,6 +106,15 @@ def test_every_shape_builds_without_spills(member):
         assert use.spills == 0 and use.stack_bytes == 0 and use.registers <= 128, (w, r, n, use)
 
 
+def test_mma2_builds_at_128_registers_without_spills():
+    # MMA 2's reason to be: the 16-row warp tile in 128 registers (MMA 1 takes 168)
+    t4 = family.Member(4, 8, seq_len=4, layout="pool")
+    for w, r, n, mb in ft.MMA2_SHAPES:
+        d = {"WARPS": w, "ROWS_PER_WARP": r, "LANES_PER_ROW": n, "MIN_BLOCKS": mb, **ft.MMA2_TOKENS}
+        use = _usage(t4, ft.full(d))
+        assert use.spills == 0 and use.stack_bytes == 0 and use.registers <= 128, (d, use)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("member", SERVING, ids=lambda m: m.name)
 def test_every_candidate_builds_without_spills(member):
