@@ -278,20 +278,30 @@ __device__ __forceinline__ SolveScalars mma_scalars(const bf16* __restrict__ q,
                                                     const bf16* __restrict__ b, size_t bt0,
                                                     int h) {
     const int lane = threadIdx.x & 31, c0 = 16 * (lane / 4) + 4 * (lane % 4);
-    float4 kc[kT], qc[kT];  // loaded before the gates (after them, MMA 2 spills at 128)
-#pragma unroll
-    for (int t = 0; t < kT; ++t) {
-        kc[t] = gdn::bf16x4(__ldg(reinterpret_cast<const uint2*>(qk_at(k, bt0, h, t, c0))));
-        qc[t] = gdn::bf16x4(__ldg(reinterpret_cast<const uint2*>(qk_at(q, bt0, h, t, c0))));
-    }
-    const auto chunks = [&](float4 (&kc_)[kT], float4 (&qc_)[kT]) {
+    const auto load = [&](float4 (&kc)[kT], float4 (&qc)[kT]) {
 #pragma unroll
         for (int t = 0; t < kT; ++t) {
-            kc_[t] = kc[t];
-            qc_[t] = qc[t];
+            kc[t] = gdn::bf16x4(__ldg(reinterpret_cast<const uint2*>(qk_at(k, bt0, h, t, c0))));
+            qc[t] = gdn::bf16x4(__ldg(reinterpret_cast<const uint2*>(qk_at(q, bt0, h, t, c0))));
         }
     };
-    return chunk_scalars(chunks, A_log, a, dt_bias, b, bt0, h);
+    // The order of the chunks' loads and the gates matters to ptxas: MMA 2 at 128 registers
+    // spills with the loads after the gates, and MMA 1 is 1.15 slower at B = 32 on the T = 4
+    // pool with them before (tuning 6e9aa4c0 against 43c0d985, H200).
+    if constexpr (MMA == 2) {
+        float4 kc[kT], qc[kT];
+        load(kc, qc);
+        const auto chunks = [&](float4 (&kc_)[kT], float4 (&qc_)[kT]) {
+#pragma unroll
+            for (int t = 0; t < kT; ++t) {
+                kc_[t] = kc[t];
+                qc_[t] = qc[t];
+            }
+        };
+        return chunk_scalars(chunks, A_log, a, dt_bias, b, bt0, h);
+    } else {
+        return chunk_scalars(load, A_log, a, dt_bias, b, bt0, h);
+    }
 }
 
 // Work item i of the block (at p): its T tokens in one pass, the products on tensor cores.
