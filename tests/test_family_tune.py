@@ -66,6 +66,11 @@ def test_the_space_is_small_and_every_candidate_a_legal_shape():
         assert d["WARPS"] * tiles * d["ROWS_PER_WARP"] * 128 * 4 <= 48 * 1024, d
     with pytest.raises(ValueError, match="argument 'space': expected 'full', 'quick'"):
         ft.search_space("huge")
+    # bf16 state at T = 1: twice the rows a lane as well, with the reduce-scatter
+    bf16 = ft.search_space("full", family.Member(4, 8, layout="pool", state_dtype="bfloat16"))
+    rows16 = [d for d in bf16 if d not in space]
+    assert len(bf16) == 114 and len(rows16) == 12 and all(d["REDUCE"] for d in rows16)
+    assert {d["ROWS_PER_WARP"] * d["LANES_PER_ROW"] // 32 for d in rows16} == {8, 16}  # rows a lane
     t4 = ft.search_space("full", family.Member(4, 8, seq_len=4, layout="pool"))
     multi = [d for d in t4 if d["GATES_ONCE"]]
     assert len(t4) == 186 and len(multi) == 68 and all(d["REDUCE"] for d in multi)

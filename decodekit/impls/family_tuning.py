@@ -142,6 +142,12 @@ SOLVE_TILE_SHAPES = ((2, 8, 16, 8, 2), (2, 8, 16, 16, 2), (4, 8, 16, 16, 2), (4,
 # the best of them 6-24% behind the winner at B >= 32, tuning 9c3aaf0e).
 PIPELINED_SOLVE = ((2, 8, 16, 2, 8, 0), (4, 8, 16, 2, 4, 0), (4, 4, 16, 2, 0, 0),
                    (2, 8, 16, 4, 8, 0), (2, 16, 4, 2, 0, 1))  # fmt: skip
+# T = 1 at bf16 state only: twice the rows a lane of the fp32 shapes (a bf16 row is half the
+# bytes, so the same bytes in flight need twice the rows), with the reduce-scatter and the
+# default and 256-byte L2 prefetch hints; 64 .. 128 registers without spills (the bf16-state
+# probe 34f5df26: 2 x 16 x 16 won B = 32, 4 x 8 x 32 won 4 and 64).
+STATE16_SHAPES = ((2, 16, 16), (4, 16, 16), (1, 16, 16), (2, 16, 32), (4, 8, 32), (2, 8, 32))
+STATE16_HINTS = ((1, 0), (4, 0))
 # T = 1 only: the large-batch shapes with the reduce-scatter and a 256-byte L2 prefetch size
 # on the state loads (LOAD_HINT 4: .cs.L2::256B, 5: .L1::no_allocate.L2::256B).
 WIDE_SHAPES = ((2, 8, 16), (8, 8, 16))
@@ -245,8 +251,9 @@ def search_space(name: str = "full", member: Member | None = None,
     pipelined, :data:`PIPELINED_SOLVE`, 5, and SOLVE through the block-wide tiles,
     :data:`SOLVE_TILE_SHAPES`, 15; at T = 1
     :data:`WIDE_SHAPES` x :data:`WIDE_HINTS`, 4, ``HEAD_TOKENS`` on :data:`HEAD_SHAPES`,
-    6, the full-occupancy :data:`FULL_SHAPES`, 6, and the block-wide tiles
-    :data:`TILE_SHAPES`, 10; at every T the per-lane copies on
+    6, the full-occupancy :data:`FULL_SHAPES`, 6, the block-wide tiles
+    :data:`TILE_SHAPES`, 10, and at bf16 state :data:`STATE16_SHAPES` x
+    :data:`STATE16_HINTS`, 12; at every T the per-lane copies on
     :data:`ASYNC_SHAPES`, 5) or ``quick`` (:data:`QUICK_SHAPES` with the default hints, each
     with ``REDUCE`` 0 and 1, one pipelined shape, and with ``member`` every entry of its
     recorded tables on GPUs of compute capability ``capability``, all GPUs when None)."""
@@ -297,6 +304,9 @@ def search_space(name: str = "full", member: Member | None = None,
                 for w, r, n, rs in FULL_SHAPES]  # fmt: skip
         out += [dict(WARPS=w, ROWS_PER_WARP=r, LANES_PER_ROW=32, REDUCE=0, BLOCK_TILES=t,
                      MIN_BLOCKS=mb) for w, r, t, mb in TILE_SHAPES]  # fmt: skip
+        if member is not None and member.state_dtype == "bfloat16":
+            out += [dict(WARPS=w, ROWS_PER_WARP=r, LANES_PER_ROW=n, LOAD_HINT=lh, STORE_HINT=sh,
+                         REDUCE=1) for w, r, n in STATE16_SHAPES for lh, sh in STATE16_HINTS]  # fmt: skip
     if name == "full":
         out += [dict(WARPS=w, ROWS_PER_WARP=r, LANES_PER_ROW=n, REDUCE=int(r * n > 32), PREFETCH=2,
                      ITEMS=it, CONSECUTIVE=c) for w, r, n, it, c in ASYNC_SHAPES]  # fmt: skip
