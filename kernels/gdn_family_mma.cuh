@@ -27,11 +27,14 @@
 // MMA pass (only token t's column of D non-zero) after S *= g_t, and each state is stored.
 // Needs sm_80+ (mma.sync tf32). Knobs: SOLVE 1 (and so REDUCE 1), LANES_PER_ROW 4,
 // ROWS_PER_WARP 16 or 32; WARPS, ITEMS, PREFETCH, CONSECUTIVE, MIN_BLOCKS and the hints as
-// in the kernel; CHAIN_SUMS does nothing here.
+// in the kernel; CHAIN_SUMS does nothing here. MMA 1: each lane holds its B operands and the
+// tokens' scalars in registers; MMA 2: the block's item's k and q and the scalars (warp 0's)
+// in shared memory, read after one barrier (fewer registers a thread), and with BLOCK_TILES R
+// (16 rows a warp a stage) the item through the block-wide stage tiles (tiles_mma_item).
 #pragma once
 
 #if MMA && defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
-#error "MMA 1 uses mma.sync with tf32 inputs: sm_80 or later"
+#error "MMA uses mma.sync with tf32 inputs: sm_80 or later"
 #endif
 
 namespace family {
@@ -41,7 +44,6 @@ static_assert(MMA == 0 || (SOLVE == 1 && kLanes == 4 && kRowsPerWarp % 16 == 0),
               "MMA 1 needs SOLVE 1, LANES_PER_ROW 4 and ROWS_PER_WARP a multiple of 16");
 
 inline constexpr int kQuads = (kT + 3) / 4;  // groups of 4 tokens: R's n-blocks, D's k-steps
-inline constexpr int kTiles = kRowsPerWarp / 16;
 
 // d += a b (m16n8k8; a, b tf32 bit patterns, the low 13 bits ignored; fp32 accumulate).
 __device__ __forceinline__ void mma_tf32(float (&d)[4], unsigned a0, unsigned a1, unsigned a2,
