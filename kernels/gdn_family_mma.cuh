@@ -385,13 +385,9 @@ __device__ __forceinline__ void mma_item(const Place& p, int i, Items& items,
 }
 
 
-// BLOCK_TILES R with MMA 2: the item (at p, one a block) through the block's stage tiles
-// (gdn_family_tiles.cuh's stage_loop, as tiles_solve_item): the item's k and q, its v of
-// every token and the tokens' scalars (warp 0's) to shared memory while stage 0 lands; then
-// this warp's R / WARPS contiguous rows of each stage (16-row tiles), read from the tile and
-// through mma_rows, each row's new values stored as vector stores; the outputs through
-// shared memory, one coalesced store after the last stage. Registers hold one stage's rows;
-// the copies of the next stages are in flight while this one computes.
+// BLOCK_TILES R with MMA 2: gdn_family_solve.cuh's tiles_tokens_item with the item's k and q
+// (to shared memory) and the tokens' scalars (warp 0's) while stage 0 lands, and each stage's
+// rows (16-row tiles, kStageSteps steps a lane) through mma_rows.
 __device__ __forceinline__ void tiles_mma_item(const Place& p, Items& items,
                                                const bf16* __restrict__ q,
                                                const bf16* __restrict__ k,
@@ -405,64 +401,22 @@ __device__ __forceinline__ void tiles_mma_item(const Place& p, Items& items,
                                                STATE_T* __restrict__ intermediate_states) {
 #if BLOCK_TILES && MMA == 2
     static_assert(kRowsPerWarpStage % 16 == 0, "BLOCK_TILES R with MMA: R / WARPS a multiple of 16");
-    const int h = p.h, t4 = p.col, warp = threadIdx.x >> 5;
+    const int h = p.h;
     const size_t bt0 = static_cast<size_t>(p.row_b) * kT;
-    const int irow = item_row(p);  // the item's first row in the head
-    const int slot = slot_of(state_indices, p.row_b);
-    // token t's row r of the item in output (and v) [B, T, V_HEADS, 128]
-    const auto at = [&](int t, int r) { return ((bt0 + t) * kVHeads + h) * kDim + irow + r; };
-#if POOL
-    if (slot < 0) {  // a padding row: zero output, no state touched (block-uniform)
-        for (int n = threadIdx.x; n < kT * kRowsPerBlock; n += kWarps * 32)
-            output[at(n / kRowsPerBlock, n % kRowsPerBlock)] = __float2bfloat16(0.f);
-        return;
-    }
-#endif
     __shared__ SharedTokens tk;
-    __shared__ TokenCoefs cf;
-    __shared__ float vs[kT][kRowsPerBlock];  // the item's v of every token
-    __shared__ bf16 os[kT][kRowsPerBlock];   // and its outputs
-    const size_t rows = (static_cast<size_t>(slot) * kVHeads + h) * kDim + irow;  // in the slot
-    stage_loop(
-        p, slot, items,
-        [&] {  // while stage 0 lands
-            fill_tokens(tk, q, k, bt0, h);
-            for (int n = threadIdx.x; n < kT * kRowsPerBlock; n += kWarps * 32)
-                vs[n / kRowsPerBlock][n % kRowsPerBlock] =
-                    __bfloat162float(v[at(n / kRowsPerBlock, n % kRowsPerBlock)]);
-            if (warp == 0) cf.fill(mma_scalars(q, k, A_log, a, dt_bias, b, bt0, h));
-        },
-        [&](int s, const state_t* tile, bool reads) {
-            const int r0 = s * kTileRows + warp * kRowsPerWarpStage + p.sub;  // step 0's row
-            const state_t* own = tile + (r0 - s * kTileRows) * kDim + t4 * 4;
-            float4 st[kStageSteps][kChunks];
-#pragma unroll
-            for (int r = 0; r < kStageSteps; ++r)
-#pragma unroll
-                for (int c = 0; c < kChunks; ++c)
-                    st[r][c] = reads ? tile_values(own + chunk_offset(r, c))
-                                     : make_float4(0.f, 0.f, 0.f, 0.f);
+    tiles_tokens_item(
+        p, items, v, output, new_state, state_indices, intermediate_states,
+        [&] { fill_tokens(tk, q, k, bt0, h); },
+        [&] { return mma_scalars(q, k, A_log, a, dt_bias, b, bt0, h); },
+        [&](float4 (&st)[kStageSteps][kChunks], int r0, TokenTiles& sh, auto&& store) {
             mma_rows(
-                st, shared_b(tk), cf, t4,
-                [&](int r, int t) { return vs[t][r0 + r * kRowsPerStep]; },
+                st, shared_b(tk), sh.cf, p.col,
+                [&](int r, int t) { return sh.vs[t][r0 + r * kRowsPerStep]; },
                 [&](int r, int t, float o) {
-                    os[t][r0 + r * kRowsPerStep] = __float2bfloat16(scale * o);
+                    sh.os[t][r0 + r * kRowsPerStep] = __float2bfloat16(scale * o);
                 },
-                [&](int t, const float4 (&y)[kStageSteps][kChunks]) {
-                    STATE_T* base = (t < kT ? intermediate_states +
-                                                  (((bt0 + t) * kVHeads + h) * kDim + irow) * kDim
-                                            : new_state + rows * kDim) +
-                                    r0 * kDim + t4 * 4;
-#pragma unroll
-                    for (int r = 0; r < kStageSteps; ++r)
-#pragma unroll
-                        for (int c = 0; c < kChunks; ++c)
-                            store_row4(base + chunk_offset(r, c), y[r][c]);
-                });
+                store);
         });
-    __syncthreads();  // every row's outputs are in os
-    for (int n = threadIdx.x; n < kT * kRowsPerBlock; n += kWarps * 32)
-        output[at(n / kRowsPerBlock, n % kRowsPerBlock)] = os[n / kRowsPerBlock][n % kRowsPerBlock];
 #endif
 }
 

@@ -345,26 +345,30 @@ __device__ __forceinline__ void solve_item(const Place& p, int i, Items& items,
 static_assert(BLOCK_TILES == 0 || kT == 1 || (SOLVE == 1 && MMA != 1),
               "BLOCK_TILES R with SEQ_LEN > 1 needs SOLVE 1 and MMA 0 or 2");
 
-// BLOCK_TILES R with SOLVE 1 (T > 1): the item (at p, one a block) through the block's stage
-// tiles (gdn_family_tiles.cuh's stage_loop, FlashInfer's state path): every token's k and q
-// chunks, the gates, the Gram terms and the item's v of every token (to shared memory, one
-// coalesced load) while stage 0 lands; then this warp's R / WARPS contiguous rows of each
-// stage, read from the tile and through solve_rows (kStageSteps steps a lane), each row's new
-// values stored as one vector store; the outputs through shared memory, one coalesced store
-// after the last stage. Registers hold one stage's rows, not the item's: the copies of the
-// next stage are in flight while this one computes.
-__device__ __forceinline__ void tiles_solve_item(const Place& p, Items& items,
-                                                 const bf16* __restrict__ q,
-                                                 const bf16* __restrict__ k,
-                                                 const bf16* __restrict__ v,
-                                                 const float* __restrict__ A_log,
-                                                 const bf16* __restrict__ a,
-                                                 const float* __restrict__ dt_bias,
-                                                 const bf16* __restrict__ b, float scale,
-                                                 bf16* __restrict__ output, STATE_T* new_state,
-                                                 const int* __restrict__ state_indices,
-                                                 STATE_T* __restrict__ intermediate_states) {
+// BLOCK_TILES R at T > 1 (SOLVE 1, MMA 2): the item (at p, one a block) through the block's
+// stage tiles (gdn_family_tiles.cuh's stage_loop, FlashInfer's state path). While stage 0
+// lands: loads() (the caller's token loads), the item's v of every token to shared memory (one
+// coalesced load), and warp 0 writes scalars() (the tokens' SolveScalars) to sh.cf. Then this warp's
+// R / WARPS contiguous rows of each stage: read from the tile (lane (sub, col) of the kernel's
+// layout, kStageSteps steps from row r0) and handed to rows(st, r0, sh, store), which does the
+// tokens' math, reads v from sh.vs and writes the outputs to sh.os; store(t, y) stores token
+// t's state (t = T: the new state), each row's values as vector stores. The outputs leave
+// from shared memory in one coalesced store after the last stage. Registers hold one stage's
+// rows, not the item's: the copies of the next stage are in flight while this one computes.
+struct TokenTiles {
+    float (&vs)[kT][kRowsPerBlock];  // the item's v of every token
+    bf16 (&os)[kT][kRowsPerBlock];   // and its outputs
+    TokenCoefs& cf;                  // the tokens' scalars, from warp 0
+};
 #if BLOCK_TILES
+template <class Loads, class Scalars, class Rows>
+__device__ __forceinline__ void tiles_tokens_item(const Place& p, Items& items,
+                                                  const bf16* __restrict__ v,
+                                                  bf16* __restrict__ output, STATE_T* new_state,
+                                                  const int* __restrict__ state_indices,
+                                                  STATE_T* __restrict__ intermediate_states,
+                                                  Loads&& loads, Scalars&& scalars,
+                                                  Rows&& rows) {
     const int h = p.h, col = p.col, warp = threadIdx.x >> 5;
     const size_t bt0 = static_cast<size_t>(p.row_b) * kT;
     const int irow = item_row(p);  // the item's first row in the head
@@ -381,18 +385,16 @@ __device__ __forceinline__ void tiles_solve_item(const Place& p, Items& items,
     __shared__ float vs[kT][kRowsPerBlock];  // the item's v of every token
     __shared__ bf16 os[kT][kRowsPerBlock];   // and its outputs
     __shared__ TokenCoefs cf;                // the tokens' scalars, from warp 0
-    Token tok[kT];
-    const size_t rows = (static_cast<size_t>(slot) * kVHeads + h) * kDim + irow;  // in the slot
+    TokenTiles sh{vs, os, cf};
+    const size_t slot_rows = (static_cast<size_t>(slot) * kVHeads + h) * kDim + irow;
     stage_loop(
         p, slot, items,
         [&] {  // while stage 0 lands
-#pragma unroll
-            for (int t = 0; t < kT; ++t)  // (the v it loads is unused: vs has every row's)
-                tok[t] = load_token(q, k, v, a, b, bt0 + t, h, h / kVPerQK, irow, col);
+            loads();
             for (int n = threadIdx.x; n < kT * kRowsPerBlock; n += kWarps * 32)
-                vs[n / kRowsPerBlock][n % kRowsPerBlock] =
+                sh.vs[n / kRowsPerBlock][n % kRowsPerBlock] =
                     __bfloat162float(v[at(n / kRowsPerBlock, n % kRowsPerBlock)]);
-            if (warp == 0) cf.fill(solve_scalars(tok, A_log, a, dt_bias, b, bt0, h, p.sub));
+            if (warp == 0) sh.cf.fill(scalars());
         },
         [&](int s, const state_t* tile, bool reads) {
             const int r0 = s * kTileRows + warp * kRowsPerWarpStage + p.sub;  // step 0's row
@@ -404,25 +406,56 @@ __device__ __forceinline__ void tiles_solve_item(const Place& p, Items& items,
                 for (int c = 0; c < kChunks; ++c)
                     st[r][c] = reads ? tile_values(own + chunk_offset(r, c))
                                      : make_float4(0.f, 0.f, 0.f, 0.f);
-            const int sum_row = r0 + col / (kLanes / kStageSteps) * kRowsPerStep;  // `mine`'s
-            solve_rows(
-                st, tok, cf, col, [&](int t) { return vs[t][sum_row]; },
-                [&](int t, float o) { os[t][sum_row] = __float2bfloat16(scale * o); },
-                [&](int t, const float4 (&y)[kStageSteps][kChunks]) {
-                    STATE_T* base = (t < kT ? intermediate_states +
-                                                  (((bt0 + t) * kVHeads + h) * kDim + irow) * kDim
-                                            : new_state + rows * kDim) +
-                                    r0 * kDim + col * 4;
+            rows(st, r0, sh, [&](int t, const float4 (&y)[kStageSteps][kChunks]) {
+                STATE_T* base = (t < kT ? intermediate_states +
+                                              (((bt0 + t) * kVHeads + h) * kDim + irow) * kDim
+                                        : new_state + slot_rows * kDim) +
+                                r0 * kDim + col * 4;
 #pragma unroll
-                    for (int r = 0; r < kStageSteps; ++r)
+                for (int r = 0; r < kStageSteps; ++r)
 #pragma unroll
-                        for (int c = 0; c < kChunks; ++c)
-                            store_row4(base + chunk_offset(r, c), y[r][c]);
-                });
+                    for (int c = 0; c < kChunks; ++c) store_row4(base + chunk_offset(r, c), y[r][c]);
+            });
         });
     __syncthreads();  // every row's outputs are in os
     for (int n = threadIdx.x; n < kT * kRowsPerBlock; n += kWarps * 32)
-        output[at(n / kRowsPerBlock, n % kRowsPerBlock)] = os[n / kRowsPerBlock][n % kRowsPerBlock];
+        output[at(n / kRowsPerBlock, n % kRowsPerBlock)] =
+            sh.os[n / kRowsPerBlock][n % kRowsPerBlock];
+}
+#endif
+
+// BLOCK_TILES R with SOLVE 1: tiles_tokens_item with every token's k and q chunks, the gates
+// and the Gram terms loaded while stage 0 lands, and the stage's rows through solve_rows.
+__device__ __forceinline__ void tiles_solve_item(const Place& p, Items& items,
+                                                 const bf16* __restrict__ q,
+                                                 const bf16* __restrict__ k,
+                                                 const bf16* __restrict__ v,
+                                                 const float* __restrict__ A_log,
+                                                 const bf16* __restrict__ a,
+                                                 const float* __restrict__ dt_bias,
+                                                 const bf16* __restrict__ b, float scale,
+                                                 bf16* __restrict__ output, STATE_T* new_state,
+                                                 const int* __restrict__ state_indices,
+                                                 STATE_T* __restrict__ intermediate_states) {
+#if BLOCK_TILES
+    const int h = p.h, col = p.col;
+    const size_t bt0 = static_cast<size_t>(p.row_b) * kT;
+    const int irow = item_row(p);
+    Token tok[kT];
+    tiles_tokens_item(
+        p, items, v, output, new_state, state_indices, intermediate_states,
+        [&] {  // (the v it loads is unused: vs has every row's)
+#pragma unroll
+            for (int t = 0; t < kT; ++t)
+                tok[t] = load_token(q, k, v, a, b, bt0 + t, h, h / kVPerQK, irow, col);
+        },
+        [&] { return solve_scalars(tok, A_log, a, dt_bias, b, bt0, h, p.sub); },
+        [&](float4 (&st)[kStageSteps][kChunks], int r0, TokenTiles& sh, auto&& store) {
+            const int sum_row = r0 + col / (kLanes / kStageSteps) * kRowsPerStep;  // `mine`'s
+            solve_rows(
+                st, tok, sh.cf, col, [&](int t) { return sh.vs[t][sum_row]; },
+                [&](int t, float o) { sh.os[t][sum_row] = __float2bfloat16(scale * o); }, store);
+        });
 #endif
 }
 
