@@ -118,7 +118,8 @@ MMA_SHAPES = ((1, 16, 4), (2, 16, 4), (4, 16, 4))
 # MIN_BLOCKS), at 128 registers without spills (MIN_BLOCKS 16 / WARPS: 16 warps an SM, where
 # MMA 1's 168 allow 12); and through the block-wide tiles (BLOCK_TILES with MMA 2,
 # tiles_mma_item: two stages of 16 rows a warp), (WARPS, ROWS_PER_WARP, LANES_PER_ROW,
-# BLOCK_TILES).
+# BLOCK_TILES). None won a size on the H200 (tuning fa3915ad: 1.03-1.08 of the winner at
+# B >= 32, through the tiles 1.07-1.29; data/experiments/2026-12-03_mma-shared/).
 MMA2_TOKENS = {"REDUCE": 1, "SOLVE": 1, "MMA": 2}
 MMA2_SHAPES = ((1, 16, 4, 16), (2, 16, 4, 8), (4, 16, 4, 4))
 MMA_TILE_SHAPES = ((1, 32, 4, 16), (2, 32, 4, 32))
