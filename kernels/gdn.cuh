@@ -215,10 +215,16 @@ __device__ __forceinline__ float4 update4(float4 s, float g, float d, float4 k) 
 
 // ---- bf16 inputs and sums ---------------------------------------------------------------
 
+// Two bf16 (a 32-bit word, low half first) as fp32. A bf16 is the high half of its float's
+// bits, so each value is one shift or one mask (the same bits as __bfloat1622float2, which
+// spends a PRMT and a shift on the high half).
+__device__ __forceinline__ float2 bf16x2(unsigned w) {
+    return make_float2(__uint_as_float(w << 16), __uint_as_float(w & 0xffff0000u));
+}
+
 // Four bf16 (two 32-bit words, low half first) as fp32.
 __device__ __forceinline__ float4 bf16x4(uint2 raw) {
-    const float2 lo = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&raw.x));
-    const float2 hi = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&raw.y));
+    const float2 lo = bf16x2(raw.x), hi = bf16x2(raw.y);
     return make_float4(lo.x, lo.y, hi.x, hi.y);
 }
 

@@ -9,7 +9,11 @@ Run: python experiments/table-plus/run.py NAME CANDIDATES.json [NAME CANDIDATES.
 (on the GPU machine). The candidate files of the 2026-12-03 probe: bf16_rows.json (the
 bf16-state pool: twice the rows a lane, for the bytes in flight of an fp32 state) and
 t4_occupancy.json (the T = 4 pool: MMA at 128 registers, SOLVE's tiles 3 and 4 deep) and
-t4_mma2.json (MMA 2 in the space: at 128 registers and through the tiles).
+t4_mma2.json (MMA 2 in the space: at 128 registers and through the tiles). Of the
+2026-12-03 rows probe: t4_rows.json (SOLVE at 16 rows a warp, MMA at 32) and bf16_rows4.json
+(four times the fp32 rows a lane), each spreading the per-warp work over more rows; and
+bf16_chain.json, qk4_chain.json, qk16_chain.json (the T = 1 entries with CHAIN_SUMS 1: the
+row sums as FMA chains, not a multiply, three FMAs and an add a chunk).
 """
 
 import json
