@@ -29,7 +29,9 @@ CPU = {"name": "cpu", "capability": None}
 
 def test_the_space_is_small_and_every_candidate_a_legal_shape():
     space = ft.search_space("full")
-    assert len(space) == 102 and len(ft.unique(space)) == 102
+    assert len(space) == 162 and len(ft.unique(space)) == 162
+    chained = [d for d in space if d["CHAIN_SUMS"]]  # the plain row layout, FMA-chained too
+    assert len(chained) == 60 and all(dict(d, CHAIN_SUMS=0) in space for d in chained)
     assert ft.kernel_defaults() in space
     assert all(d in space for d in ft.search_space("quick"))
     for d in space:
@@ -41,7 +43,7 @@ def test_the_space_is_small_and_every_candidate_a_legal_shape():
             steps = r * n // 32
             hints = ft.REDUCE_HINTS + (ft.WIDE_HINTS if (w, r, n) in ft.WIDE_SHAPES else ())
             assert 1 < steps <= n and (d["LOAD_HINT"], d["STORE_HINT"]) in hints, d
-    assert sum(d["REDUCE"] for d in space) == 46
+    assert sum(d["REDUCE"] for d in space) == 66  # 46, and 20 of them again FMA-chained
     piped = [d for d in space if d["PREFETCH"]]
     strided = [d for d in piped if not d["CONSECUTIVE"] and d["PREFETCH"] == 1]
     assert len(strided) == 12 and {d["ITEMS"] for d in strided} == set(ft.PIPELINE_ITEMS)
@@ -69,11 +71,11 @@ def test_the_space_is_small_and_every_candidate_a_legal_shape():
     # bf16 state at T = 1: twice the rows a lane as well, with the reduce-scatter
     bf16 = ft.search_space("full", family.Member(4, 8, layout="pool", state_dtype="bfloat16"))
     rows16 = [d for d in bf16 if d not in space]
-    assert len(bf16) == 114 and len(rows16) == 12 and all(d["REDUCE"] for d in rows16)
+    assert len(bf16) == 186 and len(rows16) == 24 and all(d["REDUCE"] for d in rows16)
     assert {d["ROWS_PER_WARP"] * d["LANES_PER_ROW"] // 32 for d in rows16} == {8, 16}  # rows a lane
     t4 = ft.search_space("full", family.Member(4, 8, seq_len=4, layout="pool"))
     multi = [d for d in t4 if d["GATES_ONCE"]]
-    assert len(t4) == 186 and len(multi) == 68 and all(d["REDUCE"] for d in multi)
+    assert len(t4) == 189 and len(multi) == 68 and all(d["REDUCE"] for d in multi)
     lean = [d for d in t4 if d["UNROLL_TOKENS"]]
     assert len(lean) == 12 and all(d["CHAIN_SUMS"] and d["LAZY_DECAY"] for d in lean)
     assert {d["MIN_BLOCKS"] * d["WARPS"] for d in lean} == {0, 32}  # 64 registers or ptxas's
@@ -81,7 +83,7 @@ def test_the_space_is_small_and_every_candidate_a_legal_shape():
     assert len(shared) == 6 and not any(d["GATES_ONCE"] for d in shared)
     solve = [d for d in t4 if d["SOLVE"]]  # the kernel's static_assert: REDUCE 1, no loop knobs
     mma = [d for d in solve if d["MMA"]]  # on the fragment layout: 4 lanes a row, 16 rows a warp
-    assert len(solve) == 36 and all(d["REDUCE"] for d in solve)
+    assert len(solve) == 39 and all(d["REDUCE"] for d in solve)
     tiled = [d for d in solve if d["BLOCK_TILES"]]  # block-wide tiles: one item, no PREFETCH
     assert len(tiled) == 17 and all(d["ITEMS"] == 1 and not d["PREFETCH"] and d["MMA"] != 1
                                    for d in tiled)  # fmt: skip

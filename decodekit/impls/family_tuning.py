@@ -103,10 +103,12 @@ SHARED_SHAPES = ((2, 8, 16, 0), (4, 8, 16, 0), (4, 8, 16, 8), (4, 4, 16, 0), (4,
 # T > 1 only: the T tokens in one pass over the state (SOLVE: the row sums of the initial state,
 # the deltas by forward substitution over the tokens' Gram terms, one update;
 # gdn_family_solve.cuh) with FMA-chained row sums, on (WARPS, ROWS_PER_WARP, LANES_PER_ROW)
-# that build without spills at ptxas's registers (64 .. 128).
+# that build without spills at ptxas's registers (64 .. 128; 168 at 16 rows a warp, which
+# spread a warp's fixed work, ~800 instructions of Gram terms, gates and token loads, over
+# twice the rows of 8: they won B >= 32 of the T = 4 pool on the H200, tuning 36f7ff7f).
 SOLVE_TOKENS = {"REDUCE": 1, "SOLVE": 1, "CHAIN_SUMS": 1}
 SOLVE_SHAPES = ((4, 2, 32), (8, 2, 32), (4, 1, 32), (4, 4, 32), (4, 4, 16), (2, 4, 16),
-                (4, 8, 16), (2, 8, 16))  # fmt: skip
+                (4, 8, 16), (2, 8, 16), (1, 16, 16), (2, 16, 16), (4, 16, 16))  # fmt: skip
 # T > 1 only: SOLVE's row sums and update as tf32 MMAs (MMA 1, gdn_family_mma.cuh: the state
 # split hi + lo) on the fragment layout, 4 lanes a row and 16 rows a warp, 1, 2 and 4 warps
 # (167 registers: 64 state values a lane; 8 warps and the bulk-copy tiles were 15-25%
@@ -149,6 +151,11 @@ PIPELINED_SOLVE = ((2, 8, 16, 2, 8, 0), (4, 8, 16, 2, 4, 0), (4, 4, 16, 2, 0, 0)
 # probe 34f5df26: 2 x 16 x 16 won B = 32, 4 x 8 x 32 won 4 and 64).
 STATE16_SHAPES = ((2, 16, 16), (4, 16, 16), (1, 16, 16), (2, 16, 32), (4, 8, 32), (2, 8, 32))
 STATE16_HINTS = ((1, 0), (4, 0))
+# T = 1 only: every plain row-layout candidate (these knobs and no others) also with
+# CHAIN_SUMS 1, a row's s . k and s . q as one FMA chain each: 4-9% fewer instructions at bf16
+# state, where the row sums are a third of them; on the H200 (tunings b211dec4, 25d09fa4) 1-2%
+# faster at B = 4 .. 64 of the bf16 state and fp32 qk4/v8 pools.
+ROW_LAYOUT = ("WARPS", "ROWS_PER_WARP", "LANES_PER_ROW", "LOAD_HINT", "STORE_HINT", "REDUCE")
 # T = 1 only: the large-batch shapes with the reduce-scatter and a 256-byte L2 prefetch size
 # on the state loads (LOAD_HINT 4: .cs.L2::256B, 5: .L1::no_allocate.L2::256B).
 WIDE_SHAPES = ((2, 8, 16), (8, 8, 16))
@@ -246,7 +253,7 @@ def search_space(name: str = "full", member: Member | None = None,
     a member of T > 1 each ``REDUCE`` 1 one again with :data:`MULTI_TOKEN`, 2 x 31 more,
     :data:`LEAN_TOKENS` on :data:`LEAN_SHAPES` with and without ``MIN_BLOCKS``, 6, and
     :data:`SHARED_TOKENS` on :data:`SHARED_SHAPES`, 6, and :data:`SOLVE_TOKENS` on
-    :data:`SOLVE_SHAPES`, 8, :data:`MMA_TOKENS` on :data:`MMA_SHAPES`, 3,
+    :data:`SOLVE_SHAPES`, 11, :data:`MMA_TOKENS` on :data:`MMA_SHAPES`, 3,
     :data:`MMA2_TOKENS` on :data:`MMA2_SHAPES`, 3, and through the tiles on
     :data:`MMA_TILE_SHAPES`, 2, and both
     pipelined, :data:`PIPELINED_SOLVE`, 5, and SOLVE through the block-wide tiles,
@@ -254,7 +261,8 @@ def search_space(name: str = "full", member: Member | None = None,
     :data:`WIDE_SHAPES` x :data:`WIDE_HINTS`, 4, ``HEAD_TOKENS`` on :data:`HEAD_SHAPES`,
     6, the full-occupancy :data:`FULL_SHAPES`, 6, the block-wide tiles
     :data:`TILE_SHAPES`, 10, and at bf16 state :data:`STATE16_SHAPES` x
-    :data:`STATE16_HINTS`, 12; at every T the per-lane copies on
+    :data:`STATE16_HINTS`, 12, and each of the plain ones (:data:`ROW_LAYOUT`) again
+    with ``CHAIN_SUMS`` 1, 60 and at bf16 state 72; at every T the per-lane copies on
     :data:`ASYNC_SHAPES`, 5) or ``quick`` (:data:`QUICK_SHAPES` with the default hints, each
     with ``REDUCE`` 0 and 1, one pipelined shape, and with ``member`` every entry of its
     recorded tables on GPUs of compute capability ``capability``, all GPUs when None)."""
@@ -308,6 +316,8 @@ def search_space(name: str = "full", member: Member | None = None,
         if member is not None and member.state_dtype == "bfloat16":
             out += [dict(WARPS=w, ROWS_PER_WARP=r, LANES_PER_ROW=n, LOAD_HINT=lh, STORE_HINT=sh,
                          REDUCE=1) for w, r, n in STATE16_SHAPES for lh, sh in STATE16_HINTS]  # fmt: skip
+        # each plain row-layout build once more with the row sums as FMA chains
+        out += [dict(d, CHAIN_SUMS=1) for d in list(out) if set(d) <= set(ROW_LAYOUT)]
     if name == "full":
         out += [dict(WARPS=w, ROWS_PER_WARP=r, LANES_PER_ROW=n, REDUCE=int(r * n > 32), PREFETCH=2,
                      ITEMS=it, CONSECUTIVE=c) for w, r, n, it, c in ASYNC_SHAPES]  # fmt: skip

@@ -51,6 +51,9 @@ def test_check_passes(member, B):
 SHAPES = [dict(WARPS=w, ROWS_PER_WARP=r, LANES_PER_ROW=lanes, REDUCE=red)
           for (w, r, lanes) in ((4, 8, 16), (4, 4, 32), (4, 8, 8), (8, 4, 16), (4, 16, 16))
           for red in (0, 1)]  # fmt: skip
+# the row sums as FMA chains (CHAIN_SUMS 1) on the butterfly and the reduce-scatter
+SHAPES += [dict(WARPS=w, ROWS_PER_WARP=r, LANES_PER_ROW=lanes, REDUCE=red, CHAIN_SUMS=1)
+           for (w, r, lanes, red) in ((4, 4, 16, 0), (4, 8, 32, 1), (2, 16, 16, 1))]  # fmt: skip
 SHAPES += [dict(WARPS=w, ROWS_PER_WARP=r, LANES_PER_ROW=lanes, REDUCE=1, PREFETCH=pf, ITEMS=n)
            for (w, r, lanes, pf, n) in ((4, 8, 16, 1, 1), (4, 8, 16, 1, 3), (4, 8, 16, 1, 8),
                                         (4, 4, 32, 1, 4), (2, 8, 16, 0, 3))]  # fmt: skip

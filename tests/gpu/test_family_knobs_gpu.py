@@ -36,11 +36,12 @@ KNOBS += [dict(REDUCE=1, GATES_ONCE=1, LAZY_DECAY=1, UNROLL_TOKENS=1, CHAIN_SUMS
 KNOBS += [dict(REDUCE=1, TOKENS_ONCE=1, LAZY_DECAY=lazy, UNROLL_TOKENS=1, CHAIN_SUMS=1,
                WARPS=w, ROWS_PER_WARP=r, LANES_PER_ROW=16, ITEMS=n)
           for (w, r, n, lazy) in ((4, 8, 1, 1), (2, 8, 3, 1), (8, 4, 1, 0))]  # fmt: skip
-# the T tokens in one pass (SOLVE): 1, 2 and 4 rows a lane, 16 and 32 lanes a row, items in
-# turn through the pipelined tiles, and 64 registers
+# the T tokens in one pass (SOLVE): 1, 2, 4 and 8 rows a lane, 16 and 32 lanes a row, items
+# in turn through the pipelined tiles, and 64 registers
 SOLVE = [dict(REDUCE=1, SOLVE=1, CHAIN_SUMS=c, WARPS=w, ROWS_PER_WARP=r, LANES_PER_ROW=n, **x)
          for (w, r, n, c, x) in ((4, 2, 32, 1, {}), (4, 1, 32, 0, {}), (4, 4, 16, 1, {}),
-                                 (2, 8, 16, 0, {}), (4, 4, 32, 1, dict(MIN_BLOCKS=8)),
+                                 (2, 8, 16, 0, {}), (1, 16, 16, 1, {}), (4, 16, 16, 1, {}),
+                                 (4, 4, 32, 1, dict(MIN_BLOCKS=8)),
                                  (4, 4, 16, 1, dict(PREFETCH=1, ITEMS=3)))]  # fmt: skip
 KNOBS += SOLVE
 # SOLVE's products on the tensor cores (MMA): 4 and 1 warps of 16 rows at 4 lanes a row, and
