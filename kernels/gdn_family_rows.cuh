@@ -111,11 +111,19 @@ __device__ __forceinline__ void rows_item(const Place& p, int i, Items& items,
 static_assert(BLOCK_TILES == 0 || kT > 1 || (REDUCE == 0 && HEAD_TOKENS == 0 && ROW_STREAM == 0),
               "BLOCK_TILES at SEQ_LEN 1 needs REDUCE 0, HEAD_TOKENS 0 and ROW_STREAM 0");
 
+#if BLOCK_TILES
+// T = 1 through the tiles: a warp's rows of a stage summed G at a time, one reduce-scatter for
+// the G (2 (G - 1) + 2 log2(32 / G) shuffles where G butterflies take 10 G); one at a time
+// when the launch bound leaves 32 registers (MIN_BLOCKS for all 64 warp slots), where G rows'
+// values do not fit.
+inline constexpr int kTileRowsAtOnce = MIN_BLOCKS * kWarps >= 64 ? 1 : kRowsPerWarpStage;
+#endif
+
 // BLOCK_TILES R (T = 1): work item i of the block (at p) through the block's stage tiles
-// (gdn_family_tiles.cuh's stage_rows: FlashInfer's state path): the token while stage 0
-// lands, then each of this warp's rows as its stage lands, read, summed over the warp (32
-// lanes a row), updated and stored before the next; v in and the outputs out through shared
-// memory, one coalesced access each.
+// (gdn_family_tiles.cuh's stage_loop: FlashInfer's state path): the token while stage 0
+// lands, then this warp's rows of each stage as it lands, read, summed over the warp (32
+// lanes a row, kTileRowsAtOnce rows a reduce-scatter), updated and stored; v in and the
+// outputs out through shared memory, one coalesced access each.
 __device__ __forceinline__ void tiles_item(const Place& p, Items& items,
                                            const bf16* __restrict__ q, const bf16* __restrict__ k,
                                            const bf16* __restrict__ v,
@@ -142,7 +150,7 @@ __device__ __forceinline__ void tiles_item(const Place& p, Items& items,
     float kq, rk = 1.f, rq = 1.f;
     gdn::Gates gt;
     STATE_T* dst = new_state + stage_base(p, slot);
-    stage_rows(
+    stage_loop(
         p, slot, items,
         [&] {  // while stage 0 lands: the token, its norms and gates, the item's v
             cur = load_token(q, k, v, a, b, bt, h, h / kVPerQK, item_row(p), lane);
@@ -157,13 +165,37 @@ __device__ __forceinline__ void tiles_item(const Place& p, Items& items,
                 kq *= rk * rq;
             }
         },
-        [&](int row, int, int, float4 x) {
-            float sk[1] = {gdn::dot4(x, kk)}, sq[1] = {gdn::dot4(x, qq)};
-            gdn::group_sums<32>(sk, sq);
-            const float delta = gdn::row_delta(gt, vs[row], rk * sk[0]);
-            store_row4(dst + row * kDim, gdn::update4(x, gt.g, delta * rk, kk));
-            __syncwarp();  // every lane has read vs[row] before lane 0 overwrites it
-            if (lane == 0) vs[row] = gdn::row_output(gt, rq * sq[0], kq, delta, scale);
+        [&](int s, const state_t* tile, bool reads) {
+            // this warp's rows of the stage G at a time: their row sums reduce-scattered over
+            // the warp (lane l ends with row l / (32 / G)'s of the G), that row's delta and
+            // output, the G deltas round the warp, then each row's update and store
+            const int warp = threadIdx.x >> 5;
+#pragma unroll
+            for (int m0 = 0; m0 < kRowsPerWarpStage; m0 += kTileRowsAtOnce) {
+                constexpr int G = kTileRowsAtOnce;
+                float4 x[G];
+                float sk[G], sq[G];
+#pragma unroll
+                for (int m = 0; m < G; ++m) {
+                    const int r = (m0 + m) * kWarps + warp;  // the row in the stage
+                    x[m] = reads ? tile_values(tile + r * kDim + lane * 4)
+                                 : make_float4(0.f, 0.f, 0.f, 0.f);
+                    sk[m] = gdn::dot4(x[m], kk);
+                    sq[m] = gdn::dot4(x[m], qq);
+                }
+                const int mine = gdn::group_sums_scatter<32>(sk, sq);
+                const int row = s * kTileRows + (m0 + mine) * kWarps + warp;  // lane's row
+                const float delta = gdn::row_delta(gt, vs[row], rk * sk[0]);
+                __syncwarp();  // every lane has read vs[row] before its row's first lane writes
+                if (lane % (32 / G) == 0)
+                    vs[row] = gdn::row_output(gt, rq * sq[0], kq, delta, scale);
+#pragma unroll
+                for (int m = 0; m < G; ++m) {
+                    const float dk = __shfl_sync(gdn::kFull, delta * rk, m * (32 / G));
+                    store_row4(dst + (s * kTileRows + (m0 + m) * kWarps + warp) * kDim,
+                               gdn::update4(x[m], gt.g, dk, kk));
+                }
+            }
         });
     __syncthreads();  // every row's output is in vs
     if (threadIdx.x < kRowsPerBlock) output[orow + threadIdx.x] = __float2bfloat16(vs[threadIdx.x]);

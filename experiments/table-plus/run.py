@@ -13,7 +13,8 @@ t4_mma2.json (MMA 2 in the space: at 128 registers and through the tiles). Of th
 2026-12-03 rows probe: t4_rows.json (SOLVE at 16 rows a warp, MMA at 32) and bf16_rows4.json
 (four times the fp32 rows a lane), each spreading the per-warp work over more rows; and
 bf16_chain.json, qk4_chain.json, qk16_chain.json (the T = 1 entries with CHAIN_SUMS 1: the
-row sums as FMA chains, not a multiply, three FMAs and an add a chunk).
+row sums as FMA chains, not a multiply, three FMAs and an add a chunk); tiles_t1.json (the
+T = 1 tiles, TILE_SHAPES, with a stage's rows of a warp in one reduce-scatter).
 """
 
 import json
