@@ -63,6 +63,9 @@
 //   SOLVE 1          the T tokens in one pass over the state: the 2T row sums of the initial
 //                    state, the deltas by forward substitution over the tokens' Gram terms,
 //                    one update (gdn_family_solve.cuh, which states the math; REDUCE 1)
+//   GRAM_MMA 1       with SOLVE 1 (MMA 0, BLOCK_TILES 0, SEQ_LEN <= 4): the tokens' Gram
+//                    terms and norms as one 8 x 8 Gram matrix on the tensor cores (8 bf16
+//                    MMAs a warp, fp32 accumulation), not a reduce-scatter over the warp
 //   for T = 1 only:
 //   HEAD_TOKENS 1    with CONSECUTIVE 1 and ITEMS dividing SPLIT (a block's items all rows of
 //                    one head): the token's k and q chunks, k . q, norms and gates come from
@@ -112,6 +115,9 @@
 #endif
 #ifndef MMA
 #define MMA 0
+#endif
+#ifndef GRAM_MMA
+#define GRAM_MMA 0
 #endif
 #ifndef HEAD_TOKENS
 #define HEAD_TOKENS 0

@@ -29,6 +29,9 @@
 namespace family {
 
 static_assert(SOLVE == 0 || SOLVE == 1, "SOLVE must be 0 or 1");
+static_assert(GRAM_MMA == 0 ||
+                  (GRAM_MMA == 1 && SOLVE == 1 && MMA == 0 && BLOCK_TILES == 0 && kT <= 4),
+              "GRAM_MMA 1 needs SOLVE 1 with MMA 0, BLOCK_TILES 0 and SEQ_LEN at most 4");
 static_assert(SOLVE == 0 || (kT > 1 && REDUCE == 1 && GATES_ONCE == 0 && TOKENS_ONCE == 0 &&
                              LAZY_DECAY == 0 && UNROLL_TOKENS == 0),
               "SOLVE 1 needs SEQ_LEN > 1 and REDUCE 1, with GATES_ONCE, TOKENS_ONCE, "
@@ -84,8 +87,58 @@ struct Gram {
         }
     }
 
+    // GRAM_MMA 1: every term at once as the 8 x 8 Gram matrix G = V V^T of the 2T vectors
+    // V = (k_0 .. k_{T-1}, q_0 .. q_{T-1}, zeros past 2T) on the tensor cores, 8
+    // mma.sync.m16n8k16 bf16 with fp32 accumulation (bf16 products are exact in fp32) over
+    // the 128 columns: A = V (rows 8 .. 15 zero) and B = V^T are the same registers. Lane
+    // (g, t4) = (lane / 4, lane % 4) loads vector g's columns 32 t4 .. 32 t4 + 31 (4 16-byte
+    // loads of q and k of value head h's q/k head j, batch row bt0 / T) and gives MMA c
+    // columns 32 t4 + 4 c .. + 3 as its k-indices 2 t4, 2 t4 + 1, 2 t4 + 8, 2 t4 + 9 (any
+    // order of the columns sums the same); it ends with G(g, 2 t4) and G(g, 2 t4 + 1) in
+    // held[0]. No reduction over lanes: 4 loads and 8 MMAs, where sum() takes ~100 FMAs and
+    // a reduce-scatter of kGram terms.
+    __device__ __forceinline__ void sum_mma(const bf16* __restrict__ q,
+                                            const bf16* __restrict__ k, size_t bt0, int j) {
+        const int lane = threadIdx.x & 31, g = lane / 4, t4 = lane % 4;
+        uint4 w[4] = {};
+        if (g < 2 * kT) {
+            const bf16* x = (g < kT ? k : q) +
+                            ((bt0 + (g < kT ? g : g - kT)) * kQKHeads + j) * kDim + 32 * t4;
+#pragma unroll
+            for (int i = 0; i < 4; ++i) w[i] = __ldg(reinterpret_cast<const uint4*>(x) + i);
+        }
+        float d[4] = {0.f, 0.f, 0.f, 0.f};
+#pragma unroll
+        for (int c = 0; c < 8; ++c) {
+            const uint4& x = w[c / 2];
+            const unsigned lo = c % 2 ? x.z : x.x, hi = c % 2 ? x.w : x.y;
+            asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, "
+                "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+                : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                : "r"(lo), "r"(0u), "r"(hi), "r"(0u), "r"(lo), "r"(hi));
+        }
+        held[0][0] = d[0];
+        held[0][1] = d[1];
+    }
+
+    // GRAM_MMA 1: term n's place in G, (vector, vector) by the order above.
+    __device__ __forceinline__ static constexpr int2 gram_cell(int n) {
+        if (n >= kGramNorms + kT) return {kT + n - kGramNorms - kT, kT + n - kGramNorms - kT};
+        if (n >= kGramNorms) return {n - kGramNorms, n - kGramNorms};
+        for (int t = 0; t < kT; ++t)
+            for (int i = 0; i <= t; ++i) {
+                if (i < t && n == gram_kk(i, t)) return {i, t};
+                if (n == gram_kq(i, t)) return {i, kT + t};
+            }
+        return {0, 0};
+    }
+
     // Term n, to every lane (n a compile-time constant once unrolled).
     __device__ __forceinline__ float get(int n) const {
+        if constexpr (GRAM_MMA) {
+            const int2 v = gram_cell(n);
+            return __shfl_sync(gdn::kFull, held[0][v.y & 1], 4 * v.x + v.y / 2);
+        }
         return __shfl_sync(gdn::kFull, held[n / 16][n % 16 / 8], 4 * (n % 8));
     }
 };
@@ -165,11 +218,10 @@ struct TokenCoefs {
     __device__ __forceinline__ float kq(int i, int t) const { return kq_[gram_kq(i, t) - kGramKQ]; }
 };
 
-// The item's SolveScalars (value head h, batch row bt0 / T): the gates (lane t, token t) and
-// the Gram terms from this lane's own chunk of each token's k and q, chunks(kc, qc) (float4
-// kc[T], qc[T]: every column once over the warp).
-template <class Chunks>
-__device__ __forceinline__ SolveScalars chunk_scalars(Chunks&& chunks,
+// The item's SolveScalars (value head h, batch row bt0 / T): the gates (lane t, token t),
+// then the Gram terms by fill(x.gram), then the norms' rsqrt from them.
+template <class Fill>
+__device__ __forceinline__ SolveScalars token_scalars(Fill&& fill,
                                                       const float* __restrict__ A_log,
                                                       const bf16* __restrict__ a,
                                                       const float* __restrict__ dt_bias,
@@ -183,17 +235,30 @@ __device__ __forceinline__ SolveScalars chunk_scalars(Chunks&& chunks,
         const size_t bth = (bt0 + lane) * kVHeads + h;
         x.lane_gates = exact_gates(a[bth], b[bth], dtb, A);
     }
-    {
-        float4 kc[kT], qc[kT];
-        chunks(kc, qc);
-        x.gram.sum(kc, qc);
-    }
+    fill(x.gram);
 #pragma unroll
     for (int t = 0; t < kT; ++t) {
         x.rk_[t] = L2NORM ? rsqrtf(x.gram.get(kGramNorms + t) + kL2Eps) : 1.f;
         x.rq_[t] = L2NORM ? rsqrtf(x.gram.get(kGramNorms + kT + t) + kL2Eps) : 1.f;
     }
     return x;
+}
+
+// The same with the Gram terms from this lane's own chunk of each token's k and q,
+// chunks(kc, qc) (float4 kc[T], qc[T]: every column once over the warp).
+template <class Chunks>
+__device__ __forceinline__ SolveScalars chunk_scalars(Chunks&& chunks,
+                                                      const float* __restrict__ A_log,
+                                                      const bf16* __restrict__ a,
+                                                      const float* __restrict__ dt_bias,
+                                                      const bf16* __restrict__ b, size_t bt0,
+                                                      int h) {
+    const auto fill = [&](Gram& gram) {
+        float4 kc[kT], qc[kT];
+        chunks(kc, qc);
+        gram.sum(kc, qc);
+    };
+    return token_scalars(fill, A_log, a, dt_bias, b, bt0, h);
 }
 
 // The same from the tokens of the row layout: this lane's chunk `sub` of each.
@@ -328,7 +393,12 @@ __device__ __forceinline__ void solve_item(const Place& p, int i, Items& items,
     items.load(s, p, slot, off, i);
 
     // While the state is in flight: the gates (lane t, token t) and the Gram terms.
-    const SolveScalars x = solve_scalars(tok, A_log, a, dt_bias, b, bt0, h, p.sub);
+    SolveScalars x;
+    if constexpr (GRAM_MMA)
+        x = token_scalars([&](Gram& gram) { gram.sum_mma(q, k, bt0, j); }, A_log, a, dt_bias, b,
+                          bt0, h);
+    else
+        x = solve_scalars(tok, A_log, a, dt_bias, b, bt0, h, p.sub);
     solve_rows(
         s, tok, x, col, [&](int t) { return __bfloat162float(tok[t].v[0]); },
         [&](int t, float o) {

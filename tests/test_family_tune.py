@@ -75,7 +75,7 @@ def test_the_space_is_small_and_every_candidate_a_legal_shape():
     assert {d["ROWS_PER_WARP"] * d["LANES_PER_ROW"] // 32 for d in rows16} == {8, 16}  # rows a lane
     t4 = ft.search_space("full", family.Member(4, 8, seq_len=4, layout="pool"))
     multi = [d for d in t4 if d["GATES_ONCE"]]
-    assert len(t4) == 189 and len(multi) == 68 and all(d["REDUCE"] for d in multi)
+    assert len(t4) == 200 and len(multi) == 68 and all(d["REDUCE"] for d in multi)
     lean = [d for d in t4 if d["UNROLL_TOKENS"]]
     assert len(lean) == 12 and all(d["CHAIN_SUMS"] and d["LAZY_DECAY"] for d in lean)
     assert {d["MIN_BLOCKS"] * d["WARPS"] for d in lean} == {0, 32}  # 64 registers or ptxas's
@@ -83,7 +83,9 @@ def test_the_space_is_small_and_every_candidate_a_legal_shape():
     assert len(shared) == 6 and not any(d["GATES_ONCE"] for d in shared)
     solve = [d for d in t4 if d["SOLVE"]]  # the kernel's static_assert: REDUCE 1, no loop knobs
     mma = [d for d in solve if d["MMA"]]  # on the fragment layout: 4 lanes a row, 16 rows a warp
-    assert len(solve) == 39 and all(d["REDUCE"] for d in solve)
+    assert len(solve) == 50 and all(d["REDUCE"] for d in solve)
+    gram = [d for d in solve if d["GRAM_MMA"]]  # the Gram terms on the tensor cores: SOLVE's rows
+    assert len(gram) == 11 and not any(d["MMA"] or d["BLOCK_TILES"] for d in gram)
     tiled = [d for d in solve if d["BLOCK_TILES"]]  # block-wide tiles: one item, no PREFETCH
     assert len(tiled) == 17 and all(d["ITEMS"] == 1 and not d["PREFETCH"] and d["MMA"] != 1
                                    for d in tiled)  # fmt: skip

@@ -61,6 +61,7 @@ KNOBS = (
     "CONSECUTIVE",
     "SOLVE",
     "MMA",
+    "GRAM_MMA",
     "HEAD_TOKENS",
     "ROW_STREAM",
     "BLOCK_TILES",
@@ -107,6 +108,10 @@ SHARED_SHAPES = ((2, 8, 16, 0), (4, 8, 16, 0), (4, 8, 16, 8), (4, 4, 16, 0), (4,
 # spread a warp's fixed work, ~800 instructions of Gram terms, gates and token loads, over
 # twice the rows of 8: they won B >= 32 of the T = 4 pool on the H200, tuning 36f7ff7f).
 SOLVE_TOKENS = {"REDUCE": 1, "SOLVE": 1, "CHAIN_SUMS": 1}
+# T = 2 .. 4 only: each SOLVE_SHAPES build again with GRAM_MMA 1, the tokens' Gram terms and
+# norms as one 8 x 8 Gram matrix on the tensor cores (8 bf16 MMAs a warp), not summed by a
+# reduce-scatter over the warp: 9-13% fewer instructions a warp at T = 4.
+GRAM_TOKENS = {**SOLVE_TOKENS, "GRAM_MMA": 1}
 SOLVE_SHAPES = ((4, 2, 32), (8, 2, 32), (4, 1, 32), (4, 4, 32), (4, 4, 16), (2, 4, 16),
                 (4, 8, 16), (2, 8, 16), (1, 16, 16), (2, 16, 16), (4, 16, 16))  # fmt: skip
 # T > 1 only: SOLVE's row sums and update as tf32 MMAs (MMA 1, gdn_family_mma.cuh: the state
@@ -253,7 +258,7 @@ def search_space(name: str = "full", member: Member | None = None,
     a member of T > 1 each ``REDUCE`` 1 one again with :data:`MULTI_TOKEN`, 2 x 31 more,
     :data:`LEAN_TOKENS` on :data:`LEAN_SHAPES` with and without ``MIN_BLOCKS``, 6, and
     :data:`SHARED_TOKENS` on :data:`SHARED_SHAPES`, 6, and :data:`SOLVE_TOKENS` on
-    :data:`SOLVE_SHAPES`, 11, :data:`MMA_TOKENS` on :data:`MMA_SHAPES`, 3,
+    :data:`SOLVE_SHAPES`, 11 (at T <= 4 with :data:`GRAM_TOKENS` too, 11), :data:`MMA_TOKENS` on :data:`MMA_SHAPES`, 3,
     :data:`MMA2_TOKENS` on :data:`MMA2_SHAPES`, 3, and through the tiles on
     :data:`MMA_TILE_SHAPES`, 2, and both
     pipelined, :data:`PIPELINED_SOLVE`, 5, and SOLVE through the block-wide tiles,
@@ -290,6 +295,9 @@ def search_space(name: str = "full", member: Member | None = None,
                 for w, r, n, mb in SHARED_SHAPES]  # fmt: skip
         out += [dict(WARPS=w, ROWS_PER_WARP=r, LANES_PER_ROW=n, **SOLVE_TOKENS)
                 for w, r, n in SOLVE_SHAPES]  # fmt: skip
+        if member.seq_len <= 4:
+            out += [dict(WARPS=w, ROWS_PER_WARP=r, LANES_PER_ROW=n, **GRAM_TOKENS)
+                    for w, r, n in SOLVE_SHAPES]  # fmt: skip
         if name == "full":
             out += [dict(WARPS=w, ROWS_PER_WARP=r, LANES_PER_ROW=n, **MMA_TOKENS)
                     for w, r, n in MMA_SHAPES]  # fmt: skip

@@ -1,9 +1,11 @@
 """The family kernel's T > 1 knobs on a GPU: the gates computed once per warp for every token
 (GATES_ONCE), the decay kept as one running factor (LAZY_DECAY), the lean loop (unrolled,
 FMA-chained row sums, 64 registers), each token's scalars once a block (TOKENS_ONCE), the
-T tokens in one pass (SOLVE) and its products on the tensor cores (MMA), with the
+T tokens in one pass (SOLVE), its products (MMA) and its Gram terms (GRAM_MMA) on the tensor
+cores, with the
 reduce-scatter row sums, pass decodekit.measure.family_check.check on the T = 4 members (pool
-and dense, fp32 and bf16 state; SOLVE and MMA on the verify calls too, MMA at T = 2, 3 and 8)
+and dense, fp32 and bf16 state; SOLVE, MMA and GRAM_MMA on the verify calls too, MMA at T = 2,
+3 and 8, GRAM_MMA at 2 and 3)
 at small and large batch sizes, and a state fed back 32
 steps with them stays as near the fp64 trajectory as the default build's."""
 
@@ -53,13 +55,19 @@ MMA = [dict(REDUCE=1, SOLVE=1, MMA=mma, WARPS=w, ROWS_PER_WARP=16, LANES_PER_ROW
                          (2, 2, dict(MIN_BLOCKS=8)), (2, 4, {}),
                          (2, 2, dict(PREFETCH=2, ITEMS=3)))]  # fmt: skip
 KNOBS += MMA
+# the tokens' Gram terms on the tensor cores (GRAM_MMA): 16 and 8 rows a warp, 32 lanes a row
+GRAM = [dict(REDUCE=1, SOLVE=1, CHAIN_SUMS=1, GRAM_MMA=1, WARPS=w, ROWS_PER_WARP=r,
+             LANES_PER_ROW=n) for w, r, n in ((1, 16, 16), (2, 8, 16), (4, 4, 32))]  # fmt: skip
+KNOBS += GRAM
 # MMA at other token counts: part of a group of 4 tokens (2, 3) and two groups (8)
 TOKENS = [replace(m, seq_len=t) for t in (2, 3, 8) for m in (T4, MEMBERS[1])]
 
 
 # every knob on the T = 4 members; SOLVE and MMA on the verify calls too, MMA at other T
-CASES = ([(m, d) for m in MEMBERS for d in KNOBS] + [(m, d) for m in VERIFY for d in SOLVE + MMA]
-         + [(m, d) for m in TOKENS for d in MMA])  # fmt: skip
+CASES = ([(m, d) for m in MEMBERS for d in KNOBS]
+         + [(m, d) for m in VERIFY for d in SOLVE + MMA + GRAM]
+         + [(m, d) for m in TOKENS for d in MMA]
+         + [(m, d) for m in TOKENS if m.seq_len <= 4 for d in GRAM])  # fmt: skip
 
 
 @pytest.mark.parametrize("B", (1, 8, 64))
@@ -72,7 +80,7 @@ def test_multi_token_knobs_pass_the_contracts(member, defines, B):
 
 
 DRIFT = {"gates-once": dict(REDUCE=1, GATES_ONCE=1), "lazy-decay": dict(REDUCE=1, GATES_ONCE=1,
-         LAZY_DECAY=1), "solve": SOLVE[0], "mma": MMA[0]}  # fmt: skip
+         LAZY_DECAY=1), "solve": SOLVE[0], "mma": MMA[0], "gram": GRAM[0]}  # fmt: skip
 
 
 @pytest.mark.parametrize("knobs", DRIFT.values(), ids=DRIFT)
