@@ -12,8 +12,9 @@
 // The d_t are a forward substitution in scalars, one row a lane. The Gram terms k^_i . k^_t
 // (i < t), k^_i . q^_t (i <= t) and the norms, T^2 + 2T numbers of the tokens alone, are
 // summed by each warp over its 32 lanes (lane (sub, col) adds chunk sub of its k and q: every
-// column once) as a reduce-scatter of 16 a round (gdn::group_sums_scatter), while the
-// state's loads are in flight. Against the per-token loop: the 2T row sums are independent
+// column once) as a reduce-scatter of 16 a round (gdn::group_sums_scatter), or with
+// GRAM_MMA 1 as one Gram matrix on the tensor cores (Gram::sum_mma), while the state's loads
+// are in flight. Against the per-token loop: the 2T row sums are independent
 // (one reduce-scatter round for all tokens, not T dependent ones) and the state is updated
 // once. With INTERMEDIATE the state after each token is formed in turn instead,
 // s = g_t s + d_t k^_t (two ops a value a token), and stored; UPDATE 0 without INTERMEDIATE
@@ -22,7 +23,8 @@
 // `mine` = (l % L) / (L / kSteps) of its steps; the coefficients of each step's row go round
 // the group by T * kSteps shuffles). Knobs: REDUCE must be 1; GATES_ONCE, TOKENS_ONCE,
 // LAZY_DECAY and UNROLL_TOKENS 0 (its own prologue computes the gates once a warp, lane t
-// token t's; its token loops are unrolled); CHAIN_SUMS, ITEMS, PREFETCH, CONSECUTIVE,
+// token t's; its token loops are unrolled); GRAM_MMA (T <= 4, not with MMA or BLOCK_TILES:
+// the Gram terms on the tensor cores); CHAIN_SUMS, ITEMS, PREFETCH, CONSECUTIVE,
 // MIN_BLOCKS and the hints as in the kernel.
 #pragma once
 
