@@ -5,9 +5,9 @@ The space (:func:`search_space`) is launch shapes (``WARPS``, ``ROWS_PER_WARP``,
 serving member on sm_90a (``tests/test_family_tune.py``), each with the state cache hints
 ``LOAD_HINT`` 1 or 3 and ``STORE_HINT`` 0 or 1, the reduce-scatter row sums, the pipelined
 state (``PREFETCH`` 1 with ``ITEMS`` work items a block) and, at T > 1, the token-loop
-knobs, the one-pass tokens (``SOLVE``), their products on the tensor cores (``MMA``) and
-their rows through block-wide tiles (``BLOCK_TILES``),
-at T = 1 the state loads with a 256-byte L2 prefetch size (``LOAD_HINT`` 4 and 5) and a
+knobs, the one-pass tokens (``SOLVE``), their products and Gram terms on the tensor cores
+(``MMA``, ``GRAM_MMA``) and their rows through block-wide tiles (``BLOCK_TILES``),
+at T = 1 the plain row-layout builds with FMA-chained row sums (``CHAIN_SUMS``), the state loads with a 256-byte L2 prefetch size (``LOAD_HINT`` 4 and 5) and a
 streamed head's token done once (``HEAD_TOKENS``) and full-occupancy builds at 32
 registers (``ROW_STREAM``: an item's rows one at a time from its tile) and an item's rows
 through block-wide tiles (``BLOCK_TILES``, FlashInfer's state path), and at every T the
@@ -20,7 +20,7 @@ batch size ``B`` takes the entry of the nearest tuned size at or below ``B``, el
 smallest; a GPU without a table runs the kernel's defaults and says so (``note``).
 
 >>> len(search_space("full")), len(search_space("quick"))
-(102, 9)
+(162, 9)
 >>> table = {4: {"defines": {"WARPS": 2}}, 16: {"defines": {"WARPS": 8}}}
 >>> [entry_for(table, B)["defines"]["WARPS"] for B in (1, 8, 16, 300)]
 [2, 2, 8, 8]
