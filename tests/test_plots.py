@@ -142,6 +142,23 @@ def test_views_provenance_banner_and_table(records):
     assert {"cupti-cold", "graph-hot", "wall"} <= set(methods.index)
 
 
+def test_a_peer_unavailable_in_a_newer_run_keeps_its_last_measurement(records):
+    fla = views.latest(records)
+    fla = fla[fla["impl"] == "fla"]
+    later = fla.assign(status="unavailable", latency_us=float("nan"), run_id="fake-run-2",
+                       timestamp=pd.Timestamp("2027-01-01", tz="UTC"))  # fmt: skip
+    shown = views.latest(pd.concat([records, later]))
+    shown = shown[shown["impl"] == "fla"]
+    assert len(shown) == len(fla) and set(shown["status"]) == {"ok"}
+    assert set(shown["run_id"]) == set(fla["run_id"])  # named with its own run
+    failed = later.assign(status="failed")  # a newer failure still replaces the measurement
+    assert set(views.latest(pd.concat([records, failed])).query("impl == 'fla'")["status"]) == {
+        "failed"
+    }
+    alone = views.latest(later)  # nothing measured: the unavailable rows show
+    assert len(alone) == len(fla) and set(alone["status"]) == {"unavailable"}
+
+
 def test_records_of_another_gpu_are_not_mixed(records):
     other = records.assign(gpu="OTHER-GPU", timestamp=pd.Timestamp("2027-01-01", tz="UTC"))
     both = pd.concat([records, other[other["impl"] == "fla"]])

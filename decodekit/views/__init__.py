@@ -103,7 +103,11 @@ def latest(df: pd.DataFrame, gpu: str | None = None, definition: str = DEFINITIO
     """One GPU (``gpu``, else the newest recorded), the newest row per impl x workload x method,
     of one ``definition`` (default the contest's: rows of family members are left out). A
     family member's rows are those of its manifest's workloads (a record of a workload the
-    manifest has since replaced, a uuid it no longer lists, stays in data/ but out of view)."""
+    manifest has since replaced, a uuid it no longer lists, stays in data/ but out of view).
+    A row ``unavailable`` (a peer not installed on that run's machine) does not hide an older
+    row of the same key: the newest of those shows, with its own run id, and the
+    ``unavailable`` row only where nothing else was recorded; a newer failed or unsupported
+    row still replaces a measurement."""
     df = normalize(df)
     if df.empty:
         return df
@@ -122,9 +126,11 @@ def latest(df: pd.DataFrame, gpu: str | None = None, definition: str = DEFINITIO
         gpu = last.iloc[-1]["gpu"]
     if not pd.isna(gpu):
         df = df[df["gpu"] == gpu]
-    df = df.sort_values("timestamp", na_position="first")
+    shown = df["status"].ne("unavailable").rename("_shown")
+    df = df.assign(_shown=shown).sort_values(["_shown", "timestamp"], na_position="first")
     key = ["impl", "uuid", "batch_size", "method", "floor"]
-    return df.drop_duplicates(key, keep="last").reset_index(drop=True)
+    df = df.drop_duplicates(key, keep="last").drop(columns="_shown")
+    return df.sort_values("timestamp", na_position="first").reset_index(drop=True)
 
 
 _newest = latest  # select's argument of the same name shadows it
