@@ -15,7 +15,9 @@ t4_mma2.json (MMA 2 in the space: at 128 registers and through the tiles). Of th
 bf16_chain.json, qk4_chain.json, qk16_chain.json (the T = 1 entries with CHAIN_SUMS 1: the
 row sums as FMA chains, not a multiply, three FMAs and an add a chunk); tiles_t1.json (the
 T = 1 tiles, TILE_SHAPES, with a stage's rows of a warp in one reduce-scatter); t4_gram.json
-(SOLVE with GRAM_MMA 1: the tokens' Gram terms on the tensor cores).
+(SOLVE with GRAM_MMA 1: the tokens' Gram terms on the tensor cores) and t4_gram128.json (the
+same at 16 rows a warp in 128 registers, which GRAM_MMA's fewer live values allow: 16 warps
+an SM, one wave at B = 32).
 """
 
 import json
