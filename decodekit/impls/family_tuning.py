@@ -112,6 +112,11 @@ SOLVE_TOKENS = {"REDUCE": 1, "SOLVE": 1, "CHAIN_SUMS": 1}
 # norms as one 8 x 8 Gram matrix on the tensor cores (8 bf16 MMAs a warp), not summed by a
 # reduce-scatter over the warp: 9-13% fewer instructions a warp at T = 4.
 GRAM_TOKENS = {**SOLVE_TOKENS, "GRAM_MMA": 1}
+# ... and at 16 rows a warp in 128 registers (WARPS, ROWS_PER_WARP, LANES_PER_ROW, MIN_BLOCKS):
+# without the reduce-scatter's live terms it builds without spills there (SOLVE alone spills
+# 76-86 bytes), so 16 warps an SM, where 168 registers allow 12: one wave at B = 32. Not yet
+# timed (tuning f7918546 timed GRAM_MMA at ptxas's 168 registers only).
+GRAM_FULL_SHAPES = ((1, 16, 16, 16),)
 SOLVE_SHAPES = ((4, 2, 32), (8, 2, 32), (4, 1, 32), (4, 4, 32), (4, 4, 16), (2, 4, 16),
                 (4, 8, 16), (2, 8, 16), (1, 16, 16), (2, 16, 16), (4, 16, 16))  # fmt: skip
 # T > 1 only: SOLVE's row sums and update as tf32 MMAs (MMA 1, gdn_family_mma.cuh: the state
@@ -258,7 +263,8 @@ def search_space(name: str = "full", member: Member | None = None,
     a member of T > 1 each ``REDUCE`` 1 one again with :data:`MULTI_TOKEN`, 2 x 31 more,
     :data:`LEAN_TOKENS` on :data:`LEAN_SHAPES` with and without ``MIN_BLOCKS``, 6, and
     :data:`SHARED_TOKENS` on :data:`SHARED_SHAPES`, 6, and :data:`SOLVE_TOKENS` on
-    :data:`SOLVE_SHAPES`, 11 (at T <= 4 with :data:`GRAM_TOKENS` too, 11), :data:`MMA_TOKENS` on :data:`MMA_SHAPES`, 3,
+    :data:`SOLVE_SHAPES`, 11 (at T <= 4 with :data:`GRAM_TOKENS` too, 11, and on
+    :data:`GRAM_FULL_SHAPES`, 1), :data:`MMA_TOKENS` on :data:`MMA_SHAPES`, 3,
     :data:`MMA2_TOKENS` on :data:`MMA2_SHAPES`, 3, and through the tiles on
     :data:`MMA_TILE_SHAPES`, 2, and both
     pipelined, :data:`PIPELINED_SOLVE`, 5, and SOLVE through the block-wide tiles,
@@ -298,6 +304,8 @@ def search_space(name: str = "full", member: Member | None = None,
         if member.seq_len <= 4:
             out += [dict(WARPS=w, ROWS_PER_WARP=r, LANES_PER_ROW=n, **GRAM_TOKENS)
                     for w, r, n in SOLVE_SHAPES]  # fmt: skip
+            out += [dict(WARPS=w, ROWS_PER_WARP=r, LANES_PER_ROW=n, MIN_BLOCKS=mb, **GRAM_TOKENS)
+                    for w, r, n, mb in GRAM_FULL_SHAPES]  # fmt: skip
         if name == "full":
             out += [dict(WARPS=w, ROWS_PER_WARP=r, LANES_PER_ROW=n, **MMA_TOKENS)
                     for w, r, n in MMA_SHAPES]  # fmt: skip

@@ -55,9 +55,12 @@ MMA = [dict(REDUCE=1, SOLVE=1, MMA=mma, WARPS=w, ROWS_PER_WARP=16, LANES_PER_ROW
                          (2, 2, dict(MIN_BLOCKS=8)), (2, 4, {}),
                          (2, 2, dict(PREFETCH=2, ITEMS=3)))]  # fmt: skip
 KNOBS += MMA
-# the tokens' Gram terms on the tensor cores (GRAM_MMA): 16 and 8 rows a warp, 32 lanes a row
+# the tokens' Gram terms on the tensor cores (GRAM_MMA): 16 and 8 rows a warp, 32 lanes a row,
+# and 16 rows a warp in 128 registers
 GRAM = [dict(REDUCE=1, SOLVE=1, CHAIN_SUMS=1, GRAM_MMA=1, WARPS=w, ROWS_PER_WARP=r,
-             LANES_PER_ROW=n) for w, r, n in ((1, 16, 16), (2, 8, 16), (4, 4, 32))]  # fmt: skip
+             LANES_PER_ROW=n, **x)
+        for w, r, n, x in ((1, 16, 16, {}), (2, 8, 16, {}), (4, 4, 32, {}),
+                           (1, 16, 16, dict(MIN_BLOCKS=16)))]  # fmt: skip
 KNOBS += GRAM
 # MMA at other token counts: part of a group of 4 tokens (2, 3) and two groups (8)
 TOKENS = [replace(m, seq_len=t) for t in (2, 3, 8) for m in (T4, MEMBERS[1])]
