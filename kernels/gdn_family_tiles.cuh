@@ -1,14 +1,16 @@
 // BLOCK_TILES R: a work item's rows through block-wide shared tiles of R rows in turn
-// (stage_loop), for gdn_decode_family.cu (T = 1: tiles_item via stage_rows; T > 1 with SOLVE:
-// tiles_solve_item in gdn_family_solve.cuh) and family_row_copy.cu (tiles_copy_item);
+// (stage_loop), for gdn_decode_family.cu (T = 1: tiles_item in gdn_family_rows.cuh; T > 1
+// with SOLVE: tiles_solve_item in gdn_family_solve.cuh) and family_row_copy.cu (tiles_copy_item,
+// through stage_rows);
 // included by gdn_family.cuh. FlashInfer's pretranspose state path
 // (gated_delta_rule_decode_pretranspose, 0.7.2: TILE_V 8 rows, 2 stages, 128 threads, 16 rows
 // a block), with the kit's exact gates and one-pass row math.
 //
-// Math (T = 1, stage_rows' callers): the kernel's row pass, per state row s (128 k-values):
+// Math (T = 1, tiles_item): the kernel's row pass, per state row s (128 k-values):
 //   delta = beta (v - g s . k^),  s' = g s + delta k^,  out = scale (g s . q^ + (k^ . q^) delta)
-// with k^ = rk k, q^ = rq q (L2NORM; rk = rq = 1 without); s . k and s . q of the old row in
-// one butterfly over the warp. T > 1: gdn_family_solve.cuh's.
+// with k^ = rk k, q^ = rq q (L2NORM; rk = rq = 1 without); s . k and s . q of the old row
+// summed over the warp, a warp's rows of a stage in one reduce-scatter (gdn_family_rows.cuh).
+// T > 1: gdn_family_solve.cuh's.
 // State path: the item's WARPS * ROWS_PER_WARP rows (the grid's, gdn_family.cuh) in stages of
 // R contiguous rows (R * 512 bytes at fp32). Every thread of the block starts cp.async.cg of
 // 16-byte pieces of the first stages (TILE_BUFFERS - 1 of them, one commit group each) into
@@ -17,8 +19,7 @@
 // (__syncthreads: every thread's pieces landed, stage s - 1's reads of its tile done), starts
 // stage s + TILE_BUFFERS - 1's copy into that tile, then works on stage s. T = 1: warp w
 // takes rows w, w + WARPS, .. of the stage, 32 lanes a row, lane l its columns 4 l .. 4 l + 3;
-// each row is read from the tile, summed, updated and stored (its 512 bytes one warp store)
-// before the next. The item's v rows come in one coalesced load to shared memory while stage
+// each row is read from the tile, summed, updated and stored (its 512 bytes one warp store). The item's v rows come in one coalesced load to shared memory while stage
 // 0 lands, and its outputs leave from shared memory in one coalesced store after the last
 // stage. In place is safe: a row is stored only after its stage landed, and stages read
 // ahead only rows not yet stored.

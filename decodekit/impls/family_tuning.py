@@ -7,8 +7,9 @@ serving member on sm_90a (``tests/test_family_tune.py``), each with the state ca
 state (``PREFETCH`` 1 with ``ITEMS`` work items a block) and, at T > 1, the token-loop
 knobs, the one-pass tokens (``SOLVE``), their products and Gram terms on the tensor cores
 (``MMA``, ``GRAM_MMA``) and their rows through block-wide tiles (``BLOCK_TILES``),
-at T = 1 the plain row-layout builds with FMA-chained row sums (``CHAIN_SUMS``), the state loads with a 256-byte L2 prefetch size (``LOAD_HINT`` 4 and 5) and a
-streamed head's token done once (``HEAD_TOKENS``) and full-occupancy builds at 32
+at T = 1 the plain row-layout builds with FMA-chained row sums (``CHAIN_SUMS``), the state
+loads with a 256-byte L2 prefetch size (``LOAD_HINT`` 4 and 5) and a streamed head's token
+done once (``HEAD_TOKENS``) and full-occupancy builds at 32
 registers (``ROW_STREAM``: an item's rows one at a time from its tile) and an item's rows
 through block-wide tiles (``BLOCK_TILES``, FlashInfer's state path), and at every T the
 pipelined state through per-lane copies (``PREFETCH`` 2).
