@@ -306,6 +306,29 @@ def test_the_kernel_defaults_stay_unless_beaten_by_more_than_the_margin(tmp_path
     assert table[1]["latency_us"] == 10.0
 
 
+def test_the_tables_entry_stays_unless_beaten_by_more_than_the_margin(tmp_path):
+    _tune(tmp_path, sizes=(1, 4))  # FAST is the table's entry at both sizes
+    near = {"WARPS": 16, "ROWS_PER_WARP": 4, "LANES_PER_ROW": 16}  # 0.5% faster than FAST
+
+    def us(d):
+        return {16: 7.96, 2: 8.0}.get(d["WARPS"], 10.0) if d["LANES_PER_ROW"] == 16 else 10.0
+
+    table, _ = _tune(tmp_path, sizes=(1, 4), space=(FAST, near), us=us)
+    assert {b: c["defines"] for b, c in table.items()} == {1: ft.full(FAST), 4: ft.full(FAST)}
+    assert "incumbent" in table[1]["kept"] and table[1]["latency_us"] == 8.0
+    doc = json.loads(ft.table_path(POOL, "cpu", tmp_path).read_text())
+    assert doc["incumbents"] == {"1": "table", "4": "table"}
+    # fresh: the kernel's defaults are the incumbent, and the faster build takes the size
+    table = tune_member(POOL, "quick", (1,), [FAST, near], timer=Clock(us), device="cpu",
+                        out_dir=tmp_path, make=_make, verbose=False, fresh=True)  # fmt: skip
+    assert table[1]["defines"] == ft.full(near)
+    # an entry this run does not time cannot be the incumbent: the defaults are
+    table, _ = _tune(tmp_path, sizes=(1,), space=(CLOSE,))
+    assert table[1]["defines"] == ft.kernel_defaults() and "kept" in table[1]
+    doc = json.loads(ft.table_path(POOL, "cpu", tmp_path).read_text())
+    assert doc["incumbents"] == {"1": "defaults"}
+
+
 def test_a_sweep_of_some_sizes_keeps_the_others(tmp_path):
     _tune(tmp_path, sizes=(1, 4))
     first = json.loads(ft.table_path(POOL, "cpu", tmp_path).read_text())

@@ -10,8 +10,9 @@ the member's contracts first (:func:`decodekit.measure.family_check.check`): a c
 that fails is recorded and never timed, one that does not build is recorded
 ``compile-failed``. Every candidate is a record of one run in ``<out_dir>/records/``. The
 winner of each batch size follows the contest tuning's rule
-(:func:`decodekit.measure.tuning.winners`): the kernel's defaults are the incumbent, and a
-candidate replaces them only if faster by more than ``margin`` or the trials' spread. The
+(:func:`decodekit.measure.tuning.winners`): the incumbent is this GPU's table entry at that
+size when the run times it (unless ``fresh``), else the kernel's defaults, and a candidate
+replaces it only if faster by more than ``margin`` or the trials' spread. The
 table goes to ``<out_dir>/<gpu-slug>/<member name>.json``, written whole or not at all;
 batch sizes this run did not sweep keep the entries of the table already there.
 """
@@ -52,12 +53,14 @@ def tune_member(
     out_dir: str | Path | None = records.AUTO,
     make: Callable[[Member, dict], Callable] = kit_kernel,
     verbose: bool = True,
+    fresh: bool = False,
 ) -> dict[int, dict]:
     """Check, time and record every candidate of ``space`` (``full``, ``quick`` or a list of
     defines; default ``full``) on the member's case of each batch size, with ``preset``'s
     method; returns the table written: ``{batch size: {"defines", "latency_us"[, "kept"]}}``.
     ``out_dir``: the family's tuning folder (default :func:`~decodekit.impls.family_tuning.family_dir`;
-    None writes nothing). ``timer`` and ``make`` (``kit_kernel``'s stand-in) are for tests."""
+    None writes nothing). ``fresh``: the kernel's defaults are every size's incumbent, not the
+    table already there. ``timer`` and ``make`` (``kit_kernel``'s stand-in) are for tests."""
     from decodekit.records.env import capture
 
     p = get_preset(preset)
@@ -86,14 +89,14 @@ def tune_member(
                 print(f"B={case.batch_size:<4} {name:<80} {shown[:200]}", flush=True)
         rows += rec.append(batch)  # each batch size's records land as it is done
     rec.pack()  # the finished sweep gzipped (a tuning run is the store's largest file)
-    incumbent = {c.batch_size: {"variant": VARIANT, "defines": ft.kernel_defaults()} for c in todo}
+    incumbent = _incumbents(todo, {} if fresh else old, cands)
     table = {b: {k: v for k, v in c.items() if k != "variant"}
              for b, c in winners(pd.DataFrame(rows), incumbent, margin).items()}  # fmt: skip
     if path is not None:
         swept = {c.batch_size for c in todo}
         doc = _doc(member, table, swept, old, env, method=method, preset=p.name, margin=margin,
                    space=space if isinstance(space, str) else ("full" if space is None else "given"),
-                   run=rec.run_id)  # fmt: skip
+                   run=rec.run_id, incumbent=incumbent)  # fmt: skip
         records.write_json(path, doc)  # a temp file renamed: never half a table
         table = {int(b): c for b, c in doc["table"].items()}
     if verbose:
@@ -170,8 +173,22 @@ def _old(path: Path | None, member: Member) -> dict:
     return json.loads(path.read_text())
 
 
+def _incumbents(todo: list[Case], old: dict, cands: list[dict]) -> dict[int, dict]:
+    """Per batch size the build a candidate must beat: the table entry of ``old`` where it is
+    among ``cands`` (timed in this run), else the kernel's defaults."""
+    timed = {ft.label(d) for d in cands}
+    entries = old.get("table") or {}
+    out = {}
+    for c in todo:
+        e = entries.get(str(c.batch_size))
+        mine = ft.full(e["defines"]) if e and ft.label(e["defines"]) in timed else None
+        out[c.batch_size] = {"variant": VARIANT, "defines": mine or ft.kernel_defaults(),
+                             "from": "table" if mine else "defaults"}  # fmt: skip
+    return out
+
+
 def _doc(member: Member, table: dict, swept: set, old: dict, env: dict, *, method: str,
-         preset: str, margin: float, space: str, run: str) -> dict:  # fmt: skip
+         preset: str, margin: float, space: str, run: str, incumbent: dict) -> dict:  # fmt: skip
     """The tuning file: this run's winners, and the entries of ``old`` at sizes not swept
     (``kept``, with the date and run of the sweep that timed them)."""
     from decodekit.records.env import source_digest
@@ -192,6 +209,7 @@ def _doc(member: Member, table: dict, swept: set, old: dict, env: dict, *, metho
         "space": space,
         "margin": margin,
         "incumbent": ft.kernel_defaults(),
+        "incumbents": {str(b): c["from"] for b, c in sorted(incumbent.items())},
         "source": ft.SOURCE,
         "source_digest": source_digest(ft.SOURCE),
         "records": run,

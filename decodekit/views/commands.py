@@ -226,14 +226,17 @@ def tune_family(definition: str, preset: str = "quick", batch_sizes: str | None 
     (:func:`decodekit.measure.family_tune.tune_member`), one case per batch size (default the
     manifest's), over ``configs``: ``full`` (the default), ``quick`` (also with ``quick``) or a JSON
     file of candidates (:func:`~decodekit.impls.family_tuning.load_candidates`); ``given``
-    are the contest tune's flags, each an error here when set. 0 when every size has a
+    are the contest tune's flags, each an error here when set, but ``--fresh`` (the kernel's
+    defaults as every size's incumbent, not this GPU's table). 0 when every size has a
     winner."""
     from decodekit.impls.family_tuning import load_candidates
     from decodekit.measure.family_tune import tune_member
     from decodekit.problem import family
 
     member = family.parse(definition)
-    for flag, value in (given or {}).items():
+    given = dict(given or {})
+    fresh = bool(given.pop("--fresh", None))
+    for flag, value in given.items():
         if value is not None:
             raise ValueError(f"argument '{flag}': expected nothing with --definition (one "
                              f"kernel, one case per batch size, one GPU), got {value!r}")  # fmt: skip
@@ -248,5 +251,5 @@ def tune_family(definition: str, preset: str = "quick", batch_sizes: str | None 
     if batch_sizes:
         sizes = family.parse_batch_sizes(batch_sizes, "--batch-sizes")
     table = tune_member(member, preset, sizes, space, margin=margin,
-                        out_dir=out_dir or records.AUTO)  # fmt: skip
+                        out_dir=out_dir or records.AUTO, fresh=fresh)  # fmt: skip
     return 0 if all(b in table for b in sizes) else 1
