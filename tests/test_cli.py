@@ -82,6 +82,12 @@ def test_ncu_and_report_take_a_definition_and_refuse_a_bad_one_in_a_line(capsys,
     name = "gdn_decode_pool_qk4_v8_d128_k_last_l2norm"
     assert main(["ncu", "--impl", "best", "--definition", name]) == 0
     assert seen["definition"] == name and seen["workloads"] == "all"
+    assert seen["sections"] is None and seen["metrics"] is None
+    argv = ["ncu", "--impl", "best", "--definition", name, "--section", "WarpStateStats",
+            "--section", "Occupancy", "--metrics", "sm__cycles_active.avg, dram__bytes.sum"]
+    assert main(argv) == 0
+    assert seen["sections"] == ["WarpStateStats", "Occupancy"]
+    assert seen["metrics"] == ["sm__cycles_active.avg", "dram__bytes.sum"]
     assert main(["report", "--definition", "gdn_decode_nope"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "argument 'definition'" in err[0]

@@ -95,6 +95,19 @@ def test_tag_marks_non_default_controls(fake_ncu, tmp_path):
     assert df.attrs["meta"]["clock_control"] == "none"
 
 
+def test_sections_are_asked_for_named_in_the_export_and_checked(fake_ncu, tmp_path):
+    fake_ncu("ok")
+    df = ncu.profile("torch-fp32", "B2", sections=["WarpStateStats", "SchedulerStats"],
+                     out_dir=tmp_path)  # fmt: skip
+    assert df.attrs["export"].endswith("torch-fp32_B2_WarpStateStats-SchedulerStats")
+    meta = df.attrs["meta"]
+    assert meta["sections"] == ["WarpStateStats", "SchedulerStats"]
+    cmd = meta["command"]
+    assert cmd[cmd.index("--section") + 1] == "WarpStateStats" and cmd.count("--section") == 2
+    with pytest.raises(ValueError, match=r"argument 'sections': .* got 'Warp State'"):
+        ncu.profile("torch-fp32", "B2", sections=["Warp State"], out_dir=tmp_path)
+
+
 def test_ncu_not_installed(tmp_path):
     with pytest.raises(ncu.NcuError, match="not found on PATH.*load"):
         ncu.profile("torch-fp32", "B1", out_dir=tmp_path, ncu="no-such-ncu-here")

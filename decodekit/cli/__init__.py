@@ -5,7 +5,7 @@ decodekit sass KERNEL [--arch sm_90a] [-D NAME=VALUE ...] [--only LDG,STG|all]
 decodekit check --impl NAME --workloads contest|representative|B1,B3,...
 decodekit bench --impl NAME... --workloads ... --preset contest|quick|...
 decodekit tune [--definition NAME] [--batch-sizes 1,64] [--quick]
-decodekit ncu --impl NAME --workloads ... [--definition NAME]
+decodekit ncu --impl NAME --workloads ... [--definition NAME] [--section NAME ...] [--metrics M,...]
 decodekit sanitize --impl NAME
 decodekit report [--out DIR]
 decodekit compare RUN_A [RUN_B] [--impl A] [--impl-b B]
@@ -187,6 +187,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     c.add_argument("--clock-control", default="base")
     c.add_argument("--cache-control", default="all")
+    c.add_argument("--section", action="append", default=None, metavar="NAME",
+                   help="an Nsight Compute section to collect as well (repeatable; e.g. "
+                   "WarpStateStats, SchedulerStats, MemoryWorkloadAnalysis; ncu --list-sections)")  # fmt: skip
+    c.add_argument("--metrics", default=None,
+                   help="comma-separated metrics to collect beside the table's")  # fmt: skip
     c.set_defaults(run=_ncu)
 
     c = sub.add_parser("sanitize", help="compute-sanitizer over an implementation")
@@ -349,8 +354,10 @@ def _ncu(a) -> int:
     from decodekit.measure.ncu import cli_ncu
 
     workloads = a.workloads or ("all" if a.definition else "representative")
+    metrics = [m for m in (a.metrics or "").split(",") if m.strip()]
     return cli_ncu(a.impl, workloads, clock_control=a.clock_control,
-                   cache_control=a.cache_control, definition=a.definition)  # fmt: skip
+                   cache_control=a.cache_control, definition=a.definition,
+                   sections=a.section, metrics=[m.strip() for m in metrics] or None)  # fmt: skip
 
 
 def _sanitize(a) -> int:

@@ -88,13 +88,14 @@ def profile(
     cases, ``"all"`` or batch sizes (``"1,64"``); the export is named after the member, and
     each case's floor is its live state bytes.
     """
+    sections = _sections(sections)
     exe = find_ncu(ncu)
     if definition is not None:
         target = _member_target(definition, impl, workloads, kernel_regex)
     else:
         target = _contest_target(impl, workloads, kernel_regex, input_profile)
     if tag is None:
-        tag = _tag(workloads, clock_control, cache_control)
+        tag = _tag(workloads, clock_control, cache_control, sections)
     gpu = _gpu()  # one export per GPU: a profile on another GPU never overwrites this one
     name = f"{target['prefix']}_{tag}" + (f"_{gpu_slug(gpu)}" if gpu else "")
     stem = Path(out_dir) / name
@@ -112,7 +113,7 @@ def profile(
         clock_control,
         "--metrics",
         ",".join(wanted),
-        *[a for s in sections or [] for a in ("--section", s)],
+        *[a for s in sections for a in ("--section", s)],
         "--export",
         str(stem),
         "--force-overwrite",
@@ -147,7 +148,7 @@ def profile(
         cache_control=cache_control,
         kernel_regex=kfilter,
         metrics=wanted,
-        sections=list(sections or []),
+        sections=sections,
         input_profile=input_profile if definition is None else "seeded",
         gpu=gpu,
         date=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -218,14 +219,28 @@ def _member_target(definition: str, impl, workloads, kernel_regex) -> dict:
     )
 
 
-def _tag(workloads, clock_control: str, cache_control: str) -> str:
+def _tag(workloads, clock_control: str, cache_control: str, sections=()) -> str:
+    """The export's name after the impl: workloads, non-default controls and the sections
+    asked for, so a profile with sections never overwrites the plain one."""
     if isinstance(workloads, str):
         tag = re.sub(r"[^\w.-]+", "-", workloads)[:48].strip("-")
     else:
         tag = "custom-" + hashlib.sha256(repr(list(workloads)).encode()).hexdigest()[:8]
     if (clock_control, cache_control) != ("base", "all"):
         tag += f"_clock-{clock_control}_cache-{cache_control}"
+    if sections:
+        tag += "_" + "-".join(sections)[:80]
     return tag
+
+
+def _sections(sections) -> list[str]:
+    """``sections`` as Nsight Compute section identifiers (``WarpStateStats``, ...), checked."""
+    out = list(sections or [])
+    bad = [s for s in out if not isinstance(s, str) or not re.fullmatch(r"[A-Za-z]\w*", s)]
+    if bad:
+        raise ValueError(f"argument 'sections': expected Nsight Compute section identifiers "
+                         f"(e.g. WarpStateStats; ncu --list-sections), got {bad[0]!r}")  # fmt: skip
+    return list(dict.fromkeys(out))
 
 
 def _run(cmd: list[str], timeout_s: float | None, **kw) -> subprocess.CompletedProcess:
