@@ -84,7 +84,7 @@ def test_ncu_and_report_take_a_definition_and_refuse_a_bad_one_in_a_line(capsys,
     assert seen["definition"] == name and seen["workloads"] == "all"
     assert seen["sections"] is None and seen["metrics"] is None
     argv = ["ncu", "--impl", "best", "--definition", name, "--section", "WarpStateStats",
-            "--section", "Occupancy", "--metrics", "sm__cycles_active.avg, dram__bytes.sum"]
+            "--section", "Occupancy", "--metrics", "sm__cycles_active.avg, dram__bytes.sum"]  # fmt: skip
     assert main(argv) == 0
     assert seen["sections"] == ["WarpStateStats", "Occupancy"]
     assert seen["metrics"] == ["sm__cycles_active.avg", "dram__bytes.sum"]
