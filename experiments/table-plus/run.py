@@ -17,9 +17,11 @@ row sums as FMA chains, not a multiply, three FMAs and an add a chunk); tiles_t1
 T = 1 tiles, TILE_SHAPES, with a stage's rows of a warp in one reduce-scatter); t4_gram.json
 (SOLVE with GRAM_MMA 1: the tokens' Gram terms on the tensor cores) and t4_gram128.json (the
 same at 16 rows a warp in 128 registers, which GRAM_MMA's fewer live values allow: 16 warps
-an SM, one wave at B = 32); bf16_occupancy.json (the bf16-state winners at B = 32 and 64 at
-64 registers, MIN_BLOCKS 32 / WARPS: 32 warps an SM, one wave at B = 32 where ptxas's 72
-registers give 1.1). The last two are not yet timed.
+an SM, one wave at B = 32; with 1 or 2 warps a block, and SOLVE alone spilled there);
+bf16_occupancy.json (the bf16-state winners at B = 32 and 64 at 64 registers, MIN_BLOCKS
+32 / WARPS: 32 warps an SM, one wave at B = 32 where ptxas's 72 registers give 1.1). Both
+timed on 2026-12-04 (data/experiments/2026-12-04_incumbents-and-stalls/): GRAM_FULL lost at
+B = 32 and tied at B >= 128; the bf16 MIN_BLOCKS 16 build took B = 64.
 """
 
 import json
