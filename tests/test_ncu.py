@@ -108,6 +108,36 @@ def test_sections_are_asked_for_named_in_the_export_and_checked(fake_ncu, tmp_pa
         ncu.profile("torch-fp32", "B2", sections=["Warp State"], out_dir=tmp_path)
 
 
+def test_stalls_of_a_profile_with_warp_states_and_the_command_prints_them(fake_ncu, tmp_path,
+                                                                          capsys):  # fmt: skip
+    fake_ncu("ok")
+    df = ncu.profile("torch-fp32", "B2,B5", sections=["WarpStateStats"], out_dir=tmp_path)
+    st = ncu.stalls(df)
+    assert st["batch_size"].tolist() == [2, 5] and st["issue_active_pct"].tolist() == [45.0, 45.0]
+    assert st.columns[-2:].tolist() == ["stall_long_scoreboard", "stall_selected"]  # largest first
+    assert st["stall_long_scoreboard"].tolist() == [3.0, 4.0]
+    assert ncu.stalls(df.attrs["export"] + ".csv").equals(st)
+    plain = ncu.profile("torch-fp32", "B2", out_dir=tmp_path)
+    with pytest.raises(ValueError, match="no stall metrics .* --section WarpStateStats"):
+        ncu.stalls(plain)
+    assert ncu.cli_ncu("torch-fp32", "B2", sections=["WarpStateStats"], out_dir=tmp_path) == 0
+    out = capsys.readouterr().out
+    assert "where warps wait" in out and "stall_long_scoreboard" in out
+
+
+def test_stalls_of_a_recorded_h200_profile_are_its_raw_metrics():
+    import csv
+
+    stems = sorted((ROOT / "data" / "ncu").glob("*_t4_l2norm_best_32-256_*WarpSta*_h200.csv"))
+    assert stems, "the H200 profile with WarpStateStats of 2026-12-04 is missing from data/ncu"
+    st = ncu.stalls(stems[0])
+    rows = list(csv.reader(stems[0].read_text().splitlines()))
+    col = rows[0].index("smsp__average_warps_issue_stalled_long_scoreboard_per_issue_active.ratio")
+    raw = sorted(float(r[col]) for r in rows[2:])
+    assert sorted(st["stall_long_scoreboard"]) == pytest.approx(raw)
+    assert st["batch_size"].tolist() == [32, 256] and (st["issue_active_pct"] > 0).all()
+
+
 def test_ncu_not_installed(tmp_path):
     with pytest.raises(ncu.NcuError, match="not found on PATH.*load"):
         ncu.profile("torch-fp32", "B1", out_dir=tmp_path, ncu="no-such-ncu-here")

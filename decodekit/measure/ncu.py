@@ -409,6 +409,21 @@ def side_by_side(
     return t.reset_index()
 
 
+def stalls(export) -> pd.DataFrame:
+    """Where a profile's warps wait, one row per workload
+    (:func:`decodekit.records.ncu_parse.warp_states`: issue rate, warps active, eligible warps
+    and each stall reason in cycles per issued instruction). ``export``: :func:`profile`'s or
+    :func:`load`'s DataFrame, or an export's path; the profile needs ``--section
+    WarpStateStats`` (SchedulerStats for the issue columns)."""
+    if isinstance(export, pd.DataFrame):
+        stem = Path(export.attrs["export"])
+    else:
+        p = Path(export)
+        stem = p.with_suffix("") if p.suffix in (".csv", ".ncu-rep", ".json") else p
+    meta = ncu_parse.export_meta(stem)
+    return ncu_parse.warp_states(ncu_parse.export_kernels(stem), meta.get("workloads"))
+
+
 def cli_ncu(impl: str, workloads: str = "representative", **kw) -> int:
     """``decodekit ncu``: profile, print the seed table and the per-batch-size table."""
     from decodekit.problem.spec import SpecError
@@ -428,5 +443,9 @@ def cli_ncu(impl: str, workloads: str = "representative", **kw) -> int:
     print(format_seed_table(df))
     print()
     print(by_batch_size(df).to_string(index=False, float_format=lambda x: f"{x:.2f}"))
+    if "WarpStateStats" in (m.get("sections") or []):
+        st = stalls(df).set_index("batch_size").T.head(13)  # the rates and the top 8 reasons
+        print("\nwhere warps wait (stall_*: cycles per issued instruction):")
+        print(st.to_string(float_format=lambda x: f"{x:.2f}"))
     print(f"\nexports: {df.attrs.get('export')}.{{ncu-rep,csv,json}}")
     return 0

@@ -213,6 +213,19 @@ def frame(
     """
     known = {w["uuid"]: w["batch_size"] for w in workloads or []}
     floor_bytes = {w["uuid"]: w["bytes"] for w in workloads or [] if w.get("bytes")}
+    groups = _by_workload(kernels, workloads)
+    return pd.DataFrame(
+        [
+            _row(u, ks, known.get(u), impl, copy_gbps, floor_bytes.get(u))
+            for u, ks in groups.items()
+        ],
+        columns=COLUMNS,
+    )
+
+
+def _by_workload(kernels: list[dict], workloads: list[dict] | None) -> dict[str, list[dict]]:
+    """The kernels of each workload (NVTX range, else launch order), the run's order first."""
+    known = {w["uuid"]: w["batch_size"] for w in workloads or []}
     if (
         workloads
         and kernels
@@ -226,10 +239,41 @@ def frame(
         hits = [r for r in k["ranges"] if r in known] or k["ranges"][-1:] or [f"#{k['id']}"]
         groups.setdefault(hits[-1], []).append(k)
     order = [u for u in known if u in groups] + [u for u in groups if u not in known]
-    return pd.DataFrame(
-        [_row(u, groups[u], known.get(u), impl, copy_gbps, floor_bytes.get(u)) for u in order],
-        columns=COLUMNS,
-    )
+    return {u: groups[u] for u in order}
+
+
+# Where warps wait: WarpStateStats' stall reasons (cycles a warp spends in each per instruction
+# it issues) and SchedulerStats' issue rate and eligible warps.
+STALL = re.compile(r"smsp__average_warps_issue_stalled_(\w+?)_per_issue_active\.ratio")
+ISSUE_ACTIVE = "smsp__issue_active.avg.pct_of_peak_sustained_active"
+ELIGIBLE = "smsp__warps_eligible.avg.per_cycle_active"
+
+
+def warp_states(kernels: list[dict], workloads: list[dict] | None = None) -> pd.DataFrame:
+    """One row per workload from a profile with the WarpStateStats section (and, for the
+    issue columns, SchedulerStats): ``batch_size``, ``duration_us``, ``issue_active_pct``,
+    ``warps_active_pct``, ``eligible_per_cycle``, then ``stall_<reason>`` in cycles per issued
+    instruction, the reasons largest first; the longest kernel of a workload speaks for it.
+    ValueError when the profile has no stall metrics (record it with ``--section
+    WarpStateStats``)."""
+    known = {w["uuid"]: w["batch_size"] for w in workloads or []}
+    rows = []
+    for uuid, ks in _by_workload(kernels, workloads).items():
+        m = max(ks, key=lambda k: k["metrics"].get(DURATION, 0.0))["metrics"]
+        stalls = {f"stall_{STALL.fullmatch(h).group(1)}": v for h, v in m.items()
+                  if STALL.fullmatch(h)}  # fmt: skip
+        if not stalls:
+            raise ValueError("no stall metrics in this profile: record it with "
+                             "`decodekit ncu ... --section WarpStateStats`")  # fmt: skip
+        rows.append(dict(batch_size=known.get(uuid, _batch_size(uuid)),
+                         duration_us=m.get(DURATION, math.nan) * 1e6,
+                         issue_active_pct=m.get(ISSUE_ACTIVE, math.nan),
+                         warps_active_pct=m.get(OCCUPANCY, math.nan),
+                         eligible_per_cycle=m.get(ELIGIBLE, math.nan), **stalls))  # fmt: skip
+    df = pd.DataFrame(rows)
+    reasons = sorted((c for c in df.columns if c.startswith("stall_")),
+                     key=lambda c: -df[c].fillna(0).mean())  # fmt: skip
+    return df[[c for c in df.columns if not c.startswith("stall_")] + reasons]
 
 
 COLUMNS = [
@@ -330,14 +374,14 @@ def load(
         return _load_export(p.with_suffix(""), copy_gbps, ncu, prefer_report=p.suffix == ".ncu-rep")
     prefix = f"{definition}_{p.name}" if definition else p.name
     stems = [s for s in _stems(Path(out_dir), f"{prefix}_*")
-             if _meta(s).get("definition") == definition]  # fmt: skip
+             if export_meta(s).get("definition") == definition]  # fmt: skip
     if not stems:
         raise NcuError(
             f"no Nsight Compute export for {str(path_or_impl)!r} in {out_dir}; "
             f"record one with `decodekit ncu --impl {p.name}"
             + (f" --definition {definition}`" if definition else "`")
         )
-    return _load_export(max(stems, key=lambda s: _meta(s).get("date", "")), copy_gbps, ncu)
+    return _load_export(max(stems, key=lambda s: export_meta(s).get("date", "")), copy_gbps, ncu)
 
 
 def _stems(folder: Path, pattern: str = "*") -> list[Path]:
@@ -345,23 +389,31 @@ def _stems(folder: Path, pattern: str = "*") -> list[Path]:
     return sorted({f.with_suffix("") for f in files})
 
 
-def _meta(stem: Path) -> dict:
-    f = stem.with_suffix(".json")
+def export_meta(stem: Path) -> dict:
+    """The ``.json`` beside an export (what :func:`decodekit.measure.ncu.profile` ran), or {}."""
+    f = Path(stem).with_suffix(".json")
     return json.loads(f.read_text()) if f.exists() else {}
 
 
-def _load_export(stem: Path, copy_gbps, ncu: str, prefer_report: bool = False) -> pd.DataFrame:
-    meta, csv, rep = _meta(stem), stem.with_suffix(".csv"), stem.with_suffix(".ncu-rep")
+def export_kernels(stem: Path, ncu: str = "ncu", prefer_report: bool = False) -> list[dict]:
+    """The kernel records of the export ``stem`` (``.ncu-rep`` through ``ncu_report`` when
+    importable and preferred or alone, else the ``.csv`` beside it)."""
+    stem = Path(stem)
+    csv, rep = stem.with_suffix(".csv"), stem.with_suffix(".ncu-rep")
     module = _ncu_report(ncu) if rep.exists() and (prefer_report or not csv.exists()) else None
     if module is not None:
-        kernels = kernels_from_report(str(rep), module)
-    elif csv.exists():
-        kernels = kernels_from_csv(csv.read_text())
-    else:
-        raise NcuError(
-            f"{rep} needs NVIDIA's ncu_report module (pip install ncu-report) or the CSV "
-            f"beside it: ncu --import {rep} {' '.join(RAW_PAGE)} > {csv}"
-        )
+        return kernels_from_report(str(rep), module)
+    if csv.exists():
+        return kernels_from_csv(csv.read_text())
+    raise NcuError(
+        f"{rep} needs NVIDIA's ncu_report module (pip install ncu-report) or the CSV "
+        f"beside it: ncu --import {rep} {' '.join(RAW_PAGE)} > {csv}"
+    )
+
+
+def _load_export(stem: Path, copy_gbps, ncu: str, prefer_report: bool = False) -> pd.DataFrame:
+    meta = export_meta(stem)
+    kernels = export_kernels(stem, ncu, prefer_report)
     impl = meta.get("impl") or stem.name.partition("_")[0]
     df = frame(kernels, meta.get("workloads"), impl, copy_gbps)
     for key in ("gpu", "tag", "clock_control", "cache_control", "ncu_version", "date"):
@@ -374,7 +426,7 @@ def _load_export(stem: Path, copy_gbps, ncu: str, prefer_report: bool = False) -
 def _load_folder(folder: Path, copy_gbps, ncu: str, definition: str | None = None) -> pd.DataFrame:
     frames = []
     for stem in _stems(folder):
-        if _meta(stem).get("definition") != definition:
+        if export_meta(stem).get("definition") != definition:
             continue  # another member's profiles (None: the contest's own)
         try:
             frames.append(_load_export(stem, copy_gbps, ncu))
