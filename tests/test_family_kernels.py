@@ -130,6 +130,28 @@ def test_supports_and_kit_kernel():
     assert run is not kit_kernel(POOL, {"WARPS": 2}, arch="sm_90a")
 
 
+def test_a_build_by_its_record_name_is_that_kit_kernel(monkeypatch):
+    from decodekit.impls import family_kernels, family_tuning
+
+    name = "family[WARPS=1, ROWS_PER_WARP=16,SOLVE=1]"
+    want = family_tuning.full({"WARPS": 1, "ROWS_PER_WARP": 16, "SOLVE": 1})
+    assert family_kernels.build_defines(name) == want
+    full_name = family_tuning.label(want)  # what the tuning records call it
+    assert family_kernels.build_defines(full_name) == want
+    made = {}
+    monkeypatch.setattr(family_kernels, "kit_kernel", lambda m, d: made.update(m=m, d=d) or "k")
+    assert family_kernels.implementation(full_name, POOL) == "k"
+    assert made == {"m": POOL, "d": want}
+    assert family_kernels.is_kit(full_name) and family_kernels.is_kit("best")
+    assert not family_kernels.is_kit("flashinfer")
+    for bad, match in [("family[]", "expected family\\[KNOB=int"),
+                       ("family[WARPS=two]", "expected family\\[KNOB=int"),
+                       ("family[NOPE=1]", "got {'NOPE': 1}"),
+                       ("famly[WARPS=1]", "or family\\[KNOB=v,...\\] for")]:  # fmt: skip
+        with pytest.raises(SpecError, match="argument '--impl': " + ".*" + match):
+            family_kernels.implementation(bad, POOL)
+
+
 # ---- argument checks before any CUDA work (CPU tensors) ----------------------------------
 
 

@@ -442,6 +442,28 @@ def test_profile_a_family_member_names_its_cases_and_floors(fake_ncu, tmp_path):
         ncu.load("torch-fp32", out_dir=tmp_path)
 
 
+def test_profile_a_build_by_its_record_name(fake_ncu, tmp_path, monkeypatch):
+    from decodekit.impls import family_kernels
+    from decodekit.problem import family_math
+    from decodekit.problem.family import SERVING
+
+    fake_ncu("ok")
+    member = SERVING[0]
+    made = {}
+
+    def kit(m, d):  # a build on the CPU: the reference, named for the defines it was given
+        made.update(d=d)
+        return family_math.reference(m)
+
+    monkeypatch.setattr(family_kernels, "kit_kernel", kit)
+    name = "family[WARPS=2,ROWS_PER_WARP=16]"
+    df = ncu.profile(name, "1", definition=member.name, out_dir=tmp_path)
+    stem = Path(df.attrs["export"]).name
+    assert stem.startswith(f"{member.name}_build-") and "[" not in stem
+    assert df.attrs["meta"]["impl"] == name and made["d"]["ROWS_PER_WARP"] == 16
+    assert len(ncu.load(name, out_dir=tmp_path, definition=member.name)) == 1
+
+
 def test_profile_a_family_member_refuses_bad_arguments_in_a_line(fake_ncu, tmp_path):
     from decodekit.problem.family import SERVING
     from decodekit.problem.spec import SpecError

@@ -15,6 +15,7 @@ True
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from functools import lru_cache
 
@@ -79,14 +80,39 @@ def _launcher(member: Member, defines: tuple, arch: str | None, entry: str) -> F
 
 # the kit kernel; the family's torch fp32 reference; the peers, each in its native call
 IMPLEMENTATIONS = ("kit", "best", "torch-fp32", "flashinfer", "fla", "vllm")
+# one build of the kit kernel by its name in tuning records and tables: family[KNOB=v,...]
+BUILD = re.compile(r"family\[([^\]]*)\]")
+
+
+def is_kit(name: str) -> bool:
+    """Whether ``name`` is one of the kit's own kernels (``kit``, ``best``, ``family[...]``)."""
+    return name in ("kit", "best") or BUILD.fullmatch(name) is not None
+
+
+def build_defines(name: str) -> dict[str, int]:
+    """The tuning knobs of a build's name ``family[KNOB=v,...]`` (a record's ``config``; knobs
+    left out keep the kernel's defaults), every knob named; a one-line error otherwise."""
+    from decodekit.impls.family_tuning import KNOBS, check_defines, full
+
+    m = BUILD.fullmatch(name)
+    pairs = [x.split("=") for x in m.group(1).split(",") if x.strip()] if m else None
+    if not pairs or any(len(x) != 2 or not re.fullmatch(r"-?\d+", x[1].strip()) for x in pairs):
+        raise SpecError(f"argument '--impl': expected family[KNOB=int,...] (knobs of "
+                        f"{', '.join(KNOBS)}), got {name!r}")  # fmt: skip
+    try:
+        return full(check_defines({k.strip(): int(v) for k, v in pairs}, "argument '--impl'"))
+    except ValueError as e:
+        raise SpecError(str(e)) from None
 
 
 def implementation(name: str, member: Member):
     """The implementation ``name`` of ``member``: ``kit`` (:func:`kit_kernel`, its defaults),
     ``best`` (the kit kernel as this GPU's table for the member says,
     :func:`decodekit.impls.family_tuning.best`), ``torch-fp32``
-    (:func:`decodekit.problem.family_math.reference`) or a peer
-    (:func:`decodekit.impls.family_peers.peer`); errors name the argument and say why."""
+    (:func:`decodekit.problem.family_math.reference`), a peer
+    (:func:`decodekit.impls.family_peers.peer`) or one build of the kit kernel by its name in
+    the tuning records, ``family[KNOB=v,...]`` (:func:`build_defines`); errors name the
+    argument and say why."""
     from decodekit.impls import family_peers, family_tuning
     from decodekit.problem import family_math
 
@@ -96,12 +122,15 @@ def implementation(name: str, member: Member):
         return kit_kernel(member)
     if name == "best":
         return family_tuning.best(member, make=kit_kernel)
+    if name.startswith("family["):
+        return kit_kernel(member, build_defines(name))
     if name in family_peers.PEERS:
         try:
             return family_peers.peer(name, member)
         except SpecError as e:
             raise SpecError(str(e).replace("argument 'impl'", "argument '--impl'", 1)) from None
     raise SpecError(
-        f"argument '--impl': expected one of {', '.join(IMPLEMENTATIONS)} for {member.name}, "
+        f"argument '--impl': expected one of {', '.join(IMPLEMENTATIONS)} or family[KNOB=v,...] "
+        f"for {member.name}, "
         f"got {name!r}"
     )

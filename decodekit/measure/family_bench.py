@@ -31,14 +31,13 @@ from collections.abc import Callable, Iterable
 import torch
 
 from decodekit import records
+from decodekit.impls.family_kernels import is_kit
 from decodekit.impls.family_tuning import ASYNC_SHAPES, FULL_SHAPES, STREAM_SHAPES, TILE_SHAPES
 from decodekit.measure import as_device, get_preset, measure
 from decodekit.measure.floors import copy
 from decodekit.measure.timing import DeviceTimer, Timer
 from decodekit.problem.family import Case, Member, load_cases
 from decodekit.records.schema import Record, Status
-
-KIT = ("kit", "best")  # the kit's own implementations; the rest are baselines and peers
 
 
 def _build(w: int, r: int, lanes: int, **more) -> dict:
@@ -174,7 +173,7 @@ def bench_member(
             if hasattr(fn, "defines_for"):
                 tuned["defines"] = fn.defines_for(B)  # and the build it runs at this B
             r = measure(fn, case, p, timer=timer, device=dev, fields={**tag, **tuned})
-            kind = "kernel" if name in KIT else "baseline"
+            kind = "kernel" if is_kit(name) else "baseline"
             r = r.replace(impl=name, impl_kind=kind, bytes=live_bytes(case))
             if r.ok:
                 r = r.replace(gbps=live_bytes(case) / (r.latency_us * 1e3))

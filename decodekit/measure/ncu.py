@@ -204,7 +204,7 @@ def _member_target(definition: str, impl, workloads, kernel_regex) -> dict:
     entry = getattr(fn, "entry", None)  # a kit launcher's kernel; a peer's: all in the range
     return dict(
         impl=name,
-        prefix=f"{member.name}_{name}",
+        prefix=f"{member.name}_{ncu_parse.impl_part(name)}",
         kernel_regex=kernel_regex or (f"regex:^{entry}$" if entry else None),
         workloads=[dict(uuid=c.uuid, batch_size=c.batch_size, bytes=live_bytes(c)) for c in cases],
         runner_args=[

@@ -19,6 +19,7 @@ floor.
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import math
 import re
@@ -372,7 +373,7 @@ def load(
         return _load_folder(p, copy_gbps, ncu, definition)
     if p.suffix in (".csv", ".ncu-rep", ".json") and p.exists():
         return _load_export(p.with_suffix(""), copy_gbps, ncu, prefer_report=p.suffix == ".ncu-rep")
-    prefix = f"{definition}_{p.name}" if definition else p.name
+    prefix = f"{definition}_{impl_part(p.name)}" if definition else impl_part(p.name)
     stems = [s for s in _stems(Path(out_dir), f"{prefix}_*")
              if export_meta(s).get("definition") == definition]  # fmt: skip
     if not stems:
@@ -387,6 +388,14 @@ def load(
 def _stems(folder: Path, pattern: str = "*") -> list[Path]:
     files = [*folder.glob(pattern + ".csv"), *folder.glob(pattern + ".ncu-rep")]
     return sorted({f.with_suffix("") for f in files})
+
+
+def impl_part(impl: str) -> str:
+    """``impl`` as it appears in an export's file name: itself when it is a plain name, else
+    ``build-`` and a digest (a build's ``family[KNOB=v,...]``; the ``.json`` keeps the name)."""
+    if re.fullmatch(r"[\w.-]+", impl):
+        return impl
+    return "build-" + hashlib.sha256(impl.encode()).hexdigest()[:10]
 
 
 def export_meta(stem: Path) -> dict:
