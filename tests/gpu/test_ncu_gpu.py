@@ -42,3 +42,20 @@ def test_profile_two_workloads(impl, kernel, tmp_path):
     assert again["duration_us"].tolist() == df["duration_us"].tolist()
     print(df.T.to_string())
     print(ncu.format_seed_table(df))
+
+
+def test_a_family_build_by_name_profiled_with_its_warp_states(tmp_path):
+    from decodekit.impls.family_tuning import label
+    from decodekit.problem.family import SERVING
+
+    member = SERVING[0]
+    name = label({"WARPS": 2, "ROWS_PER_WARP": 8, "LANES_PER_ROW": 16, "REDUCE": 1})
+    df = ncu.profile(name, "1,64", definition=member.name, out_dir=tmp_path, timeout_s=600,
+                     sections=["WarpStateStats", "SchedulerStats"])  # fmt: skip
+    assert df["batch_size"].tolist() == [1, 64] and (df["duration_us"] > 0).all()
+    assert df.attrs["meta"]["impl"] == name and "[" not in df.attrs["export"]
+    st = ncu.stalls(df)
+    assert st["batch_size"].tolist() == [1, 64]
+    assert st["issue_active_pct"].between(0, 100).all() and (st["eligible_per_cycle"] > 0).all()
+    assert {"stall_long_scoreboard", "stall_selected"} <= set(st.columns)
+    print(st.T.to_string())
