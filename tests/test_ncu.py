@@ -125,6 +125,17 @@ def test_stalls_of_a_profile_with_warp_states_and_the_command_prints_them(fake_n
     assert "where warps wait" in out and "stall_long_scoreboard" in out
 
 
+def test_recorded_stalls_gather_every_export_with_warp_states(tmp_path):
+    st = ncu.recorded_stalls(ROOT / "data" / "ncu", top=3)
+    t4 = st[(st["definition"] == "gdn_decode_pool_qk4_v8_d128_k_last_t4_l2norm")
+            & (st["impl"] == "best") & (st["clock_control"] == "base")]  # fmt: skip
+    assert t4["batch_size"].tolist() == [32, 256] and set(st["gpu"]) == {"NVIDIA H200"}
+    reasons = [c for c in st.columns if c.startswith("stall_")]
+    assert len(reasons) == 3 and "stall_selected" not in reasons
+    assert reasons[0] == "stall_long_scoreboard"  # the largest over these exports
+    assert ncu.recorded_stalls(tmp_path).empty
+
+
 def test_stalls_of_a_recorded_h200_profile_are_its_raw_metrics():
     import csv
 

@@ -424,6 +424,34 @@ def stalls(export) -> pd.DataFrame:
     return ncu_parse.warp_states(ncu_parse.export_kernels(stem), meta.get("workloads"))
 
 
+def recorded_stalls(folder: str | Path | None = None, top: int | None = 4) -> pd.DataFrame:
+    """Every export in ``folder`` recorded with WarpStateStats, one row per workload:
+    definition (``contest`` for the contest's), impl, GPU, clock control, date, the issue
+    columns and the ``top`` stall reasons over all rows (None: every reason; ``selected``,
+    the issue itself, is left out of the ranking), each in cycles per issued instruction.
+    Empty when no export has the section."""
+    folder = Path(folder) if folder is not None else DATA
+    frames = []
+    for meta_file in sorted(folder.glob("*.json")):
+        stem = meta_file.with_suffix("")
+        meta = ncu_parse.export_meta(stem)
+        if "WarpStateStats" not in (meta.get("sections") or []):
+            continue
+        st = stalls(stem)
+        frames.append(st.assign(definition=meta.get("definition") or "contest",
+                                impl=meta.get("impl"), gpu=meta.get("gpu"),
+                                clock_control=meta.get("clock_control"),
+                                date=str(meta.get("date", ""))[:10]))  # fmt: skip
+    if not frames:
+        return pd.DataFrame()
+    df = pd.concat(frames, ignore_index=True)
+    reasons = [c for c in df.columns if c.startswith("stall_") and c != "stall_selected"]
+    reasons = sorted(reasons, key=lambda c: -df[c].fillna(0).mean())[:top]
+    head = ["definition", "impl", "gpu", "clock_control", "date", "batch_size", "duration_us",
+            "issue_active_pct", "warps_active_pct", "eligible_per_cycle"]  # fmt: skip
+    return df[head + reasons]
+
+
 def cli_ncu(impl: str, workloads: str = "representative", **kw) -> int:
     """``decodekit ncu``: profile, print the seed table and the per-batch-size table."""
     from decodekit.problem.spec import SpecError
