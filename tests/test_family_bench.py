@@ -87,7 +87,9 @@ def test_bench_member_records_the_floor_and_each_impl_apart_from_the_contest(tmp
     df = records.load(tmp_path)
     assert len(df) == 6 and views.latest(df).empty  # the contest's views leave them out
     assert len(views.latest(df, definition=POOL.name)) == 6
-    assert versus_floor(df, "torch-fp32", "copy-floor").loc[POOL.name].tolist() == [1.0, 1.0]
+    vs = versus_floor(df, "torch-fp32", "copy-floor")
+    assert vs.loc[POOL.name, [1, 4]].tolist() == [1.0, 1.0]
+    assert vs.loc[POOL.name, "run"] == rows[0]["run_id"]  # each member names the run it is from
     assert versus_floor(df, "torch-fp32").empty  # no row-copy floor was timed
 
 
@@ -206,3 +208,20 @@ def test_a_peer_recorded_as_unable_leaves_the_row_copy_floors_reason_alone(tmp_p
                         cannot={"fla": (records.Status.UNSUPPORTED, "no state indices")})  # fmt: skip
     rc = [r for r in rows if r.get("floor") == "row-copy-floor"]
     assert [r["note"] for r in rc] == [rc[0]["note"]] * 2 and "CUDA" in rc[1]["note"]
+
+
+def test_a_family_reports_first_screen_names_the_members_runs(tmp_path, monkeypatch):
+    from decodekit.views import report
+
+    monkeypatch.setenv("DECODEKIT_DATA", str(tmp_path))
+    rows = bench_member(POOL, {"torch-fp32": family_math.reference(POOL)}, "quick",
+                        batch_sizes=(1,), out_dir=tmp_path / "results", timer=Clock(),
+                        device="cpu")  # fmt: skip
+    run = rows[0]["run_id"]
+    head = report.provenance_html("06_serving_contracts", {}, False, None, POOL.name)
+    assert run in head and "No recorded results" not in head
+    assert "showing recorded data from" in head  # the member's records, not the contest's
+    contest = report.provenance_html("04_latency_breakdown", {}, False, None)
+    assert run not in contest and "No recorded results" in contest
+    nb = report.notebook_paths(["06_serving_contracts"])[0]
+    assert report.notebook_parameters(nb)["definition"] == POOL.name

@@ -246,8 +246,9 @@ def provenance(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def banner(df: pd.DataFrame, live: bool) -> str:
-    """The one-line statement a view shows above its numbers: live or recorded, GPU and date."""
+def banner(df: pd.DataFrame, live: bool, definition: str = DEFINITION.name) -> str:
+    """The one-line statement a view shows above its numbers: live or recorded, GPU and date
+    (of ``definition``'s records: default the contest's, else a family member's)."""
     if live:
         import torch
 
@@ -259,7 +260,7 @@ def banner(df: pd.DataFrame, live: bool) -> str:
             f"live: measuring on {gpu} now; figures draw on the records "
             f"this session appends to {paths.relative(data_dir() / 'results')}"
         ) + (f"; {untuned}" if untuned else "")
-    d = latest(df)
+    d = latest(df, definition=definition)
     why = "no GPU" if not gpu_available() else "recorded mode (live=False)"
     if d.empty:
         return (

@@ -54,18 +54,24 @@ def versus_floor(
 ) -> pd.DataFrame:
     """``impl``'s latency over its member's ``floor`` (one of :data:`FLOORS`; same run, same
     method), one row per member recorded in ``df`` and one column per batch size: the members
-    side by side. A member whose latest run has no such floor is left out."""
+    side by side, each from its own latest run, named in the ``run`` column (as
+    :func:`table` names its rows'). A member whose latest run has no such floor is left out."""
     if floor not in FLOORS:
         raise ValueError(f"argument 'floor': expected one of {FLOORS}, got {floor!r}")
-    out = {}
+    out, runs = {}, {}
     for name in sorted(df["definition"].dropna().unique()) if "definition" in df else []:
         d = latest(df, definition=name)
         d = d[d["status"] == "ok"]
-        base = d[d["floor"] == floor].groupby("batch_size")["latency_us"].mean()
+        base = d[d["floor"] == floor]
         mine = d[(d["impl"].str.split(" ").str[0] == impl) & d["floor"].isna()]
         if len(mine) and len(base):
-            out[name] = (mine.groupby("batch_size")["latency_us"].mean() / base).round(3)
+            lat = mine.groupby("batch_size")["latency_us"].mean()
+            out[name] = (lat / base.groupby("batch_size")["latency_us"].mean()).round(3)
+            used = pd.concat([mine, base])
+            runs[name] = ", ".join(sorted(used["run_id"].dropna().unique())) if "run_id" in used else ""  # fmt: skip
     t = pd.DataFrame(out).T
     t.columns = [int(c) for c in t.columns]
     t.columns.name = f"{impl} / {floor}, B"
+    if len(t):
+        t["run"] = pd.Series(runs)
     return t

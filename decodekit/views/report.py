@@ -120,10 +120,21 @@ RUN_COLUMNS = ["run_id", "gpu", "date", "git_commit", "driver", "cuda", "torch",
                "methods", "rows"]  # fmt: skip
 
 
-def provenance_html(name: str, params: dict, live: bool, error: str | None) -> str:
-    """The first screen of a report: what ran, where, and which recorded runs its numbers are."""
-    recs = views.latest(views.load_records())
+def provenance_html(name: str, params: dict, live: bool, error: str | None,
+                    definition: str | None = None) -> str:  # fmt: skip
+    """The first screen of a report: what ran, where, and which recorded runs its numbers are.
+    ``definition``: a family member the notebook is about; its runs are then every family
+    member's latest (notebook 06 sets the members side by side), not the contest's."""
+    everything = views.load_records()
+    if definition and definition != views.DEFINITION.name and "definition" in everything:
+        members = [d for d in everything["definition"].dropna().unique()
+                   if d != views.DEFINITION.name]  # fmt: skip
+        recs = pd.concat([views.latest(everything, definition=d) for d in members] or
+                         [everything.iloc[:0]], ignore_index=True)  # fmt: skip
+    else:
+        recs = views.latest(everything)
     runs = views.runs(recs)
+    about = definition or views.DEFINITION.name
     if error:
         status = f"<p class='fail'><b>notebook failed</b>: {html.escape(error)}</p>"
     else:
@@ -140,7 +151,7 @@ def provenance_html(name: str, params: dict, live: bool, error: str | None) -> s
     ncu = sorted(p.name for p in ncu_dir.glob("*")) if ncu_dir.exists() else []
     text = (
         f"<div><style>{STYLE}</style><h1>decodekit report: {html.escape(name)}</h1>"
-        f"<p><b>{html.escape(views.banner(recs, live))}</b></p>{status}"
+        f"<p><b>{html.escape(views.banner(recs, live, about))}</b></p>{status}"
         f"{_table(environment(params))}"
         "<h3>Every performance number below comes from these recorded runs</h3>"
         f"{numbers}<p>Timing method: named in each figure's title and table's "
@@ -214,7 +225,8 @@ def _build(notebooks, out_dir, params, exclude_input=False, timeout=1800):
         error = execute(path, executed, params, timeout)
         nb = nbformat.read(executed if executed.exists() else path, as_version=4)
         _static(nb)
-        head = nbformat.v4.new_markdown_cell(provenance_html(path.stem, params, live, error))
+        about = params.get("definition") or notebook_parameters(path).get("definition")
+        head = nbformat.v4.new_markdown_cell(provenance_html(path.stem, params, live, error, about))
         nb.cells.insert(0, head)
         target = out_dir / f"{path.stem}.html"
         target.write_text(to_html(nb, exclude_input), encoding="utf-8")
@@ -224,6 +236,21 @@ def _build(notebooks, out_dir, params, exclude_input=False, timeout=1800):
     index = out_dir / "index.html"
     index.write_text(_index(summary, params, live), encoding="utf-8")
     return written + [index], summary
+
+
+def notebook_parameters(path: str | Path) -> dict:
+    """The literal defaults of a notebook's ``parameters`` cell (``name = value`` lines)."""
+    import ast
+
+    nb = nbformat.read(path, as_version=4)
+    cell = next((c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])),
+                None)  # fmt: skip
+    out = {}
+    for node in ast.parse(cell.source).body if cell is not None else []:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            with contextlib.suppress(ValueError):
+                out[getattr(node.targets[0], "id", "")] = ast.literal_eval(node.value)
+    return out
 
 
 def _png(fig) -> str:
