@@ -45,6 +45,21 @@ def test_bench_without_a_gpu_writes_nothing(tmp_path, monkeypatch, capsys):
     assert not list(tmp_path.rglob("*.jsonl"))
 
 
+def test_family_kit_kernels_without_a_gpu_are_one_line_and_write_nothing(tmp_path, monkeypatch,
+                                                                          capsys):  # fmt: skip
+    monkeypatch.setenv("DECODEKIT_DATA", str(tmp_path))
+    name = "gdn_decode_pool_qk4_v8_d128_k_last_l2norm"
+    for cmd in (["check", "--definition", name, "--impl", "family[WARPS=2]"],
+                ["bench", "--definition", name, "--impl", "torch-fp32", "family[WARPS=2]"],
+                ["bench", "--definition", name, "--impl", "kit"]):  # fmt: skip
+        assert main(cmd) == 2, cmd
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "CUDA GPU" in err and "torch-fp32" in err, err
+    assert main(["bench", "--definition", name, "--impl", "family[NOPE=1]"]) == 2
+    assert "argument '--impl'" in capsys.readouterr().err
+    assert not list(tmp_path.rglob("*.jsonl"))
+
+
 def test_json_outputs(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("DECODEKIT_DATA", str(tmp_path))
     assert main(["check", "--impl", "torch-fp32", "--workloads", "B1,B2", "--json"]) == 0

@@ -55,10 +55,11 @@ def _family_builder(name: str, member):
 
     from decodekit.impls import family_kernels
 
-    why = family_kernels.supports(member) if name in ("kit", "best") else None
+    kit = family_kernels.is_kit(name)  # kit, best or one build, family[KNOB=v,...]
+    why = family_kernels.supports(member) if kit else None
     if why:
         raise ValueError(f"argument '--impl': the kit kernel cannot run {member.name}: {why}")
-    if name in ("kit", "best") and not torch.cuda.is_available():
+    if kit and not torch.cuda.is_available():
         raise ValueError(
             f"argument '--impl': {name} (kernels/gdn_decode_family.cu) runs on a CUDA GPU and "
             "none is visible; --impl torch-fp32 checks the family's reference here"

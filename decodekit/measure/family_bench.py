@@ -184,7 +184,7 @@ def bench_member(
             rows.append(r)
         for name, (status, reason) in (cannot or {}).items():
             rows.append(Record(impl=name, method=p.method, status=status, note=reason, uuid=case.uuid,
-                               batch_size=B, impl_kind="baseline",
+                               batch_size=B, impl_kind="kernel" if is_kit(name) else "baseline",
                                fields=dict(tag, contract=member.contract)))  # fmt: skip
         rec.append(rows)
     return rec.rows

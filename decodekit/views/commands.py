@@ -41,8 +41,10 @@ def bench_family(
     a timing errored."""
     import json
 
+    import torch
+
     from decodekit.impls import family_peers
-    from decodekit.impls.family_kernels import implementation
+    from decodekit.impls.family_kernels import build_defines, implementation, is_kit
     from decodekit.measure.family_bench import bench_member
     from decodekit.problem import family
     from decodekit.records.schema import Status
@@ -56,6 +58,12 @@ def bench_family(
             status = Status.UNSUPPORTED if api else Status.UNAVAILABLE
             cannot[name] = (status, api or family_peers.why_not(name, member))
             print(f"{name}: {status.value} for {member.name}: {cannot[name][1]}")
+        elif is_kit(name) and not torch.cuda.is_available():
+            if name.startswith("family["):
+                build_defines(name)  # a misspelt build is an error, GPU or not
+            raise RuntimeError(f"bench --impl {name} needs a CUDA GPU (kernels/"
+                               "gdn_decode_family.cu) and none is visible; --impl torch-fp32 "
+                               "runs the family's reference here")  # fmt: skip
         else:
             built[name] = implementation(name, member)
     sizes = None
