@@ -276,16 +276,7 @@ namespace family {
 
 // Work item i of the block (at p): its T tokens for the warp's rows of (b, h).
 __device__ __forceinline__ void decode_item(const Place& p, int i, Items& items,
-                                            const bf16* __restrict__ q,
-                                            const bf16* __restrict__ k,
-                                            const bf16* __restrict__ v,
-                                            const float* __restrict__ A_log,
-                                            const bf16* __restrict__ a,
-                                            const float* __restrict__ dt_bias,
-                                            const bf16* __restrict__ b, float scale,
-                                            bf16* __restrict__ output, STATE_T* new_state,
-                                            const int* __restrict__ state_indices,
-                                            STATE_T* __restrict__ intermediate_states,
+                                            FAMILY_ITEM_PARAMS,
                                             HeadTokens& head) {
     const int h = p.h, col = p.col, row0 = p.row0;
     const int j = h / kVPerQK;
@@ -467,25 +458,18 @@ extern "C" __global__ void __launch_bounds__(family::kWarps * 32, family::kMinBl
     HeadTokens head;  // HEAD_TOKENS 1: the head's token, from the block's first item
     for_each_item(state, state_indices, batch_size, [&](const Place& p, int i, Items& items) {
         if constexpr (MMA != 0 && BLOCK_TILES != 0)
-            tiles_mma_item(p, items, q, k, v, A_log, a, dt_bias, b, scale, output, new_state,
-                           state_indices, intermediate_states);
+            tiles_mma_item(p, items, FAMILY_ITEM_ARGS);
         else if constexpr (MMA)
-            mma_item(p, i, items, q, k, v, A_log, a, dt_bias, b, scale, output, new_state,
-                     state_indices, intermediate_states);
+            mma_item(p, i, items, FAMILY_ITEM_ARGS);
         else if constexpr (BLOCK_TILES != 0 && kT > 1)
-            tiles_solve_item(p, items, q, k, v, A_log, a, dt_bias, b, scale, output, new_state,
-                             state_indices, intermediate_states);
+            tiles_solve_item(p, items, FAMILY_ITEM_ARGS);
         else if constexpr (BLOCK_TILES != 0)
-            tiles_item(p, items, q, k, v, A_log, a, dt_bias, b, scale, output, new_state,
-                       state_indices);
+            tiles_item(p, items, FAMILY_ITEM_ARGS);
         else if constexpr (ROW_STREAM)
-            rows_item(p, i, items, q, k, v, A_log, a, dt_bias, b, scale, output, new_state,
-                      state_indices);
+            rows_item(p, i, items, FAMILY_ITEM_ARGS);
         else if constexpr (SOLVE)
-            solve_item(p, i, items, q, k, v, A_log, a, dt_bias, b, scale, output, new_state,
-                       state_indices, intermediate_states);
+            solve_item(p, i, items, FAMILY_ITEM_ARGS);
         else
-            decode_item(p, i, items, q, k, v, A_log, a, dt_bias, b, scale, output, new_state,
-                        state_indices, intermediate_states, head);
+            decode_item(p, i, items, FAMILY_ITEM_ARGS, head);
     });
 }

@@ -354,6 +354,18 @@ struct Items {
     }
 };
 
+// The kernel's arguments as every work item takes them (decode_item, solve_item, mma_item,
+// rows_item, tiles_item and the tiled T > 1 items): one parameter list, and the call's
+// arguments in the same order (the kernel's own parameter names).
+#define FAMILY_ITEM_PARAMS                                                                    \
+    const bf16 *__restrict__ q, const bf16 *__restrict__ k, const bf16 *__restrict__ v,     \
+        const float *__restrict__ A_log, const bf16 *__restrict__ a,                        \
+        const float *__restrict__ dt_bias, const bf16 *__restrict__ b, float scale,         \
+        bf16 *__restrict__ output, STATE_T *new_state, const int *__restrict__ state_indices, \
+        STATE_T *__restrict__ intermediate_states
+#define FAMILY_ITEM_ARGS \
+    q, k, v, A_log, a, dt_bias, b, scale, output, new_state, state_indices, intermediate_states
+
 // The block's items in turn, f(p, i, items) for each live one (the kernel's entry loop).
 template <class F>
 __device__ __forceinline__ void for_each_item(const state_t* state,

@@ -312,15 +312,7 @@ __device__ __forceinline__ SolveScalars mma_scalars(const bf16* __restrict__ q,
 // by every warp after a barrier: 64 fewer registers a thread (one item a block: the block's
 // warps share it).
 __device__ __forceinline__ void mma_item(const Place& p, int i, Items& items,
-                                         const bf16* __restrict__ q, const bf16* __restrict__ k,
-                                         const bf16* __restrict__ v,
-                                         const float* __restrict__ A_log,
-                                         const bf16* __restrict__ a,
-                                         const float* __restrict__ dt_bias,
-                                         const bf16* __restrict__ b, float scale,
-                                         bf16* __restrict__ output, STATE_T* new_state,
-                                         const int* __restrict__ state_indices,
-                                         STATE_T* __restrict__ intermediate_states) {
+                                         FAMILY_ITEM_PARAMS) {
     const int h = p.h, g = p.sub, t4 = p.col;  // lane (g, t4) of the MMA fragments
     const size_t bt0 = static_cast<size_t>(p.row_b) * kT;
 
@@ -389,16 +381,7 @@ __device__ __forceinline__ void mma_item(const Place& p, int i, Items& items,
 // (to shared memory) and the tokens' scalars (warp 0's) while stage 0 lands, and each stage's
 // rows (16-row tiles, kStageSteps steps a lane) through mma_rows.
 __device__ __forceinline__ void tiles_mma_item(const Place& p, Items& items,
-                                               const bf16* __restrict__ q,
-                                               const bf16* __restrict__ k,
-                                               const bf16* __restrict__ v,
-                                               const float* __restrict__ A_log,
-                                               const bf16* __restrict__ a,
-                                               const float* __restrict__ dt_bias,
-                                               const bf16* __restrict__ b, float scale,
-                                               bf16* __restrict__ output, STATE_T* new_state,
-                                               const int* __restrict__ state_indices,
-                                               STATE_T* __restrict__ intermediate_states) {
+                                               FAMILY_ITEM_PARAMS) {
 #if BLOCK_TILES && MMA == 2
     static_assert(kRowsPerWarpStage % 16 == 0, "BLOCK_TILES R with MMA: R / WARPS a multiple of 16");
     const int h = p.h;

@@ -43,14 +43,7 @@ __device__ __forceinline__ float4 row4(const bf16* x) {
 
 // Work item i of the block (at p): its token, then its rows one at a time from the tile.
 __device__ __forceinline__ void rows_item(const Place& p, int i, Items& items,
-                                          const bf16* __restrict__ q, const bf16* __restrict__ k,
-                                          const bf16* __restrict__ v,
-                                          const float* __restrict__ A_log,
-                                          const bf16* __restrict__ a,
-                                          const float* __restrict__ dt_bias,
-                                          const bf16* __restrict__ b, float scale,
-                                          bf16* __restrict__ output, STATE_T* new_state,
-                                          const int* __restrict__ state_indices) {
+                                          FAMILY_ITEM_PARAMS) {
     const int h = p.h, col = p.col, row0 = p.row0;
     const size_t bt = p.row_b;  // T = 1: the token of batch row b
     const int slot = slot_of(state_indices, p.row_b);
@@ -125,14 +118,7 @@ inline constexpr int kTileRowsAtOnce = MIN_BLOCKS * kWarps >= 64 ? 1 : kRowsPerW
 // lanes a row, kTileRowsAtOnce rows a reduce-scatter), updated and stored; v in and the
 // outputs out through shared memory, one coalesced access each.
 __device__ __forceinline__ void tiles_item(const Place& p, Items& items,
-                                           const bf16* __restrict__ q, const bf16* __restrict__ k,
-                                           const bf16* __restrict__ v,
-                                           const float* __restrict__ A_log,
-                                           const bf16* __restrict__ a,
-                                           const float* __restrict__ dt_bias,
-                                           const bf16* __restrict__ b, float scale,
-                                           bf16* __restrict__ output, STATE_T* new_state,
-                                           const int* __restrict__ state_indices) {
+                                           FAMILY_ITEM_PARAMS) {
 #if BLOCK_TILES
     const int h = p.h, lane = threadIdx.x & 31;
     const size_t bt = p.row_b;  // T = 1: the token of batch row b

@@ -364,16 +364,7 @@ __device__ __forceinline__ void solve_rows(float4 (&s)[NS][kChunks], const Token
 
 // Work item i of the block (at p): its T tokens in one pass (the math above).
 __device__ __forceinline__ void solve_item(const Place& p, int i, Items& items,
-                                           const bf16* __restrict__ q,
-                                           const bf16* __restrict__ k,
-                                           const bf16* __restrict__ v,
-                                           const float* __restrict__ A_log,
-                                           const bf16* __restrict__ a,
-                                           const float* __restrict__ dt_bias,
-                                           const bf16* __restrict__ b, float scale,
-                                           bf16* __restrict__ output, STATE_T* new_state,
-                                           const int* __restrict__ state_indices,
-                                           STATE_T* __restrict__ intermediate_states) {
+                                           FAMILY_ITEM_PARAMS) {
     const int h = p.h, col = p.col, row0 = p.row0;
     const int j = h / kVPerQK;
     const size_t bt0 = static_cast<size_t>(p.row_b) * kT;
@@ -499,16 +490,7 @@ __device__ __forceinline__ void tiles_tokens_item(const Place& p, Items& items,
 // BLOCK_TILES R with SOLVE 1: tiles_tokens_item with every token's k and q chunks, the gates
 // and the Gram terms loaded while stage 0 lands, and the stage's rows through solve_rows.
 __device__ __forceinline__ void tiles_solve_item(const Place& p, Items& items,
-                                                 const bf16* __restrict__ q,
-                                                 const bf16* __restrict__ k,
-                                                 const bf16* __restrict__ v,
-                                                 const float* __restrict__ A_log,
-                                                 const bf16* __restrict__ a,
-                                                 const float* __restrict__ dt_bias,
-                                                 const bf16* __restrict__ b, float scale,
-                                                 bf16* __restrict__ output, STATE_T* new_state,
-                                                 const int* __restrict__ state_indices,
-                                                 STATE_T* __restrict__ intermediate_states) {
+                                                 FAMILY_ITEM_PARAMS) {
 #if BLOCK_TILES
     const int h = p.h, col = p.col;
     const size_t bt0 = static_cast<size_t>(p.row_b) * kT;
