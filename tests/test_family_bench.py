@@ -225,3 +225,6 @@ def test_a_family_reports_first_screen_names_the_members_runs(tmp_path, monkeypa
     assert run not in contest and "No recorded results" in contest
     nb = report.notebook_paths(["06_serving_contracts"])[0]
     assert report.notebook_parameters(nb)["definition"] == POOL.name
+    assert "definition" not in report.notebook_parameters(
+        report.notebook_paths(["04_latency_breakdown"])[0]
+    )

@@ -20,6 +20,7 @@ import os
 import re
 import subprocess
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -437,7 +438,11 @@ def recorded_stalls(folder: str | Path | None = None, top: int | None = 4) -> pd
         meta = ncu_parse.export_meta(stem)
         if "WarpStateStats" not in (meta.get("sections") or []):
             continue
-        st = stalls(stem)
+        try:
+            st = stalls(stem)
+        except (ValueError, NcuError) as e:  # a stray export must not hide the good ones
+            warnings.warn(f"skipped {stem}: {e}", stacklevel=2)
+            continue
         frames.append(st.assign(definition=meta.get("definition") or "contest",
                                 impl=meta.get("impl"), gpu=meta.get("gpu"),
                                 clock_control=meta.get("clock_control"),

@@ -225,7 +225,8 @@ def _build(notebooks, out_dir, params, exclude_input=False, timeout=1800):
         error = execute(path, executed, params, timeout)
         nb = nbformat.read(executed if executed.exists() else path, as_version=4)
         _static(nb)
-        about = params.get("definition") or notebook_parameters(path).get("definition")
+        own = notebook_parameters(path)  # a notebook about one member names it there
+        about = params.get("definition", own["definition"]) if "definition" in own else None
         head = nbformat.v4.new_markdown_cell(provenance_html(path.stem, params, live, error, about))
         nb.cells.insert(0, head)
         target = out_dir / f"{path.stem}.html"
@@ -245,11 +246,15 @@ def notebook_parameters(path: str | Path) -> dict:
     nb = nbformat.read(path, as_version=4)
     cell = next((c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])),
                 None)  # fmt: skip
+    try:
+        body = ast.parse(cell.source).body if cell is not None else []
+    except SyntaxError:  # a cell with IPython syntax: no literal defaults to read
+        return {}
     out = {}
-    for node in ast.parse(cell.source).body if cell is not None else []:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1:
-            with contextlib.suppress(ValueError):
-                out[getattr(node.targets[0], "id", "")] = ast.literal_eval(node.value)
+    for node in body:
+        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
+            with contextlib.suppress(ValueError, TypeError):
+                out[node.targets[0].id] = ast.literal_eval(node.value)
     return out
 
 
