@@ -44,8 +44,9 @@
 //   deltas go round the group by N shuffles.
 //   Token t + 1's q, k, v, a and b are loaded (raw bf16) while token t is computed.
 // Knobs: QK_HEADS, V_HEADS, SEQ_LEN, POOL, L2NORM, STATE_BF16 (the member); WARPS,
-//   ROWS_PER_WARP, LANES_PER_ROW (the shape); ITEMS, PREFETCH, MIN_BLOCKS (gdn_family.cuh:
-//   work items a block, the next item's state through shared tiles, launch bounds); and
+//   ROWS_PER_WARP, LANES_PER_ROW (the shape); ITEMS, PREFETCH, REG_PREFETCH, MIN_BLOCKS
+//   (gdn_family.cuh: work items a block, the next item's state through shared tiles or in
+//   registers, launch bounds); and
 //   LOAD_HINT 0..5 / STORE_HINT 0..3  state cache policies (gdn.cuh's, bf16 state too)
 //   REDUCE 1         the row sums as a reduce-scatter, not a butterfly
 //   CHAIN_SUMS 1     a row's s.k and s.q as one FMA chain each (gdn::fma4), not a multiply,

@@ -27,7 +27,11 @@
 //   of its own chunks of item i + 1 (16 bytes each, 8 at bf16; one commit group an item,
 //   empty when there is nothing to read) and waits for item i's group only
 //   (cp.async.wait_group 1), reading back just what it copied, so no barrier: FlashInfer's
-//   pretranspose kernel's state path.
+//   pretranspose kernel's state path. REG_PREFETCH 1 (PREFETCH 0, fp32 state) keeps the
+//   next item's rows in registers instead: item i's load takes the rows loaded during item
+//   i - 1 and starts each lane's loads of its chunks of item i + 1, so one item's loads are
+//   in flight during the math of the one before it, with no shared memory and no copy back
+//   (twice the state registers a lane).
 // MIN_BLOCKS: the launch bounds' minimum blocks an SM (0: ptxas chooses the registers).
 // BLOCK_TILES R (T = 1, one item a block): the item's rows through two block-wide shared
 //   tiles of R rows in turn (gdn_family_tiles.cuh: FlashInfer's pretranspose state path).
@@ -79,6 +83,9 @@
 #ifndef PREFETCH
 #define PREFETCH 0
 #endif
+#ifndef REG_PREFETCH
+#define REG_PREFETCH 0
+#endif
 #ifndef MIN_BLOCKS
 #define MIN_BLOCKS 0
 #endif
@@ -129,6 +136,9 @@ static_assert(kT > 1 || (INTERMEDIATE == 0 && UPDATE == 1),
               "INTERMEDIATE 1 and UPDATE 0 are verify calls: SEQ_LEN > 1");
 static_assert(kItems >= 1 && kItems <= 64, "ITEMS must be 1..64");
 static_assert(PREFETCH >= 0 && PREFETCH <= 2, "PREFETCH must be 0, 1 or 2");
+static_assert(REG_PREFETCH == 0 || (REG_PREFETCH == 1 && PREFETCH == 0 && STATE_BF16 == 0),
+              "REG_PREFETCH must be 0, or 1 with PREFETCH 0 and an fp32 state (a bf16 "
+              "state's widening would wait for the loads where they are issued)");
 static_assert(MIN_BLOCKS >= 0 && MIN_BLOCKS <= 32, "MIN_BLOCKS must be 0..32");
 static_assert(CONSECUTIVE == 0 || CONSECUTIVE == 1, "CONSECUTIVE must be 0 or 1");
 
@@ -239,6 +249,10 @@ struct Items {
     int batch_size;
     Tiles* sh;        // PREFETCH 1: the block's tiles (else unused)
     unsigned phase;   // bit t: the parity tile t's barrier completes next
+#if REG_PREFETCH
+    float4 next[kSteps][kChunks];  // the next item's rows, in flight (prefetch)
+    int fetched;                   // the item whose loads prefetch issued last
+#endif
 
     __device__ __forceinline__ unsigned item(int i) const {
         return CONSECUTIVE ? blockIdx.x * kItems + i : blockIdx.x + i * gridDim.x;
@@ -285,9 +299,38 @@ struct Items {
 #endif
     }
 
-    // PREFETCH 1: set up the warp's barriers and start its first item's copy (2: the copy).
+    // REG_PREFETCH 1: this lane's loads of its chunks of item i into next (nothing for a
+    // padding row or a dense call without a state, or past the block's last item).
+    __device__ __forceinline__ void prefetch(int i) {
+#if REG_PREFETCH
+        fetched = i;
+        if (i >= kItems) return;
+        const Place p = place(batch_size, item(i));
+        const int slot = p.live ? slot_of(state_indices, p.row_b) : -1;
+        if (!reads(p, slot)) return;
+        const size_t off = state_offset(slot, p);
+#pragma unroll
+        for (int r = 0; r < kSteps; ++r)
+#pragma unroll
+            for (int c = 0; c < kChunks; ++c)
+                next[r][c] = gdn::load_state4<LOAD_HINT>(state + off + chunk_offset(r, c));
+#endif
+    }
+
+    // After item i: REG_PREFETCH 1 starts item i + 1's loads if item i did not (a padding
+    // row returns before its load).
+    __device__ __forceinline__ void finish(int i) {
+#if REG_PREFETCH
+        if (fetched != i + 1) prefetch(i + 1);
+#endif
+    }
+
+    // PREFETCH 1: set up the warp's barriers and start its first item's copy (2: the copy;
+    // REG_PREFETCH 1: the loads).
     __device__ __forceinline__ void begin() {
-#if PREFETCH == 2
+#if REG_PREFETCH
+        prefetch(0);
+#elif PREFETCH == 2
         start(0);
 #elif PREFETCH
         const int warp = threadIdx.x >> 5;
@@ -302,10 +345,23 @@ struct Items {
     }
 
     // This lane's chunks of item i's rows (at p, offset off of its slot): from global memory,
-    // or (PREFETCH 1, 2) from its tile once the copy started by start(i) has landed; zeros for a
-    // dense call without a state.
+    // or (PREFETCH 1, 2) from its tile once the copy started by start(i) has landed, or
+    // (REG_PREFETCH 1) from the registers prefetch(i) filled; zeros for a dense call without a
+    // state.
     __device__ __forceinline__ void load(float4 (&s)[kSteps][kChunks], const Place& p, int slot,
                                          size_t off, int i) {
+#if REG_PREFETCH
+        // the rows prefetch(i) loaded during the item before (the copy waits for them), then
+        // item i + 1's loads, in flight during this item's math
+        const bool got = reads(p, slot);
+#pragma unroll
+        for (int r = 0; r < kSteps; ++r)
+#pragma unroll
+            for (int c = 0; c < kChunks; ++c)
+                s[r][c] = got ? next[r][c] : make_float4(0.f, 0.f, 0.f, 0.f);
+        prefetch(i + 1);
+        return;
+#endif
         if (!reads(p, slot)) {
 #pragma unroll
             for (int r = 0; r < kSteps; ++r)
@@ -383,7 +439,8 @@ __device__ __forceinline__ void for_each_item(const state_t* state,
         const Place p = place(batch_size, items.item(i));
         if (!p.live) break;  // items only grow: the rest are past the last (b, h) too
         items.start(i + 1);  // PREFETCH 1: the next item's state in flight during this one
-        f(p, i, items);
+        f(p, i, items);      // (REG_PREFETCH 1: its load() starts the next item's loads)
+        items.finish(i);
     }
 }
 

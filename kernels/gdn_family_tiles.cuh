@@ -47,10 +47,12 @@ inline constexpr int kTileRows = BLOCK_TILES;
 // layout rows sub + r * (32 / L) of them, so the stage's steps are kStageSteps and the row
 // sums a reduce-scatter of that many (a power of two, at most L).
 static_assert(BLOCK_TILES == 0 ||
-                  (kItems == 1 && PREFETCH == 0 && BLOCK_TILES % kWarps == 0 &&
-                   kRowsPerBlock % BLOCK_TILES == 0 && (kT > 1 || kLanes == 32)),
-              "BLOCK_TILES R needs ITEMS 1, PREFETCH 0, R a multiple of WARPS dividing WARPS * "
-              "ROWS_PER_WARP, and LANES_PER_ROW 32 (SEQ_LEN 1) or SOLVE 1 (SEQ_LEN > 1)");
+                  (kItems == 1 && PREFETCH == 0 && REG_PREFETCH == 0 &&
+                   BLOCK_TILES % kWarps == 0 && kRowsPerBlock % BLOCK_TILES == 0 &&
+                   (kT > 1 || kLanes == 32)),
+              "BLOCK_TILES R needs ITEMS 1, PREFETCH 0, REG_PREFETCH 0, R a multiple of WARPS "
+              "dividing WARPS * ROWS_PER_WARP, and LANES_PER_ROW 32 (SEQ_LEN 1) or SOLVE 1 "
+              "(SEQ_LEN > 1)");
 
 #if BLOCK_TILES
 inline constexpr int kStages = kRowsPerBlock / kTileRows;

@@ -5,12 +5,13 @@ stand-in timer checks, times, records and keeps the kernel's defaults unless bea
 than the margin, and ``decodekit tune --definition`` refuses bad arguments in one line."""
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
 
 from decodekit import records
-from decodekit.build.compile import compile_kernel
+from decodekit.build.compile import CompileError, compile_kernel
 from decodekit.build.family_launch import ENTRY, SOURCE, member_defines
 from decodekit.cli import main
 from decodekit.impls import family_tuning as ft
@@ -123,6 +124,19 @@ def test_gram_mma_builds_16_rows_a_warp_at_128_registers_without_spills():
         use = _usage(t4, ft.full({**d, **ft.GRAM_TOKENS}))
         assert use.spills == 0 and use.stack_bytes == 0 and use.registers <= 128, (d, use)
         assert _usage(t4, ft.full({**d, **ft.SOLVE_TOKENS})).spills > 0  # without it
+
+
+def test_reg_prefetch_builds_without_spills_and_refuses_what_it_cannot_do():
+    # the next item's rows in registers: twice the state a lane, 8 rows a warp in 168
+    t4 = family.Member(4, 8, seq_len=4, layout="pool")
+    d = {"WARPS": 2, "ROWS_PER_WARP": 8, "LANES_PER_ROW": 16, "REDUCE": 1, "SOLVE": 1,
+         "CHAIN_SUMS": 1, "ITEMS": 2, "REG_PREFETCH": 1}  # fmt: skip
+    use = _usage(t4, ft.full(d))
+    assert use.spills == 0 and use.stack_bytes == 0 and use.registers <= 168, use
+    for bad, member in (({"PREFETCH": 2}, t4), ({}, replace(t4, state_dtype="bfloat16")),
+                        ({"ITEMS": 1, "BLOCK_TILES": 8, "SOLVE": 1, "MMA": 0}, t4)):  # fmt: skip
+        with pytest.raises(CompileError, match="REG_PREFETCH"):
+            _usage(member, ft.full({**d, **bad}))
 
 
 def test_mma2_builds_at_128_registers_without_spills():

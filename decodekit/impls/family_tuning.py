@@ -55,6 +55,7 @@ KNOBS = (
     "LAZY_DECAY",
     "ITEMS",
     "PREFETCH",
+    "REG_PREFETCH",
     "UNROLL_TOKENS",
     "CHAIN_SUMS",
     "MIN_BLOCKS",

@@ -21,7 +21,9 @@ an SM, one wave at B = 32; with 1 or 2 warps a block, and SOLVE alone spilled th
 bf16_occupancy.json (the bf16-state winners at B = 32 and 64 at 64 registers, MIN_BLOCKS
 32 / WARPS: 32 warps an SM, one wave at B = 32 where ptxas's 72 registers give 1.1). Both
 timed on 2026-12-04 (data/experiments/2026-12-04_incumbents-and-stalls/): GRAM_FULL lost at
-B = 32 and tied at B >= 128; the bf16 MIN_BLOCKS 16 build took B = 64.
+B = 32 and tied at B >= 128; the bf16 MIN_BLOCKS 16 build took B = 64. t4_regprefetch.json
+(SOLVE with REG_PREFETCH 1: the next item's rows loaded into registers during this item's
+math, 8 rows a warp in 168 registers, 2 to 4 items a block; 16 rows at 255): not yet timed.
 """
 
 import json

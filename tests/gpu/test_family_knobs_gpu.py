@@ -2,7 +2,7 @@
 (GATES_ONCE), the decay kept as one running factor (LAZY_DECAY), the lean loop (unrolled,
 FMA-chained row sums, 64 registers), each token's scalars once a block (TOKENS_ONCE), the
 T tokens in one pass (SOLVE), its products (MMA) and its Gram terms (GRAM_MMA) on the tensor
-cores, with the
+cores, the next item's state in registers (REG_PREFETCH), with the
 reduce-scatter row sums, pass decodekit.measure.family_check.check on the T = 4 members (pool
 and dense, fp32 and bf16 state; SOLVE, MMA and GRAM_MMA on the verify calls too, MMA at T = 2,
 3 and 8, GRAM_MMA at 2 and 3)
@@ -62,6 +62,13 @@ GRAM = [dict(REDUCE=1, SOLVE=1, CHAIN_SUMS=1, GRAM_MMA=1, WARPS=w, ROWS_PER_WARP
         for w, r, n, x in ((1, 16, 16, {}), (2, 8, 16, {}), (4, 4, 32, {}),
                            (1, 16, 16, dict(MIN_BLOCKS=16)))]  # fmt: skip
 KNOBS += GRAM
+# the next item's rows in registers while this one computes (REG_PREFETCH, fp32 state):
+# SOLVE at 8 rows a warp with 2 and 3 items a block and consecutive items, and the token loop
+REG = [dict(REDUCE=1, SOLVE=1, CHAIN_SUMS=1, REG_PREFETCH=1, WARPS=w, ROWS_PER_WARP=8,
+            LANES_PER_ROW=16, ITEMS=n, **x)
+       for w, n, x in ((2, 2, {}), (4, 3, {}), (2, 2, dict(CONSECUTIVE=1)))]  # fmt: skip
+REG += [dict(REDUCE=1, GATES_ONCE=1, REG_PREFETCH=1, WARPS=4, ROWS_PER_WARP=8, LANES_PER_ROW=16,
+             ITEMS=3)]  # fmt: skip
 # MMA at other token counts: part of a group of 4 tokens (2, 3) and two groups (8)
 TOKENS = [replace(m, seq_len=t) for t in (2, 3, 8) for m in (T4, MEMBERS[1])]
 
@@ -70,7 +77,8 @@ TOKENS = [replace(m, seq_len=t) for t in (2, 3, 8) for m in (T4, MEMBERS[1])]
 CASES = ([(m, d) for m in MEMBERS for d in KNOBS]
          + [(m, d) for m in VERIFY for d in SOLVE + MMA + GRAM]
          + [(m, d) for m in TOKENS for d in MMA]
-         + [(m, d) for m in TOKENS if m.seq_len <= 4 for d in GRAM])  # fmt: skip
+         + [(m, d) for m in TOKENS if m.seq_len <= 4 for d in GRAM]
+         + [(m, d) for m in [*MEMBERS, *VERIFY] if m.state_dtype == "float32" for d in REG])  # fmt: skip
 
 
 @pytest.mark.parametrize("B", (1, 8, 64))
@@ -83,7 +91,8 @@ def test_multi_token_knobs_pass_the_contracts(member, defines, B):
 
 
 DRIFT = {"gates-once": dict(REDUCE=1, GATES_ONCE=1), "lazy-decay": dict(REDUCE=1, GATES_ONCE=1,
-         LAZY_DECAY=1), "solve": SOLVE[0], "mma": MMA[0], "gram": GRAM[0]}  # fmt: skip
+         LAZY_DECAY=1), "solve": SOLVE[0], "mma": MMA[0], "gram": GRAM[0],
+         "reg-prefetch": REG[0]}  # fmt: skip
 
 
 @pytest.mark.parametrize("knobs", DRIFT.values(), ids=DRIFT)
