@@ -308,13 +308,17 @@ struct Items {
         const Place p = place(batch_size, item(i));
         const int slot = p.live ? slot_of(state_indices, p.row_b) : -1;
         if (!reads(p, slot)) return;
-        const size_t off = state_offset(slot, p);
+        global_rows(next, state_offset(slot, p));
+#endif
+    }
+
+    // This lane's chunks of the rows at offset off of the state, from global memory.
+    __device__ __forceinline__ void global_rows(float4 (&s)[kSteps][kChunks], size_t off) const {
 #pragma unroll
         for (int r = 0; r < kSteps; ++r)
 #pragma unroll
             for (int c = 0; c < kChunks; ++c)
-                next[r][c] = gdn::load_state4<LOAD_HINT>(state + off + chunk_offset(r, c));
-#endif
+                s[r][c] = gdn::load_state4<LOAD_HINT>(state + off + chunk_offset(r, c));
     }
 
     // After item i: REG_PREFETCH 1 starts item i + 1's loads if item i did not (a padding
@@ -376,11 +380,7 @@ struct Items {
 #pragma unroll
             for (int c = 0; c < kChunks; ++c) s[r][c] = tile4(mine + chunk_offset(r, c));
 #else
-#pragma unroll
-        for (int r = 0; r < kSteps; ++r)
-#pragma unroll
-            for (int c = 0; c < kChunks; ++c)
-                s[r][c] = gdn::load_state4<LOAD_HINT>(state + off + chunk_offset(r, c));
+        global_rows(s, off);
 #endif
     }
 
