@@ -83,7 +83,7 @@ CASES = ([(m, d) for m in MEMBERS for d in KNOBS]
 
 @pytest.mark.parametrize("B", (1, 8, 64))
 @pytest.mark.parametrize(("member", "defines"), CASES,
-                         ids=lambda x: getattr(x, "name", None) or "-".join(map(str, x.values())))  # fmt: skip
+                         ids=lambda x: getattr(x, "name", None) or "-".join(f"{k}{v}" for k, v in x.items()))  # fmt: skip
 def test_multi_token_knobs_pass_the_contracts(member, defines, B):
     (case,) = cases(member, (B,))
     res = family_check.check(kit_kernel(member, defines), case, "cuda")
