@@ -55,3 +55,34 @@ def test_bad_define_and_unknown_kernel_name_the_argument(capsys):
     assert "argument '-D'" in capsys.readouterr().err
     assert cli.main(["sass", "no_such_kernel.cu", "--arch", "sm_90a"]) == 1
     assert "no kernel 'no_such_kernel.cu'" in capsys.readouterr().err
+
+
+def test_compare_tells_the_same_code_from_a_change_and_from_a_side_that_fails(tmp_path):
+    import shutil
+
+    from decodekit.build.compile import KERNELS_DIR
+
+    _tools_or_skip()
+    theirs = tmp_path / "kernels"
+    shutil.copytree(KERNELS_DIR, theirs)
+    builds = [{"WARPS": 2}, {"WARPS": 3}]  # 3 does not divide 128: neither side builds
+    assert [s for _, s in sass.compare("gdn_decode_rowsplit.cu", "sm_90a", builds, theirs)] == [
+        "same", "fails both"]  # fmt: skip
+    src = theirs / "gdn_decode_rowsplit.cu"
+    src.write_text(src.read_text().replace("float out_lane = 0.f;", "float out_lane = 1.f;"))
+    got = sass.compare("gdn_decode_rowsplit.cu", "sm_90a", builds[:1], theirs)
+    assert got == [(builds[0], "differs")]
+    # a knob added here: left out there at its default, and a build with it set fails there
+    src.write_text(src.read_text().replace("#define LOAD_HINT", "#define LOAD_HINT_GONE"))
+    assert sass.compare("gdn_decode_rowsplit.cu", "sm_90a", [{"LOAD_HINT": 1}], theirs)[0][1] \
+        == "fails there"  # fmt: skip
+
+
+def test_cli_against_a_revision(capsys):
+    _tools_or_skip()
+    args = ["sass", "gdn_decode_rowsplit.cu", "--arch", "sm_90a", "-D", "WARPS=2"]
+    assert cli.main([*args, "--against", "HEAD"]) == 0
+    assert "against HEAD: 1 builds: 1 same" in capsys.readouterr().out
+    assert cli.main([*args, "--against", "no-such-rev"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "argument '--against'" in err

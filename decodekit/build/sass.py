@@ -73,11 +73,13 @@ def parse(text: str) -> list[Instr]:
     return out
 
 
-def disassemble(source: str, arch: str | None = None, defines: dict | None = None) -> list[Instr]:
-    """Every instruction of ``kernels/<source>`` built for ``arch`` with ``defines``."""
+def disassemble(source: str, arch: str | None = None, defines: dict | None = None, *,
+                kernels_dir: str | os.PathLike | None = None) -> list[Instr]:  # fmt: skip
+    """Every instruction of ``kernels/<source>`` (or of ``kernels_dir``'s) built for ``arch``
+    with ``defines``."""
     from decodekit.build.compile import compile_kernel
 
-    build = compile_kernel(source, arch, defines or {})
+    build = compile_kernel(source, arch, defines or {}, kernels_dir=kernels_dir)
     cuobjdump, nvdisasm = find_tools()
     env = dict(os.environ, PATH=f"{nvdisasm.parent}{os.pathsep}{os.environ.get('PATH', '')}")
     with tempfile.TemporaryDirectory() as tmp:
@@ -93,6 +95,34 @@ def disassemble(source: str, arch: str | None = None, defines: dict | None = Non
             f"{(res.stderr or res.stdout).strip()[:500]}"
         )
     return instrs
+
+
+def compare(source: str, arch: str, builds: list[dict],
+            kernels_dir: str | os.PathLike) -> list[tuple[dict, str]]:  # fmt: skip
+    """Each build (defines) of ``source`` here and in ``kernels_dir`` (another tree's
+    ``kernels/``): ``same`` when every instruction matches, ``differs``, or ``fails here``,
+    ``fails there``, ``fails both`` when a side does not build. A knob the other tree does
+    not declare is left out there when it has its default here (a knob added since)."""
+    from decodekit.build.compile import CompileError, declared_defines
+
+    mine, theirs = declared_defines(source), declared_defines(source, kernels_dir)
+    out = []
+    for d in builds:
+        there = {k: v for k, v in d.items() if k in theirs or v != mine.get(k)}
+        got = []
+        for side, kw in ((d, {}), (there, {"kernels_dir": kernels_dir})):
+            try:
+                got.append([i.text for i in disassemble(source, arch, side, **kw)])
+            except (CompileError, ValueError):  # a compile error or a refused define
+                got.append(None)
+        a, b = got
+        if a is None or b is None:
+            out.append(
+                (d, "fails both" if a is b else "fails here" if a is None else "fails there")
+            )
+        else:
+            out.append((d, "same" if a == b else "differs"))
+    return out
 
 
 def skeleton(instrs: list[Instr], keys: tuple[str, ...] = KEYS) -> list[Instr]:

@@ -1,7 +1,7 @@
 """One CLI over the functions the notebooks call: compile, check, bench, tune, ncu, sanitize, report.
 
 decodekit compile [--arch sm_100a] [KERNEL ...]
-decodekit sass KERNEL [--arch sm_90a] [-D NAME=VALUE ...] [--only LDG,STG|all]
+decodekit sass KERNEL [--arch sm_90a] [-D NAME=VALUE ...] [--only LDG,STG|all] [--against REV]
 decodekit check --impl NAME --workloads contest|representative|B1,B3,...
 decodekit bench --impl NAME... --workloads ... --preset contest|quick|...
 decodekit tune [--definition NAME] [--batch-sizes 1,64] [--quick]
@@ -76,6 +76,16 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--arch", default=None, help="sm_90a, sm_100a, ... (default: the GPU's)")
     c.add_argument("-D", dest="defines", action="append", default=[], metavar="NAME=VALUE")
     c.add_argument("--only", default=None, help="opcode prefixes (LDG,STG,SHFL) or 'all'")
+    c.add_argument("--against", default=None, metavar="REV",
+                   help="compare with the kernels of a git revision instead: the -D build, or "
+                   "for gdn_decode_family.cu its tables' entries and a sample of its spaces; "
+                   "exit 1 when any build's instructions differ")  # fmt: skip
+    c.add_argument(
+        "--step",
+        type=int,
+        default=20,
+        help="with --against: every STEP-th candidate of each checked member",
+    )
     c.set_defaults(run=_sass)
 
     c = sub.add_parser("check", help="check an implementation against the fp64 oracle")
@@ -291,6 +301,10 @@ def _sass(a) -> int:
             defines[name] = int(value, 0) if eq else None
         except ValueError:
             raise ValueError(f"argument '-D': {name} must be an int, got {value!r}") from None
+    if a.against:
+        from decodekit.views.commands import sass_against
+
+        return sass_against(a.kernel, a.against, a.arch, defines, a.step)
     return cli_sass(a.kernel, a.arch, defines, a.only)
 
 

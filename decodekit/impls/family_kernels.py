@@ -15,9 +15,11 @@ True
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import replace
 from functools import lru_cache
+from pathlib import Path
 
 from decodekit.build.family_launch import ENTRY, ROW_COPY, SOURCE, FamilyLauncher
 from decodekit.problem.family import SERVING, VERIFY, Member
@@ -134,3 +136,25 @@ def implementation(name: str, member: Member):
         f"for {member.name}, "
         f"got {name!r}"
     )
+
+
+def sass_builds(step: int = 20, directory: str | Path | None = None) -> list[dict]:
+    """The family kernel's builds a kernel change should leave alone (every define named,
+    the member's included): every entry of every member's table on every GPU in ``directory``
+    (default :func:`~decodekit.impls.family_tuning.family_dir`), and every ``step``-th
+    candidate of each member the tests check (:data:`CHECKED`); for ``decodekit sass
+    --against``."""
+    from decodekit.build.family_launch import member_defines
+    from decodekit.impls.family_tuning import family_dir, full, search_space
+    from decodekit.problem.family import parse
+
+    if isinstance(step, bool) or not isinstance(step, int) or step < 1:
+        raise ValueError(f"argument 'step': expected an int >= 1, got {step!r}")
+    out = []
+    for f in sorted(Path(directory or family_dir()).glob("*/*.json")):
+        doc = json.loads(f.read_text())
+        m = parse(doc["definition"])
+        out += [{**member_defines(m), **full(e["defines"])} for e in doc["table"].values()]
+    for m in CHECKED:
+        out += [{**member_defines(m), **d} for d in search_space("full", m, (9, 0))[::step]]
+    return list({tuple(sorted(d.items())): d for d in out}.values())

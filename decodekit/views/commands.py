@@ -261,3 +261,55 @@ def tune_family(definition: str, preset: str = "quick", batch_sizes: str | None 
     table = tune_member(member, preset, sizes, space, margin=margin,
                         out_dir=out_dir or records.AUTO, fresh=fresh)  # fmt: skip
     return 0 if all(b in table for b in sizes) else 1
+
+
+def sass_against(kernel: str, rev: str, arch: str | None = None, defines: dict | None = None,
+                 step: int = 20, workers: int | None = None) -> int:  # fmt: skip
+    """``decodekit sass KERNEL --against REV``: did a kernel change leave the code alone? Each
+    build is compiled from this tree's ``kernels/`` and from REV's (``git archive``) and
+    compared instruction by instruction: the ``-D`` build, or for the family kernel without
+    ``-D`` its tables' entries and every ``step``-th candidate of each checked member
+    (:func:`decodekit.impls.family_tuning.sass_builds`). 0 when every build is the same."""
+    import io
+    import os
+    import subprocess
+    import tarfile
+    import tempfile
+    from concurrent.futures import ProcessPoolExecutor
+
+    from decodekit.build import sass
+    from decodekit.build.compile import KERNELS_DIR, default_arch
+    from decodekit.build.family_launch import SOURCE
+    from decodekit.impls.family_kernels import sass_builds
+
+    if arch is None:
+        try:
+            arch = default_arch()
+        except ValueError:
+            arch = "sm_90a"  # no GPU here: Hopper's, which NVRTC builds without one
+    if defines or Path(kernel).name != SOURCE:
+        builds = [dict(defines or {})]
+    else:
+        builds = sass_builds(step)
+    got = subprocess.run(["git", "-C", str(KERNELS_DIR.parent), "archive", "--format=tar", rev,
+                          "kernels"], capture_output=True)  # fmt: skip
+    if got.returncode != 0:
+        raise ValueError(f"argument '--against': git could not archive kernels/ at {rev!r}: "
+                         f"{got.stderr.decode().strip()[:200]}")  # fmt: skip
+    n = max(1, min(workers or os.cpu_count() or 1, len(builds)))
+    with tempfile.TemporaryDirectory() as tmp:
+        with tarfile.open(fileobj=io.BytesIO(got.stdout)) as tar:
+            tar.extractall(tmp, filter="data")
+        theirs = Path(tmp) / "kernels"
+        chunks = [builds[i::n] for i in range(n)]
+        with ProcessPoolExecutor(n) as ex:
+            rows = [r for part in ex.map(sass.compare, [kernel] * n, [arch] * n, chunks,
+                                         [theirs] * n) for r in part]  # fmt: skip
+    counts: dict[str, int] = {}
+    for d, status in rows:
+        counts[status] = counts.get(status, 0) + 1
+        if status != "same":
+            print(f"{status}: {', '.join(f'{k}={v}' for k, v in d.items() if v)}")
+    summary = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
+    print(f"{kernel} ({arch}) against {rev}: {len(rows)} builds: {summary}")
+    return 0 if set(counts) <= {"same", "fails both"} else 1
