@@ -106,6 +106,11 @@ def test_sections_are_asked_for_named_in_the_export_and_checked(fake_ncu, tmp_pa
     assert cmd[cmd.index("--section") + 1] == "WarpStateStats" and cmd.count("--section") == 2
     with pytest.raises(ValueError, match=r"argument 'sections': .* got 'Warp State'"):
         ncu.profile("torch-fp32", "B2", sections=["Warp State"], out_dir=tmp_path)
+    # a long list is counted with its digest, so two lists never share an export
+    six = ["SpeedOfLight", "MemoryWorkloadAnalysis", "Occupancy", "LaunchStats",
+           "SchedulerStats", "WarpStateStats"]  # fmt: skip
+    tags = {ncu._tag("B2", "base", "all", x) for x in (six, [*six, "SourceCounters"])}
+    assert len(tags) == 2 and all("-sections-" in t and len(t) < 40 for t in tags), tags
 
 
 def test_stalls_of_a_profile_with_warp_states_and_the_command_prints_them(fake_ncu, tmp_path,

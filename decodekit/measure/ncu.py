@@ -229,8 +229,10 @@ def _tag(workloads, clock_control: str, cache_control: str, sections=()) -> str:
         tag = "custom-" + hashlib.sha256(repr(list(workloads)).encode()).hexdigest()[:8]
     if (clock_control, cache_control) != ("base", "all"):
         tag += f"_clock-{clock_control}_cache-{cache_control}"
-    if sections:
-        tag += "_" + "-".join(sections)[:80]
+    if sections:  # named while short; else counted, with a digest of the list (never cut)
+        names = "-".join(sections)
+        digest = hashlib.sha256(names.encode()).hexdigest()[:8]
+        tag += "_" + (names if len(names) <= 48 else f"{len(sections)}-sections-{digest}")
     return tag
 
 
