@@ -51,19 +51,13 @@ def _family_builder(name: str, member):
     member's dense twins); errors name the argument."""
     from functools import partial
 
-    import torch
-
     from decodekit.impls import family_kernels
 
-    kit = family_kernels.is_kit(name)  # kit, best or one build, family[KNOB=v,...]
-    why = family_kernels.supports(member) if kit else None
+    why = family_kernels.supports(member) if family_kernels.is_kit(name) else None
     if why:
         raise ValueError(f"argument '--impl': the kit kernel cannot run {member.name}: {why}")
-    if kit and not torch.cuda.is_available():
-        raise ValueError(
-            f"argument '--impl': {name} (kernels/gdn_decode_family.cu) runs on a CUDA GPU and "
-            "none is visible; --impl torch-fp32 checks the family's reference here"
-        )
+    if why := family_kernels.needs_gpu(name):
+        raise ValueError(f"argument '--impl': {why}")
     family_kernels.implementation(name, member)  # an unknown name is an error here
     return partial(family_kernels.implementation, name)
 

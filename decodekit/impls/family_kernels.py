@@ -91,6 +91,17 @@ def is_kit(name: str) -> bool:
     return name in ("kit", "best") or BUILD.fullmatch(name) is not None
 
 
+def needs_gpu(name: str) -> str | None:
+    """Why ``name`` cannot run on this machine: a kit kernel (:func:`is_kit`) with no CUDA GPU
+    visible, with the way forward; None otherwise."""
+    import torch
+
+    if not is_kit(name) or torch.cuda.is_available():
+        return None
+    return (f"{name} (kernels/gdn_decode_family.cu) runs on a CUDA GPU and none is visible; "
+            "--impl torch-fp32 runs the family's reference here")  # fmt: skip
+
+
 def build_defines(name: str) -> dict[str, int]:
     """The tuning knobs of a build's name ``family[KNOB=v,...]`` (a record's ``config``; knobs
     left out keep the kernel's defaults), every knob named; a one-line error otherwise."""

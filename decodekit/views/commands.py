@@ -41,10 +41,8 @@ def bench_family(
     a timing errored."""
     import json
 
-    import torch
-
     from decodekit.impls import family_peers
-    from decodekit.impls.family_kernels import build_defines, implementation, is_kit
+    from decodekit.impls.family_kernels import build_defines, implementation, needs_gpu
     from decodekit.measure.family_bench import bench_member
     from decodekit.problem import family
     from decodekit.records.schema import Status
@@ -58,12 +56,10 @@ def bench_family(
             status = Status.UNSUPPORTED if api else Status.UNAVAILABLE
             cannot[name] = (status, api or family_peers.why_not(name, member))
             print(f"{name}: {status.value} for {member.name}: {cannot[name][1]}")
-        elif is_kit(name) and not torch.cuda.is_available():
+        elif why := needs_gpu(name):
             if name.startswith("family["):
                 build_defines(name)  # a misspelt build is an error, GPU or not
-            raise RuntimeError(f"bench --impl {name} needs a CUDA GPU (kernels/"
-                               "gdn_decode_family.cu) and none is visible; --impl torch-fp32 "
-                               "runs the family's reference here")  # fmt: skip
+            raise RuntimeError(f"bench --impl {why}")
         else:
             built[name] = implementation(name, member)
     sizes = None
@@ -269,7 +265,7 @@ def sass_against(kernel: str, rev: str, arch: str | None = None, defines: dict |
     build is compiled from this tree's ``kernels/`` and from REV's (``git archive``) and
     compared instruction by instruction: the ``-D`` build, or for the family kernel without
     ``-D`` its tables' entries and every ``step``-th candidate of each checked member
-    (:func:`decodekit.impls.family_tuning.sass_builds`). 0 when every build is the same."""
+    (:func:`decodekit.impls.family_kernels.sass_builds`). 0 when every build is the same."""
     import io
     import os
     import subprocess
