@@ -67,6 +67,10 @@
 //   GRAM_MMA 1       with SOLVE 1 (MMA 0, BLOCK_TILES 0, SEQ_LEN <= 4): the tokens' Gram
 //                    terms and norms as one 8 x 8 Gram matrix on the tensor cores (8 bf16
 //                    MMAs a warp, fp32 accumulation), not a reduce-scatter over the warp
+//   SCALARS_FIRST 1  with SOLVE 1 or SEQ_LEN 1 (MMA, BLOCK_TILES, ROW_STREAM 0): the state's
+//                    row sums wait for the tokens' scalars (gates, k . q or the Gram terms,
+//                    norms) by a -0 added to each chunk (hold_back), so that work runs
+//                    while the state is in flight (ptxas put it after the state landed)
 //   for T = 1 only:
 //   HEAD_TOKENS 1    with CONSECUTIVE 1 and ITEMS dividing SPLIT (a block's items all rows of
 //                    one head): the token's k and q chunks, k . q, norms and gates come from
@@ -119,6 +123,9 @@
 #endif
 #ifndef GRAM_MMA
 #define GRAM_MMA 0
+#endif
+#ifndef SCALARS_FIRST
+#define SCALARS_FIRST 0
 #endif
 #ifndef HEAD_TOKENS
 #define HEAD_TOKENS 0
@@ -258,6 +265,23 @@ __device__ __forceinline__ void row_sums(const float4 (&s)[NS][kChunks],
     }
 }
 
+// SCALARS_FIRST 1: each of this lane's state chunks gets -0 (x + -0 = x for every x) from z,
+// a value that depends on every token scalar, so its row sums wait for the scalars: a
+// dependency ptxas must keep (-|z| * 0 folds only if z cannot be NaN or infinite). ptxas
+// otherwise puts the state's sums first and the scalars' shuffle chains after the state
+// lands; held back, that fixed work runs while the state's loads are in flight.
+template <int NS>
+__device__ __forceinline__ void hold_back(float4 (&s)[NS][kChunks], float z) {
+#pragma unroll
+    for (int r = 0; r < NS; ++r)
+#pragma unroll
+        for (int c = 0; c < kChunks; ++c) s[r][c].x = fmaf(-fabsf(z), 0.f, s[r][c].x);
+}
+static_assert(SCALARS_FIRST == 0 ||
+                  (SCALARS_FIRST == 1 && (SOLVE == 1 || kT == 1) && MMA == 0 &&
+                   BLOCK_TILES == 0 && ROW_STREAM == 0),
+              "SCALARS_FIRST 1 needs SOLVE 1 or SEQ_LEN 1, with MMA, BLOCK_TILES and ROW_STREAM 0");
+
 // A row's four columns after one token: g * s + dk * k, or with LAZY_DECAY (the state held
 // as G * s, G already multiplied by this token's g) s + (dk / G) * k: one FMA a value.
 __device__ __forceinline__ float4 update(float4 s, float g, float dk, float inv_decay, float4 k) {
@@ -379,8 +403,8 @@ __device__ __forceinline__ void decode_item(const Place& p, int i, Items& items,
 
         // Each group of L lanes holds every column once, so group sums are full dot products.
         float sk[kSteps], sq[kSteps];
-        row_sums(s, kk, qq, sk, sq);
         float rk = 1.f, rq = 1.f;
+        const auto scalars = [&] {  // k . q and the norms' rsqrt, over the row's lanes
 #if TOKENS_ONCE
         kq = ts.kq;
         rk = ts.rk;
@@ -404,6 +428,13 @@ __device__ __forceinline__ void decode_item(const Place& p, int i, Items& items,
             }
         }
 #endif
+        };
+        if constexpr (SCALARS_FIRST) {  // T = 1: the scalars first, the state waits for them
+            scalars();
+            hold_back(s, kq + rk + rq + gs.g + gs.beta);
+        }
+        row_sums(s, kk, qq, sk, sq);
+        if constexpr (!SCALARS_FIRST) scalars();
         const size_t orow = ((bt0 + t) * kVHeads + h) * kDim + row0;
 #if REDUCE
         // Each lane finishes one row: its delta and output; the deltas go round the group.

@@ -178,6 +178,17 @@ struct SolveScalars {
     __device__ __forceinline__ float kq(int i, int t) const {
         return rk_[i] * rq_[t] * gram.get(gram_kq(i, t));
     }
+
+    // SCALARS_FIRST 1: the state's row sums wait for every scalar held here (hold_back).
+    template <int NS>
+    __device__ __forceinline__ void hold_back(float4 (&s)[NS][kChunks]) const {
+        float z = lane_gates.g + lane_gates.beta;
+#pragma unroll
+        for (int g = 0; g < (GRAM_MMA ? 1 : kGramRounds); ++g) z += gram.held[g][0] + gram.held[g][1];
+#pragma unroll
+        for (int t = 0; t < kT; ++t) z += rk_[t] + rq_[t];
+        family::hold_back(s, z);
+    }
 };
 
 // An item's SolveScalars held once, without shuffles at each use: in shared memory once a
@@ -392,6 +403,7 @@ __device__ __forceinline__ void solve_item(const Place& p, int i, Items& items,
                           bt0, h);
     else
         x = solve_scalars(tok, A_log, a, dt_bias, b, bt0, h, p.sub);
+    if constexpr (SCALARS_FIRST) x.hold_back(s);
     solve_rows(
         s, tok, x, col, [&](int t) { return __bfloat162float(tok[t].v[0]); },
         [&](int t, float o) {

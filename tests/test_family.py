@@ -336,6 +336,13 @@ def test_drift_over_many_steps_shows_fp32_and_bf16_state_side_by_side():
     assert df["state_rel"].notna().all() and (df["output_rel"] < 5e-2).all()
 
 
+def test_drift_of_one_state_dtype_and_a_clear_error_for_an_unknown_one():
+    df = family_check.drift(reference, Member(), batch_size=2, steps=3, state_dtypes=("float32",))
+    assert len(df) == 3 and set(df["state_dtype"]) == {"float32"}
+    with pytest.raises(ValueError, match=r"argument 'state_dtypes': expected .*'float16'"):
+        family_check.drift(reference, Member(), state_dtypes=("float16",))
+
+
 def test_cli_checks_a_member_and_prints_its_drift(capsys):
     from decodekit.cli import main
 

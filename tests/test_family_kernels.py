@@ -36,7 +36,7 @@ def test_knobs_are_declared_with_their_defaults():
     own = dict(QK_HEADS=4, V_HEADS=8, SEQ_LEN=1, POOL=0, L2NORM=0, STATE_BF16=0, INTERMEDIATE=0,
                UPDATE=1, WARPS=4, ROWS_PER_WARP=8, LANES_PER_ROW=16, LOAD_HINT=1, STORE_HINT=0,
                REDUCE=0, GATES_ONCE=0, LAZY_DECAY=0, ITEMS=1, PREFETCH=0, REG_PREFETCH=0, UNROLL_TOKENS=0,
-               CHAIN_SUMS=0, MIN_BLOCKS=0, TOKENS_ONCE=0, CONSECUTIVE=0, SOLVE=0, MMA=0, GRAM_MMA=0, HEAD_TOKENS=0,
+               CHAIN_SUMS=0, MIN_BLOCKS=0, TOKENS_ONCE=0, CONSECUTIVE=0, SOLVE=0, MMA=0, GRAM_MMA=0, SCALARS_FIRST=0, HEAD_TOKENS=0,
                ROW_STREAM=0, BLOCK_TILES=0, TILE_BUFFERS=2)  # fmt: skip
     assert {n: knobs[n] for n in own} == own
     assert set(knobs) == {*own, "FAST_GATES"}  # gdn.cuh's, which must stay 0

@@ -64,6 +64,7 @@ KNOBS = (
     "SOLVE",
     "MMA",
     "GRAM_MMA",
+    "SCALARS_FIRST",
     "HEAD_TOKENS",
     "ROW_STREAM",
     "BLOCK_TILES",

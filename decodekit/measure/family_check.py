@@ -194,15 +194,22 @@ def check(impl, case: Case, device: str = "cpu") -> FamilyResult:
 
 
 def drift(impl_for, member: Member, *, batch_size: int = 4, steps: int = 256,
-          device: str = "cpu") -> pd.DataFrame:  # fmt: skip
+          device: str = "cpu", state_dtypes: tuple[str, ...] = ("float32", "bfloat16"),
+          ) -> pd.DataFrame:  # fmt: skip
     """Per step: relative error of the state and the output of ``impl_for(member)`` fed its
     own state back, against the fp64 trajectory. A dense member of the same heads and T that
     writes its final state only (a verify call's intermediate states and the choice not to
-    update change no math), fp32 and bf16 state side by side (``state_dtype`` column)."""
-    from decodekit.problem.family import cases
+    update change no math), fp32 and bf16 state side by side (``state_dtype`` column), or
+    only those of ``state_dtypes`` (a build that exists for one of them)."""
+    from decodekit.problem.family import STATE_DTYPES, cases
 
+    bad = [d for d in state_dtypes if d not in STATE_DTYPES]
+    if bad or not state_dtypes:
+        raise ValueError(
+            f"argument 'state_dtypes': expected some of {STATE_DTYPES}, got {state_dtypes!r}"
+        )
     rows = []
-    for dt in ("float32", "bfloat16"):
+    for dt in state_dtypes:
         m = replace(member, state_dtype=dt, layout="dense", intermediate=False, update=True)
         case = cases(m, (batch_size,))[0]
         fn = impl_for(m)

@@ -47,6 +47,9 @@ _NAME_RE = re.compile(
 )
 
 
+STATE_DTYPES = ("float32", "bfloat16")  # the state dtypes a member may name
+
+
 @dataclass(frozen=True)
 class Member:
     qk_heads: int = 4
@@ -65,7 +68,7 @@ class Member:
                 f"argument 'v_heads': expected a multiple of qk_heads={self.qk_heads}, "
                 f"got {self.v_heads}"
             )
-        if self.state_dtype not in ("float32", "bfloat16"):
+        if self.state_dtype not in STATE_DTYPES:
             raise SpecError(
                 f"argument 'state_dtype': expected float32 or bfloat16, got {self.state_dtype!r}"
             )

@@ -115,6 +115,26 @@ def test_rows_streamed_from_the_tile_pass(member, defines, B):
         assert res.passed, res.summary()
 
 
+# T = 1: the token's scalars before the state's row sums (SCALARS_FIRST): 16 and 32 lanes a
+# row, items in turn (3, and a head a block with its tokens kept: HEAD_TOKENS), 64 registers
+FIRST = [dict(WARPS=w, ROWS_PER_WARP=r, LANES_PER_ROW=n, REDUCE=red, CHAIN_SUMS=1,
+              SCALARS_FIRST=1, **x)
+         for w, r, n, red, x in ((4, 8, 32, 1, dict(LOAD_HINT=4)), (4, 4, 16, 1, {}),
+                                 (4, 4, 16, 0, {}), (2, 8, 32, 1, dict(MIN_BLOCKS=16)),
+                                 (4, 8, 16, 1, dict(ITEMS=3)),
+                                 (4, 4, 32, 1, dict(ITEMS=8, CONSECUTIVE=1, HEAD_TOKENS=1)))]  # fmt: skip
+
+
+@pytest.mark.parametrize("B", (1, 8, 64))
+@pytest.mark.parametrize("defines", FIRST, ids=lambda d: "-".join(f"{k}{v}" for k, v in d.items()))
+@pytest.mark.parametrize("member", [m for m in SERVING if m.seq_len == 1], ids=lambda m: m.name)
+def test_scalars_first_passes(member, defines, B):
+    for m in (member, replace(member, layout="dense")):  # a pool's padding rows; dense
+        (case,) = cases(m, (B,))
+        res = family_check.check(kit_kernel(m, defines), case, "cuda")
+        assert res.passed, res.summary()
+
+
 # T = 1: an item's rows through block-wide tiles (BLOCK_TILES): every shape of the tuning
 # space (FlashInfer's 4 x 4 with 8-row tiles among them, one stage and four), kernel and copy
 TILES = [dict(WARPS=w, ROWS_PER_WARP=r, LANES_PER_ROW=32, BLOCK_TILES=t, MIN_BLOCKS=mb)

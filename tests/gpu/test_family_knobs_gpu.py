@@ -2,7 +2,8 @@
 (GATES_ONCE), the decay kept as one running factor (LAZY_DECAY), the lean loop (unrolled,
 FMA-chained row sums, 64 registers), each token's scalars once a block (TOKENS_ONCE), the
 T tokens in one pass (SOLVE), its products (MMA) and its Gram terms (GRAM_MMA) on the tensor
-cores, the next item's state in registers (REG_PREFETCH), with the
+cores, the next item's state in registers (REG_PREFETCH), the tokens' scalars before the
+state's row sums (SCALARS_FIRST), with the
 reduce-scatter row sums, pass decodekit.measure.family_check.check on the T = 4 members (pool
 and dense, fp32 and bf16 state; SOLVE, MMA and GRAM_MMA on the verify calls too, MMA at T = 2,
 3 and 8, GRAM_MMA at 2 and 3)
@@ -69,6 +70,12 @@ REG = [dict(REDUCE=1, SOLVE=1, CHAIN_SUMS=1, REG_PREFETCH=1, WARPS=w, ROWS_PER_W
        for w, n, x in ((2, 2, {}), (4, 3, {}), (2, 2, dict(CONSECUTIVE=1)))]  # fmt: skip
 REG += [dict(REDUCE=1, GATES_ONCE=1, REG_PREFETCH=1, WARPS=4, ROWS_PER_WARP=8, LANES_PER_ROW=16,
              ITEMS=3)]  # fmt: skip
+# the tokens' scalars (gates, Gram terms, norms) before the state's row sums (SCALARS_FIRST):
+# SOLVE at 16 and 8 rows a warp, with GRAM_MMA, and items in turn
+FIRST = [dict(REDUCE=1, SOLVE=1, CHAIN_SUMS=1, SCALARS_FIRST=1, WARPS=w, ROWS_PER_WARP=r,
+              LANES_PER_ROW=16, **x)
+         for w, r, x in ((2, 16, {}), (4, 8, {}), (2, 16, dict(GRAM_MMA=1)),
+                         (1, 16, dict(GRAM_MMA=1, MIN_BLOCKS=16)), (2, 8, dict(ITEMS=3)))]  # fmt: skip
 # MMA at other token counts: part of a group of 4 tokens (2, 3) and two groups (8)
 TOKENS = [replace(m, seq_len=t) for t in (2, 3, 8) for m in (T4, MEMBERS[1])]
 
@@ -78,7 +85,8 @@ CASES = ([(m, d) for m in MEMBERS for d in KNOBS]
          + [(m, d) for m in VERIFY for d in SOLVE + MMA + GRAM]
          + [(m, d) for m in TOKENS for d in MMA]
          + [(m, d) for m in TOKENS if m.seq_len <= 4 for d in GRAM]
-         + [(m, d) for m in [*MEMBERS, *VERIFY] if m.state_dtype == "float32" for d in REG])  # fmt: skip
+         + [(m, d) for m in [*MEMBERS, *VERIFY] if m.state_dtype == "float32" for d in REG]
+         + [(m, d) for m in [*MEMBERS, *VERIFY] for d in FIRST])  # fmt: skip
 
 
 @pytest.mark.parametrize("B", (1, 8, 64))
@@ -92,14 +100,17 @@ def test_multi_token_knobs_pass_the_contracts(member, defines, B):
 
 DRIFT = {"gates-once": dict(REDUCE=1, GATES_ONCE=1), "lazy-decay": dict(REDUCE=1, GATES_ONCE=1,
          LAZY_DECAY=1), "solve": SOLVE[0], "mma": MMA[0], "gram": GRAM[0],
-         "reg-prefetch": REG[0]}  # fmt: skip
+         "reg-prefetch": REG[0], "scalars-first": FIRST[0]}  # fmt: skip
 
 
 @pytest.mark.parametrize("knobs", DRIFT.values(), ids=DRIFT)
 def test_knobs_drift_no_more_than_the_default(knobs):
     dense = replace(T4, layout="dense")
+    # REG_PREFETCH builds for an fp32 state only (a bf16 state's widening waits at the load)
+    dts = ("float32",) if knobs.get("REG_PREFETCH") else ("float32", "bfloat16")
     mine = family_check.drift(lambda m: kit_kernel(m, knobs), dense, batch_size=4, steps=32,
-                              device="cuda")  # fmt: skip
-    base = family_check.drift(kit_kernel, dense, batch_size=4, steps=32, device="cuda")
+                              device="cuda", state_dtypes=dts)  # fmt: skip
+    base = family_check.drift(kit_kernel, dense, batch_size=4, steps=32, device="cuda",
+                              state_dtypes=dts)  # fmt: skip
     last = lambda df: df[df.step == 32].set_index("state_dtype")["state_rel"]  # noqa: E731
     assert (last(mine) <= 2 * last(base) + 1e-7).all(), (last(mine), last(base))
