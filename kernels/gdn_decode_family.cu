@@ -71,11 +71,12 @@
 //                    row sums wait for the tokens' scalars (gates, k . q or the Gram terms,
 //                    norms) by a -0 added to each chunk (hold_back), so that work runs
 //                    while the state is in flight (ptxas put it after the state landed)
-//   for T = 1 only:
 //   HEAD_TOKENS 1    with CONSECUTIVE 1 and ITEMS dividing SPLIT (a block's items all rows of
-//                    one head): the token's k and q chunks, k . q, norms and gates come from
-//                    the block's first item, kept in registers; later items load only v
+//                    one head), at T = 1 or with SOLVE 1 (MMA, BLOCK_TILES 0): the tokens' k
+//                    and q chunks, k . q or the Gram terms, norms and gates come from the
+//                    block's first item, kept in registers; later items load only v
 //                    (FlashInfer's pretranspose kernel does them once a head)
+//   for T = 1 only:
 //   ROW_STREAM 1     with PREFETCH 1 or 2 and REDUCE 0: an item's rows one at a time from
 //                    the warp's tile, one row's chunks live in registers, not all of them
 //                    (gdn_family_rows.cuh: 32 registers with MIN_BLOCKS, as FlashInfer's)
@@ -155,9 +156,11 @@ static_assert(TOKENS_ONCE == 0 || (TOKENS_ONCE == 1 && kT > 1 && GATES_ONCE == 0
               "GATES_ONCE 0)");
 // LAZY_DECAY: below this the running decay is folded back into the state (no underflow)
 inline constexpr float kRenorm = 1e-20f;
-static_assert(HEAD_TOKENS == 0 || (HEAD_TOKENS == 1 && kT == 1 && CONSECUTIVE == 1 &&
-                                   kSplit % kItems == 0),
-              "HEAD_TOKENS 1 needs SEQ_LEN 1, CONSECUTIVE 1 and ITEMS dividing SPLIT");
+static_assert(HEAD_TOKENS == 0 ||
+                  (HEAD_TOKENS == 1 && (kT == 1 || (SOLVE == 1 && MMA == 0 && BLOCK_TILES == 0)) &&
+                   CONSECUTIVE == 1 && kSplit % kItems == 0),
+              "HEAD_TOKENS 1 needs SEQ_LEN 1 or SOLVE 1 (MMA and BLOCK_TILES 0), CONSECUTIVE 1 "
+              "and ITEMS dividing SPLIT");
 static_assert(REDUCE == 0 || kSteps <= kLanes,
               "REDUCE 1 needs ROWS_PER_WARP / (32 / LANES_PER_ROW) <= LANES_PER_ROW");
 
@@ -487,7 +490,8 @@ extern "C" __global__ void __launch_bounds__(family::kWarps * 32, family::kMinBl
                       const int* __restrict__ state_indices,
                       STATE_T* __restrict__ intermediate_states, int batch_size) {
     using namespace family;
-    HeadTokens head;  // HEAD_TOKENS 1: the head's token, from the block's first item
+    HeadTokens head;        // HEAD_TOKENS 1: the head's token, from the block's first item
+    SolveHead solve_head;   // the same with SOLVE 1: every token's, and their scalars
     for_each_item(state, state_indices, batch_size, [&](const Place& p, int i, Items& items) {
         if constexpr (MMA != 0 && BLOCK_TILES != 0)
             tiles_mma_item(p, items, FAMILY_ITEM_ARGS);
@@ -500,7 +504,7 @@ extern "C" __global__ void __launch_bounds__(family::kWarps * 32, family::kMinBl
         else if constexpr (ROW_STREAM)
             rows_item(p, i, items, FAMILY_ITEM_ARGS);
         else if constexpr (SOLVE)
-            solve_item(p, i, items, FAMILY_ITEM_ARGS);
+            solve_item(p, i, items, FAMILY_ITEM_ARGS, solve_head);
         else
             decode_item(p, i, items, FAMILY_ITEM_ARGS, head);
     });

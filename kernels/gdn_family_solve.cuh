@@ -373,9 +373,16 @@ __device__ __forceinline__ void solve_rows(float4 (&s)[NS][kChunks], const Token
     }
 }
 
+// HEAD_TOKENS 1 with SOLVE 1: what a block's items (rows of one (b, h)) share, from its first
+// item: every token's k and q chunks of this lane and their scalars (gates, Gram, norms).
+struct SolveHead {
+    uint2 k[kT][kChunks], q[kT][kChunks];
+    SolveScalars x;
+};
+
 // Work item i of the block (at p): its T tokens in one pass (the math above).
 __device__ __forceinline__ void solve_item(const Place& p, int i, Items& items,
-                                           FAMILY_ITEM_PARAMS) {
+                                           FAMILY_ITEM_PARAMS, SolveHead& head) {
     const int h = p.h, col = p.col, row0 = p.row0;
     const int j = h / kVPerQK;
     const size_t bt0 = static_cast<size_t>(p.row_b) * kT;
@@ -383,11 +390,25 @@ __device__ __forceinline__ void solve_item(const Place& p, int i, Items& items,
     const int vrow0 = row0 + mine * kRowsPerStep;
 
     const int slot = slot_of(state_indices, p.row_b);
+    // HEAD_TOKENS 1: after the block's first item (rows of the same (b, h)), the tokens' k and
+    // q chunks and their scalars come from `head`; the item loads only its rows' v
+    const bool kept = HEAD_TOKENS && i > 0;
     Token tok[kT];
 #pragma unroll
-    for (int t = 0; t < kT; ++t) tok[t] = load_token(q, k, v, a, b, bt0 + t, h, j, vrow0, col);
+    for (int t = 0; t < kT; ++t) {
+        if (kept) {
+#pragma unroll
+            for (int c = 0; c < kChunks; ++c) {
+                tok[t].k[c] = head.k[t][c];
+                tok[t].q[c] = head.q[t][c];
+            }
+            load_v(tok[t].v, v, bt0 + t, h, vrow0);
+        } else {
+            tok[t] = load_token(q, k, v, a, b, bt0 + t, h, j, vrow0, col);
+        }
+    }
 #if POOL
-    if (slot < 0) {  // a padding row: zero output, no state touched
+    if (slot < 0) {  // a padding row: zero output, no state touched (the block's every item)
         zero_output(output, p);
         return;
     }
@@ -398,11 +419,23 @@ __device__ __forceinline__ void solve_item(const Place& p, int i, Items& items,
 
     // While the state is in flight: the gates (lane t, token t) and the Gram terms.
     SolveScalars x;
-    if constexpr (GRAM_MMA)
+    if (kept)
+        x = head.x;
+    else if constexpr (GRAM_MMA)
         x = token_scalars([&](Gram& gram) { gram.sum_mma(q, k, bt0, j); }, A_log, a, dt_bias, b,
                           bt0, h);
     else
         x = solve_scalars(tok, A_log, a, dt_bias, b, bt0, h, p.sub);
+    if (HEAD_TOKENS && !kept) {
+        head.x = x;
+#pragma unroll
+        for (int t = 0; t < kT; ++t)
+#pragma unroll
+            for (int c = 0; c < kChunks; ++c) {
+                head.k[t][c] = tok[t].k[c];
+                head.q[t][c] = tok[t].q[c];
+            }
+    }
     if constexpr (SCALARS_FIRST) x.hold_back(s);
     solve_rows(
         s, tok, x, col, [&](int t) { return __bfloat162float(tok[t].v[0]); },

@@ -3,7 +3,7 @@
 FMA-chained row sums, 64 registers), each token's scalars once a block (TOKENS_ONCE), the
 T tokens in one pass (SOLVE), its products (MMA) and its Gram terms (GRAM_MMA) on the tensor
 cores, the next item's state in registers (REG_PREFETCH), the tokens' scalars before the
-state's row sums (SCALARS_FIRST), with the
+state's row sums (SCALARS_FIRST), a block's items sharing their tokens (HEAD_TOKENS), with the
 reduce-scatter row sums, pass decodekit.measure.family_check.check on the T = 4 members (pool
 and dense, fp32 and bf16 state; SOLVE, MMA and GRAM_MMA on the verify calls too, MMA at T = 2,
 3 and 8, GRAM_MMA at 2 and 3)
@@ -76,6 +76,13 @@ FIRST = [dict(REDUCE=1, SOLVE=1, CHAIN_SUMS=1, SCALARS_FIRST=1, WARPS=w, ROWS_PE
               LANES_PER_ROW=16, **x)
          for w, r, x in ((2, 16, {}), (4, 8, {}), (2, 16, dict(GRAM_MMA=1)),
                          (1, 16, dict(GRAM_MMA=1, MIN_BLOCKS=16)), (2, 8, dict(ITEMS=3)))]  # fmt: skip
+# a block's items (rows of one (b, h)) sharing the first item's tokens and scalars with SOLVE
+# (HEAD_TOKENS): 16 and 8 rows a warp, 2 to 8 items, capped registers, GRAM_MMA, SCALARS_FIRST
+HEAD = [dict(REDUCE=1, SOLVE=1, CHAIN_SUMS=1, HEAD_TOKENS=1, CONSECUTIVE=1, WARPS=w,
+             ROWS_PER_WARP=r, LANES_PER_ROW=16, ITEMS=n, **x)
+        for w, r, n, x in ((2, 16, 2, dict(MIN_BLOCKS=6)), (2, 8, 4, dict(MIN_BLOCKS=8)),
+                           (1, 16, 8, {}), (2, 16, 2, dict(GRAM_MMA=1)),
+                           (2, 8, 2, dict(SCALARS_FIRST=1)))]  # fmt: skip
 # MMA at other token counts: part of a group of 4 tokens (2, 3) and two groups (8)
 TOKENS = [replace(m, seq_len=t) for t in (2, 3, 8) for m in (T4, MEMBERS[1])]
 
@@ -86,7 +93,7 @@ CASES = ([(m, d) for m in MEMBERS for d in KNOBS]
          + [(m, d) for m in TOKENS for d in MMA]
          + [(m, d) for m in TOKENS if m.seq_len <= 4 for d in GRAM]
          + [(m, d) for m in [*MEMBERS, *VERIFY] if m.state_dtype == "float32" for d in REG]
-         + [(m, d) for m in [*MEMBERS, *VERIFY] for d in FIRST])  # fmt: skip
+         + [(m, d) for m in [*MEMBERS, *VERIFY] for d in FIRST + HEAD])  # fmt: skip
 
 
 @pytest.mark.parametrize("B", (1, 8, 64))
@@ -100,7 +107,7 @@ def test_multi_token_knobs_pass_the_contracts(member, defines, B):
 
 DRIFT = {"gates-once": dict(REDUCE=1, GATES_ONCE=1), "lazy-decay": dict(REDUCE=1, GATES_ONCE=1,
          LAZY_DECAY=1), "solve": SOLVE[0], "mma": MMA[0], "gram": GRAM[0],
-         "reg-prefetch": REG[0], "scalars-first": FIRST[0]}  # fmt: skip
+         "reg-prefetch": REG[0], "scalars-first": FIRST[0], "head-tokens": HEAD[0]}  # fmt: skip
 
 
 @pytest.mark.parametrize("knobs", DRIFT.values(), ids=DRIFT)
