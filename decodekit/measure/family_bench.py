@@ -52,14 +52,11 @@ def _build(w: int, r: int, lanes: int, **more) -> dict:
 # STREAM_SHAPES: a head streamed by one block; and PREFETCH 2's per-lane copies on the
 # tuning space's ASYNC_SHAPES, and with one item a block on its row-streamed FULL_SHAPES; at
 # T = 1 through the block-wide tiles of its TILE_SHAPES, FlashInfer's state path) too,
-# so the floor stays the fastest copy of the member's bytes that the kit's own grid knows;
-# the plain shapes with the stores the tables take too (STORE_HINT 3, L2 evict_last: the
-# written lines stay in L2 and drain after the call; tuning cb690793, 64af0da4), so a kit
-# build never beats the floor by a store policy the floor was not offered.
+# so the floor stays the fastest copy of the member's bytes that the kit's own grid knows.
 ROW_COPY_CONFIGS = (
-    *(_build(*shape, LOAD_HINT=h, STORE_HINT=sh)
+    *(_build(*shape, LOAD_HINT=h)
       for shape in ((4, 8, 16), (4, 4, 16), (8, 4, 16), (4, 4, 32), (4, 8, 8), (2, 4, 16))
-      for h, sh in ((1, 0), (3, 0), (1, 3), (4, 3))),
+      for h in (1, 3)),
     *(_build(*shape, PREFETCH=1, ITEMS=items)
       for shape in ((4, 8, 16), (4, 4, 32)) for items in (2, 4, 8)),
     *(_build(w, r, lanes, PREFETCH=1, ITEMS=items, CONSECUTIVE=1)
