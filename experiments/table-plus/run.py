@@ -23,7 +23,13 @@ bf16_occupancy.json (the bf16-state winners at B = 32 and 64 at 64 registers, MI
 timed on 2026-12-04 (data/experiments/2026-12-04_incumbents-and-stalls/): GRAM_FULL lost at
 B = 32 and tied at B >= 128; the bf16 MIN_BLOCKS 16 build took B = 64. t4_regprefetch.json
 (SOLVE with REG_PREFETCH 1: the next item's rows loaded into registers during this item's
-math, 8 rows a warp in 168 registers, 2 to 4 items a block; 16 rows at 255): not yet timed.
+math, 8 rows a warp in 168 registers, 2 to 4 items a block; 16 rows at 255),
+t4_scalars_first.json and bf16_scalars_first.json (SCALARS_FIRST 1: the state's row sums
+held back until the tokens' scalars are done), t4_head_tokens.json (SOLVE with HEAD_TOKENS:
+a block's items sharing the first one's tokens and scalars): timed on 2026-12-04, all lost
+or tied (kernels/README.md). t4_hints.json and bf16_hints.json (the state cache policies on
+the tables' builds): STORE_HINT 3 won, but its timing is suspect
+(data/experiments/2026-12-04_store-evict-last/).
 """
 
 import json
