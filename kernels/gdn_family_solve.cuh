@@ -24,7 +24,9 @@
 // the group by T * kSteps shuffles). Knobs: REDUCE must be 1; GATES_ONCE, TOKENS_ONCE,
 // LAZY_DECAY and UNROLL_TOKENS 0 (its own prologue computes the gates once a warp, lane t
 // token t's; its token loops are unrolled); GRAM_MMA (T <= 4, not with MMA or BLOCK_TILES:
-// the Gram terms on the tensor cores); CHAIN_SUMS, ITEMS, PREFETCH, CONSECUTIVE,
+// the Gram terms on the tensor cores); SCALARS_FIRST (the row sums wait for the scalars:
+// SolveScalars::hold_back); HEAD_TOKENS (with CONSECUTIVE 1: a block's later items take the
+// tokens and scalars of its first, SolveHead); CHAIN_SUMS, ITEMS, PREFETCH, CONSECUTIVE,
 // MIN_BLOCKS and the hints as in the kernel.
 #pragma once
 
