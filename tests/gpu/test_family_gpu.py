@@ -95,6 +95,15 @@ def test_a_heads_token_once_passes(member, defines, B):
     assert res.passed, res.summary()
 
 
+def _pool_and_dense_pass(member, defines, B):
+    """The kit build ``defines`` passes the contracts on ``member`` (a pool: its padding rows)
+    and on its dense twin, at batch size ``B``."""
+    for m in (member, replace(member, layout="dense")):  # a pool's padding rows; dense
+        (case,) = cases(m, (B,))
+        res = family_check.check(kit_kernel(m, defines), case, "cuda")
+        assert res.passed, res.summary()
+
+
 # T = 1: an item's rows one at a time from its tile (ROW_STREAM 1): the tuning space's
 # full-occupancy builds (one item a block), through the bulk copies too, and pipelined items
 # (strided, and a head a block) whose tiles alternate
@@ -109,10 +118,7 @@ ROWS = [dict(WARPS=w, ROWS_PER_WARP=r, LANES_PER_ROW=lanes, PREFETCH=pf, ITEMS=n
 @pytest.mark.parametrize("defines", ROWS, ids=lambda d: "-".join(map(str, d.values())))
 @pytest.mark.parametrize("member", [m for m in SERVING if m.seq_len == 1], ids=lambda m: m.name)
 def test_rows_streamed_from_the_tile_pass(member, defines, B):
-    for m in (member, replace(member, layout="dense")):  # a pool's padding rows; dense
-        (case,) = cases(m, (B,))
-        res = family_check.check(kit_kernel(m, defines), case, "cuda")
-        assert res.passed, res.summary()
+    _pool_and_dense_pass(member, defines, B)
 
 
 # T = 1: the token's scalars before the state's row sums (SCALARS_FIRST): 16 and 32 lanes a
@@ -129,10 +135,7 @@ FIRST = [dict(WARPS=w, ROWS_PER_WARP=r, LANES_PER_ROW=n, REDUCE=red, CHAIN_SUMS=
 @pytest.mark.parametrize("defines", FIRST, ids=lambda d: "-".join(f"{k}{v}" for k, v in d.items()))
 @pytest.mark.parametrize("member", [m for m in SERVING if m.seq_len == 1], ids=lambda m: m.name)
 def test_scalars_first_passes(member, defines, B):
-    for m in (member, replace(member, layout="dense")):  # a pool's padding rows; dense
-        (case,) = cases(m, (B,))
-        res = family_check.check(kit_kernel(m, defines), case, "cuda")
-        assert res.passed, res.summary()
+    _pool_and_dense_pass(member, defines, B)
 
 
 # T = 1: an item's rows through block-wide tiles (BLOCK_TILES): every shape of the tuning
@@ -145,10 +148,7 @@ TILES = [dict(WARPS=w, ROWS_PER_WARP=r, LANES_PER_ROW=32, BLOCK_TILES=t, MIN_BLO
 @pytest.mark.parametrize("defines", TILES, ids=lambda d: "-".join(map(str, d.values())))
 @pytest.mark.parametrize("member", [m for m in SERVING if m.seq_len == 1], ids=lambda m: m.name)
 def test_rows_through_block_tiles_pass(member, defines, B):
-    for m in (member, replace(member, layout="dense")):  # a pool's padding rows; dense
-        (case,) = cases(m, (B,))
-        res = family_check.check(kit_kernel(m, defines), case, "cuda")
-        assert res.passed, res.summary()
+    _pool_and_dense_pass(member, defines, B)
 
 
 # T > 1: SOLVE through the block-wide tiles (BLOCK_TILES with SOLVE 1) on every shape of the
