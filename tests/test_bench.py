@@ -314,3 +314,32 @@ def test_sweep_methods_string_and_hot():
         hot=True,
     )
     assert list(df["method"]) == ["events-cold", "wall", "host-dispatch", "graph-hot"]
+
+
+def test_reset_persisting_l2_names_the_driver_error(monkeypatch):
+    import contextlib
+    import enum
+    import sys
+    import types
+
+    from decodekit.measure import timing
+
+    class CUresult(enum.Enum):
+        CUDA_SUCCESS = 0
+        CUDA_ERROR_NOT_SUPPORTED = 801
+
+    calls = []
+    fake = types.SimpleNamespace(CUresult=CUresult,
+                                 cuCtxResetPersistingL2Cache=lambda: calls.append(1) or (result,))  # fmt: skip
+    bindings = types.ModuleType("cuda.bindings")
+    bindings.driver = fake
+    monkeypatch.setitem(sys.modules, "cuda.bindings", bindings)
+    monkeypatch.setattr(torch.cuda, "device", lambda d: contextlib.nullcontext())
+    result = CUresult.CUDA_SUCCESS
+    timing.reset_persisting_l2(torch.device("cuda", 0))
+    result = CUresult.CUDA_ERROR_NOT_SUPPORTED
+    with pytest.raises(
+        RuntimeError, match="cuCtxResetPersistingL2Cache on cuda:0: CUDA_ERROR_NOT_SUPPORTED"
+    ):
+        timing.reset_persisting_l2(torch.device("cuda", 0))
+    assert calls == [1, 1]

@@ -52,11 +52,15 @@ def _build(w: int, r: int, lanes: int, **more) -> dict:
 # STREAM_SHAPES: a head streamed by one block; and PREFETCH 2's per-lane copies on the
 # tuning space's ASYNC_SHAPES, and with one item a block on its row-streamed FULL_SHAPES; at
 # T = 1 through the block-wide tiles of its TILE_SHAPES, FlashInfer's state path) too,
-# so the floor stays the fastest copy of the member's bytes that the kit's own grid knows.
+# so the floor stays the fastest copy of the member's bytes that the kit's own grid knows;
+# the plain shapes and the tiles with new_state stored with an L2 evict_last policy too
+# (STORE_HINT 3: the written lines stay in L2 and drain after the call), so a kit build never
+# beats the floor by a store policy the floor was not offered (timed cold since the flush
+# resets persisting lines: data/experiments/2026-12-04_store-evict-last/).
 ROW_COPY_CONFIGS = (
-    *(_build(*shape, LOAD_HINT=h)
+    *(_build(*shape, LOAD_HINT=h, STORE_HINT=sh)
       for shape in ((4, 8, 16), (4, 4, 16), (8, 4, 16), (4, 4, 32), (4, 8, 8), (2, 4, 16))
-      for h in (1, 3)),
+      for h, sh in ((1, 0), (3, 0), (1, 3), (4, 3))),
     *(_build(*shape, PREFETCH=1, ITEMS=items)
       for shape in ((4, 8, 16), (4, 4, 32)) for items in (2, 4, 8)),
     *(_build(w, r, lanes, PREFETCH=1, ITEMS=items, CONSECUTIVE=1)
@@ -66,8 +70,8 @@ ROW_COPY_CONFIGS = (
     *(_build(w, r, lanes, PREFETCH=2, ITEMS=1) for w, r, lanes, rs in FULL_SHAPES if rs),
 )  # fmt: skip
 # T = 1 only (BLOCK_TILES builds one item a block of one token): the tiled copies
-TILE_COPY_CONFIGS = tuple(_build(w, r, 32, BLOCK_TILES=t, MIN_BLOCKS=mb)
-                          for w, r, t, mb in TILE_SHAPES)  # fmt: skip
+TILE_COPY_CONFIGS = tuple(_build(w, r, 32, BLOCK_TILES=t, MIN_BLOCKS=mb, STORE_HINT=sh)
+                          for w, r, t, mb in TILE_SHAPES for sh in (0, 3))  # fmt: skip
 
 
 def copy_configs(member: Member) -> tuple[dict, ...]:

@@ -31,9 +31,9 @@ from decodekit.problem.workloads import empty_outputs, make_inputs, synthetic
 PEAK_COUNTS = (2, 10, 1)  # warm-up, iterations, trials: a 1 GiB copy is steady
 # Launch shapes (WARPS, ROWS_PER_WARP) and state load hints tried for the row-copy floor.
 ROW_COPY_CONFIGS = tuple(
-    {"WARPS": w, "ROWS_PER_WARP": r, "LOAD_HINT": h}
+    {"WARPS": w, "ROWS_PER_WARP": r, "LOAD_HINT": h, "STORE_HINT": sh}
     for (w, r) in ((4, 1), (4, 4), (4, 8))
-    for h in (1, 3)
+    for h, sh in ((1, 0), (3, 0), (1, 3), (3, 3))  # STORE_HINT 3: the variants' evict_last stores
 )
 
 

@@ -24,9 +24,11 @@ method            one sample is                                            L2   
 ================  =======================================================  ==========  ==========
 
 "Flushed" means a buffer twice the L2 size is zeroed before each call (as flashinfer-bench
-main does). ``cupti-cold`` lives in :mod:`decodekit.measure.cupti_timer`. Timers are injectable: any
-object with ``unavailable(method, device)`` and ``trial(method, target, n_warmup, n_iter)``
-can stand in for :class:`DeviceTimer` (tests use a fake clock).
+main does), after the L2's persisting lines are made normal (an evict_last store's lines
+would outlive the zeroing: :func:`reset_persisting_l2`). ``cupti-cold`` lives in
+:mod:`decodekit.measure.cupti_timer`. Timers are injectable: any object with
+``unavailable(method, device)`` and ``trial(method, target, n_warmup, n_iter)`` can stand in
+for :class:`DeviceTimer` (tests use a fake clock).
 """
 
 from __future__ import annotations
@@ -59,6 +61,20 @@ WHY = {
 HOST_METHODS = ("host-dispatch", "host-steady", "wall")  # these also run on the CPU
 # These flush L2 before every call; a ``before`` hook of the caller runs right after the flush.
 BEFORE_METHODS = ("cupti-cold", "events-cold", "wall")
+
+
+def reset_persisting_l2(device: torch.device) -> None:
+    """Make every persisting L2 line of ``device``'s context normal again
+    (``cuCtxResetPersistingL2Cache``): the lines of PTX stores with an L2 evict_last policy
+    too, which a flush of normal stores does not evict (H200, 2026-12-04: a plain pool copy
+    ran 8.04 µs after one such store and a flush, 9.20 after a plain one, 9.18 with this
+    reset; data/experiments/2026-12-04_store-evict-last/)."""
+    from cuda.bindings import driver
+
+    with torch.cuda.device(device):
+        (err,) = driver.cuCtxResetPersistingL2Cache()
+    if err != driver.CUresult.CUDA_SUCCESS:
+        raise RuntimeError(f"cuCtxResetPersistingL2Cache on {device}: {err.name}")
 
 
 def _elapsed_us(starts: list, ends: list) -> list[float]:
@@ -144,12 +160,17 @@ class DeviceTimer:
             torch.cuda.synchronize(device)
 
     def flush(self, device: torch.device) -> None:
-        """Evict L2: zero a buffer twice its size (flashinfer-bench main's policy)."""
+        """Evict L2: the device drained, its persisting lines made normal
+        (:func:`reset_persisting_l2`), then a buffer twice the L2 zeroed (flashinfer-bench
+        main's policy). Without the reset, lines a kernel stored with an L2 evict_last policy
+        outlive the zeroing, and the next "cold" call reads them from L2."""
         if device.type != "cuda":
             return
         if device not in self._flush_buf:
             l2 = torch.cuda.get_device_properties(device).L2_cache_size or 64 << 20
             self._flush_buf[device] = torch.empty(2 * l2, dtype=torch.int8, device=device)
+        torch.cuda.synchronize(device)  # the reset acts at once, not in stream order
+        reset_persisting_l2(device)
         self._flush_buf[device].zero_()
 
     def _sleep_cycles(self, device: torch.device, us: float) -> int:

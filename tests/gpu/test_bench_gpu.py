@@ -126,3 +126,20 @@ def test_sweep_records_round_trip(tmp_path):
     loaded = records.load(tmp_path)
     assert len(loaded) == len(df) and loaded["recorded"].all()
     assert loaded["gpu"].iloc[0] != "cpu" and loaded["sm_count"].iloc[0] > 0
+
+
+def test_flush_after_an_evict_last_store():
+    """The timer's flush (device drained, persisting L2 lines reset, L2 zeroed) runs after a
+    row copy that stored with an L2 evict_last policy (STORE_HINT 3), and that copy is exact."""
+    import torch
+
+    from decodekit.build.launch import kernel_impl
+    from decodekit.impls.variants import split_shape
+    from decodekit.measure.timing import DeviceTimer
+    from decodekit.problem.workloads import empty_outputs, make_inputs
+
+    d = {"WARPS": 4, "ROWS_PER_WARP": 8, "LOAD_HINT": 1, "STORE_HINT": 3}
+    x, out = make_inputs(16, "cuda"), empty_outputs(16, "cuda")
+    kernel_impl("row_copy.cu", "row_copy", split_shape(d), d)(**x, **out)
+    DeviceTimer().flush(torch.device("cuda", 0))  # raises if the driver refuses the reset
+    assert torch.equal(out["new_state"], x["state"])
