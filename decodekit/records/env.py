@@ -1,6 +1,6 @@
 """The environment a measurement was taken in, captured once per run.
 
-GPU, SM count, L2 size, clocks (current and max, from ``nvidia-smi``), driver, CUDA, package
+GPU, SM count, L2 size (and its persisting set-aside), clocks (current and max, from ``nvidia-smi``), driver, CUDA, package
 versions, git commit. No host name, user or path goes into a record.
 
 >>> e = capture("cpu")
@@ -101,6 +101,19 @@ def git() -> dict:
     return {"git_commit": commit, "git_dirty": bool(status) if status is not None else None}
 
 
+def persisting_l2(index: int) -> int | None:
+    """The device's L2 set-aside for persisting lines (``cudaLimitPersistingL2CacheSize``),
+    where stores with an L2 evict_last policy stay; None where it cannot be read."""
+    try:
+        from cuda.bindings import runtime
+
+        with torch.cuda.device(index):
+            err, size = runtime.cudaDeviceGetLimit(runtime.cudaLimit.cudaLimitPersistingL2CacheSize)
+        return int(size) if err == runtime.cudaError_t.cudaSuccess else None
+    except Exception:  # no binding or no driver here: the record says unknown
+        return None
+
+
 def capture(device: str | torch.device = "cuda") -> dict:
     """Flat dict of the environment of ``device``, ready to merge into every record."""
     dev = torch.device(device)
@@ -115,6 +128,7 @@ def capture(device: str | torch.device = "cuda") -> dict:
             l2_bytes=p.L2_cache_size,
             memory_bytes=p.total_memory,
             compute_capability=f"{p.major}.{p.minor}",
+            l2_persisting_bytes=persisting_l2(index),
         )
         env.update(smi(index))
     else:

@@ -6,26 +6,29 @@ fp32 pool but not at B = 256 (state far larger than the 60 MiB L2). The reading 
 kit's flush (a buffer twice the L2 zeroed with normal stores) evicts normal lines first, so
 evict_last lines of the pool outlive it and the next "cold" call reads them from L2.
 
-The victim is a plain build (the member's row copy, and its tuned kit kernel) timed on one
-set of buffers, the pool in place, under ``before`` hooks that run after the kit's flush:
+The victim is a plain build (the member's row copy, and its tuned kit kernel). Phase 1,
+before any evict_last store has run, times it on fresh buffers, then the STORE_HINT 3 builds
+on buffers of their own under ``elflush`` (below) and the plain flush. Phase 2 times the
+victim on one set of buffers, the pool in place, under ``before`` hooks that run after the
+kit's flush:
 
 ==================  =====================================================================
 condition           before each timed call (after the kit's flush)
 ==================  =====================================================================
-``flush``           nothing: the kit's cold method as it is
+``flush``           nothing: the kit's cold method as it was
 ``plain>flush``     the same row copy with plain stores on these buffers, then the flush
 ``el>flush``        the row copy with STORE_HINT 3 on these buffers, then the flush
 ``el>reset>flush``  as ``el>flush`` with cuCtxResetPersistingL2Cache before the flush
 ``el>elflush``      as ``el>flush`` with the flush buffer first written with evict_last
                     stores and demoted to evict_normal (applypriority), then the flush
-``after``           nothing, on buffers ``el>...`` have polluted: does it last?
+``after``           nothing, on the buffers the conditions above used
 ==================  =====================================================================
 
-The STORE_HINT 3 build itself is timed under ``flush`` and ``elflush`` too (its own win).
-Fresh buffers per (member, B); the kit kernel is checked against the fp64 oracle on the
-member's contracts first (a failing build is not timed). Cold L2, CUPTI (the contest
-method), per :mod:`decodekit.measure.experiment`. Writes results.json to $OUT or
-data/experiments/2026-12-04_store-evict-last/.
+The kit kernels are checked against the fp64 oracle on the member's contracts first (a
+failing build is not timed). Cold L2, CUPTI (the contest method), per
+:mod:`decodekit.measure.experiment`. Run at 1bd718b, before the kit's flush reset persisting
+lines (it does since; data/experiments/2026-12-04_store-evict-last/README.md). Writes
+results.json to $OUT or data/experiments/2026-12-04_store-evict-last/.
 
     PYTHONPATH=. python experiments/2026-12-04_store-evict-last/run.py
 """
