@@ -29,7 +29,10 @@ held back until the tokens' scalars are done), t4_head_tokens.json (SOLVE with H
 a block's items sharing the first one's tokens and scalars): timed on 2026-12-04, all lost
 or tied (kernels/README.md). t4_hints.json and bf16_hints.json (the state cache policies on
 the tables' builds): STORE_HINT 3 won, but its timing is suspect
-(data/experiments/2026-12-04_store-evict-last/).
+(data/experiments/2026-12-04_store-evict-last/). t4_evict_last.json, bf16_evict_last.json,
+qk4_evict_last.json, qk16_evict_last.json (each table's builds with STORE_HINT 3), timed
+on 2026-12-04 under the fixed flush (which resets persisting L2 lines): STORE_HINT 3 builds
+took B >= 32 in all four (tuning records 5e6fc0d8, 19293c46, 2d4f8aac, 9f6d21c7).
 """
 
 import json
